@@ -17,9 +17,7 @@ def main() -> int:
     started = time.monotonic()
     with provide_kafka() as kafka:
         topic = kafka.create_topic("demo.smoke.v1", partitions=3)
-        producer = Producer(
-            {"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", "enable.idempotence": True}
-        )
+        producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", "enable.idempotence": True})
         for i in range(RECORDS):
             producer.produce(topic, key=f"r-{i}", value=f'{{"n": {i}}}')
         producer.flush(30)

@@ -63,9 +63,7 @@ def consume(bootstrap: str, topic: str, group: str, stop_after: int) -> list[tup
     return seen
 
 
-def test_keyed_records_survive_a_consumer_restart(
-    kafka: KafkaEndpoint, make_topic: Callable[..., str]
-) -> None:
+def test_keyed_records_survive_a_consumer_restart(kafka: KafkaEndpoint, make_topic: Callable[..., str]) -> None:
     topic = make_topic(partitions=3)
     produce_keyed(kafka.bootstrap_servers, topic, RECORDS)
     group = f"g-{uuid.uuid4().hex[:8]}"

@@ -96,9 +96,7 @@ def kafka_classpath(version: str = KAFKA_VERSION) -> str:
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(
-            f"mvn could not resolve Kafka {version}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
-        )
+        raise RuntimeError(f"mvn could not resolve Kafka {version}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
     partial.replace(cp_file)
     return cp_file.read_text().strip()
 
@@ -185,9 +183,7 @@ class KafkaEndpoint:
             ):
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"topic {name} has no leader for all {partitions} partitions after {timeout}s"
-                )
+                raise TimeoutError(f"topic {name} has no leader for all {partitions} partitions after {timeout}s")
             time.sleep(0.05)
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
@@ -217,12 +213,8 @@ class LocalKafkaCluster(KafkaEndpoint):
         self.die_with_parent = die_with_parent
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="neotool-kafka-"))
-        self.nodes = [
-            BrokerNode(i + 1, free_port(), free_port(), self.workdir / f"node-{i + 1}") for i in range(nodes)
-        ]
-        super().__init__(
-            ",".join(f"127.0.0.1:{n.port}" for n in self.nodes), replication_factor=min(3, nodes)
-        )
+        self.nodes = [BrokerNode(i + 1, free_port(), free_port(), self.workdir / f"node-{i + 1}") for i in range(nodes)]
+        super().__init__(",".join(f"127.0.0.1:{n.port}" for n in self.nodes), replication_factor=min(3, nodes))
         self._classpath = ""
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -321,12 +313,7 @@ class LocalKafkaCluster(KafkaEndpoint):
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
         while True:
             for node in self.nodes:
-                if (
-                    node.process is not None
-                    and node.process.poll() is not None
-                    and node.pid is None
-                    and expected
-                ):
+                if node.process is not None and node.process.poll() is not None and node.pid is None and expected:
                     dead = [n for n in self.nodes if n.process is not None and n.process.poll() is not None]
                     if len(dead) > self.nodes_count - expected:
                         raise RuntimeError(f"Kafka node {node.node_id} exited:\n{self.log_tail()}")
@@ -448,9 +435,7 @@ def _docker_available() -> bool:
 
 
 @contextlib.contextmanager
-def _testcontainers_kafka() -> Iterator[
-    KafkaEndpoint
-]:  # pragma: no cover - there is no Docker engine on CI here
+def _testcontainers_kafka() -> Iterator[KafkaEndpoint]:  # pragma: no cover - there is no Docker engine on CI here
     from testcontainers.kafka import KafkaContainer  # noqa: PLC0415 - dev dependency, Docker only
 
     with KafkaContainer().with_kraft() as container:
@@ -458,9 +443,7 @@ def _testcontainers_kafka() -> Iterator[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="neotool-kafka", description="A local Apache Kafka (KRaft) for development"
-    )
+    parser = argparse.ArgumentParser(prog="neotool-kafka", description="A local Apache Kafka (KRaft) for development")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start a cluster and keep it running until Ctrl+C or SIGTERM")
     run.add_argument("--nodes", type=int, default=1)

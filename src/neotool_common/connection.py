@@ -1,0 +1,170 @@
+"""How to reach a Kafka cluster: brokers, TLS, SASL and any other librdkafka setting, from the environment.
+
+=================================  ==========================================================
+``KAFKA_BROKERS``                   ``host:port[,host:port…]`` (required)
+``KAFKA_SECURITY_PROTOCOL``         ``PLAINTEXT`` (default), ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``
+``KAFKA_SASL_MECHANISM``            ``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512``
+``KAFKA_SASL_USERNAME``             with ``KAFKA_SASL_PASSWORD`` (a secret: never logged)
+``KAFKA_SSL_CA_LOCATION``           CA bundle (PEM file) that signed the brokers' certificates
+``KAFKA_SSL_CERTIFICATE_LOCATION``  client certificate (PEM file) for mutual TLS
+``KAFKA_SSL_KEY_LOCATION``          client key (PEM file); ``KAFKA_SSL_KEY_PASSWORD`` if encrypted (a secret)
+``KAFKA_CONFIG_<NAME>``             any other librdkafka setting: ``KAFKA_CONFIG_FETCH_MAX_BYTES=…`` sets
+                                    ``fetch.max.bytes`` (underscores become dots)
+=================================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from neotool_common.errors import ConfigurationError
+
+__all__ = ["KafkaConnection", "Secret", "redact_config"]
+
+_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_PASSTHROUGH_PREFIX: Final = "KAFKA_CONFIG_"
+_BROKER = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:(\d{1,5})$")
+_SECRET_KEY = re.compile(r"password|secret|token|credential|jaas|\.pem$|key\.pem", re.IGNORECASE)
+REDACTED: Final = "***"
+
+
+class Secret:
+    """A string that prints as ``***``: safe to put in a settings object that might be logged."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def redact_config(config: Mapping[str, object]) -> dict[str, object]:
+    """A copy of a librdkafka configuration with every secret-looking value replaced by ``***``."""
+    return {k: (REDACTED if _SECRET_KEY.search(k) else v) for k, v in config.items()}
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Everything a client needs to reach the cluster. Secrets are held as :class:`Secret`."""
+
+    brokers: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: Secret | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._check_brokers()
+        if self.security_protocol not in _PROTOCOLS:
+            raise ConfigurationError("KAFKA_SECURITY_PROTOCOL", f"must be one of {', '.join(_PROTOCOLS)}")
+        if self.security_protocol.startswith("SASL_"):
+            self._check_sasl()
+        for setting, path in (
+            ("KAFKA_SSL_CA_LOCATION", self.ssl_ca_location),
+            ("KAFKA_SSL_CERTIFICATE_LOCATION", self.ssl_certificate_location),
+            ("KAFKA_SSL_KEY_LOCATION", self.ssl_key_location),
+        ):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigurationError(setting, f"no such file: {path}")
+
+    def _check_brokers(self) -> None:
+        if not self.brokers.strip():
+            raise ConfigurationError("KAFKA_BROKERS", "is required (host:port[,host:port...])")
+        for broker in self.brokers.split(","):
+            match = _BROKER.match(broker.strip())
+            if match is None or not 0 < int(match.group(1)) < 65536:
+                raise ConfigurationError("KAFKA_BROKERS", f"{broker.strip()!r} is not host:port")
+
+    def _check_sasl(self) -> None:
+        if self.sasl_mechanism not in _MECHANISMS:
+            raise ConfigurationError("KAFKA_SASL_MECHANISM", f"must be one of {', '.join(_MECHANISMS)}")
+        if not self.sasl_username:
+            raise ConfigurationError("KAFKA_SASL_USERNAME", f"is required with {self.security_protocol}")
+        if self.sasl_password is None or not self.sasl_password.reveal():
+            raise ConfigurationError("KAFKA_SASL_PASSWORD", f"is required with {self.security_protocol}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaConnection:
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        def secret(name: str) -> Secret | None:
+            value = env.get(name)
+            return Secret(value) if value else None
+
+        extra = {
+            name.removeprefix(_PASSTHROUGH_PREFIX).lower().replace("_", "."): value
+            for name, value in env.items()
+            if name.startswith(_PASSTHROUGH_PREFIX) and len(name) > len(_PASSTHROUGH_PREFIX)
+        }
+        return cls(
+            brokers=env.get("KAFKA_BROKERS", ""),
+            security_protocol=(text("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper(),
+            sasl_mechanism=(text("KAFKA_SASL_MECHANISM") or "").upper() or None,
+            sasl_username=text("KAFKA_SASL_USERNAME"),
+            sasl_password=secret("KAFKA_SASL_PASSWORD"),
+            ssl_ca_location=text("KAFKA_SSL_CA_LOCATION"),
+            ssl_certificate_location=text("KAFKA_SSL_CERTIFICATE_LOCATION"),
+            ssl_key_location=text("KAFKA_SSL_KEY_LOCATION"),
+            ssl_key_password=secret("KAFKA_SSL_KEY_PASSWORD"),
+            extra=extra,
+        )
+
+    def client_config(self) -> dict[str, str]:
+        """The librdkafka settings shared by every client of this connection (secrets revealed)."""
+        config: dict[str, str] = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.reveal() if self.sasl_password else None,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password.reveal() if self.ssl_key_password else None,
+        }
+        config.update({k: v for k, v in optional.items() if v is not None})
+        config.update(self.extra)
+        return config
+
+    def producer_config(self) -> dict[str, str | int | bool]:
+        """A producer that neither loses nor duplicates on retry (platform standard §4.3).
+
+        ``acks=all`` with idempotence, zstd compression, ``linger.ms`` 5 and unbounded-in-practice retries
+        within ``delivery.timeout.ms``; anything set through ``KAFKA_CONFIG_*`` still wins.
+        """
+        config: dict[str, str | int | bool] = {
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": "zstd",
+            "linger.ms": 5,
+            "retries": 2_147_483_647,
+            "delivery.timeout.ms": 120_000,
+        }
+        config.update(self.client_config())
+        return config
