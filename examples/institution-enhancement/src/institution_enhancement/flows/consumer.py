@@ -1,0 +1,81 @@
+"""The consumer: ``financial.institution.v1`` in, one enriched row per ``record_id`` out.
+
+The runner (:class:`~neotool_common.consumer_base.KafkaConsumerRunner`) reads, validates the envelope and
+the payload schema, commits, retries and dead-letters; this class only says what to do with one record::
+
+    institution-enhancement-consumer             # console script: main() below
+    KAFKA_BROKERS=... DATABASE_URL=... institution-enhancement-consumer
+
+Start-up: :meth:`InstitutionConsumer.setup` applies the pending migrations (unless ``DATABASE_MIGRATE``
+is false) and opens the store, both before the first record is read.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import structlog
+
+from institution_enhancement.tasks.config import AppConfig
+from institution_enhancement.tasks.directory import RoutingDirectory, SimulatedFedDirectory
+from institution_enhancement.tasks.migrations import migrate
+from institution_enhancement.tasks.processor import InstitutionProcessor
+from institution_enhancement.tasks.store import InstitutionStore, open_store
+from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.message import Message
+from neotool_common.settings import RunnerSettings
+
+__all__ = ["TOPIC", "InstitutionConsumer", "main"]
+
+TOPIC = "financial.institution.v1"
+_log = structlog.get_logger("institution_enhancement")
+
+
+class InstitutionConsumer(KafkaConsumerRunner):
+    """Checks, enriches and upserts financial institutions.
+
+    ``app_config`` defaults to :meth:`AppConfig.from_env`; ``directory`` to the simulated directory. Any
+    other keyword (``registry``, ``clock``...) goes to the runner.
+    """
+
+    topics = (TOPIC,)
+    group_id = "institution-enhancement"
+    payload_schema = files("institution_enhancement") / "schemas" / "institution.v1.json"
+    task_name = "institution_enhancement"
+
+    def __init__(
+        self,
+        settings: RunnerSettings | None = None,
+        *,
+        app_config: AppConfig | None = None,
+        directory: RoutingDirectory | None = None,
+        **runner_options: Any,
+    ) -> None:
+        self.app_config = app_config if app_config is not None else AppConfig.from_env()
+        self.directory = directory if directory is not None else SimulatedFedDirectory()
+        super().__init__(settings, **runner_options)
+        self._store: InstitutionStore | None = None
+        self._processor: InstitutionProcessor | None = None
+
+    def setup(self) -> None:
+        """Migrate (may block on the migration lock while another replica migrates), then open the store."""
+        config = self.app_config
+        if config.migrate_on_start:
+            applied = migrate(config)
+            _log.info("database migrated", database=config.redacted_url, applied=applied)
+        self._store = open_store(config)
+        self._processor = InstitutionProcessor(self._store, self.directory)
+        _log.info("store open", database=config.redacted_url, engine=config.engine.value)
+
+    def process(self, message: Message) -> None:
+        assert self._processor is not None, "setup() runs before the first record"
+        self._processor.process(message)
+
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+main = InstitutionConsumer.main
