@@ -1,0 +1,411 @@
+"""Publishing records: standard envelopes for publishers, raw bytes for tools and tests, nothing lost on failure.
+
+Public API::
+
+    new_batch_id() -> str                                  a UUIDv7, increasing within the process
+    build_envelope(payload, *, record_id, batch_id=None, ingested_at=None) -> dict
+    EnvelopeProducer(connection, *, spool=None, extra_config=None, on_acknowledged=None, clock=None)
+    EnvelopeProducer.from_env(env=None, **options)          KAFKA_* and, when set, PRODUCER_SPOOL_DIR
+        .batch_id                                           the producer's UUIDv7, used unless given one
+        .publish(topic, payload, *, record_id, batch_id=None, key=None, headers=None) -> dict (the envelope)
+        .publish_raw(topic, value, key=None, headers=None)  bytes as they are (e.g. poison for a demo)
+        .flush(timeout=30.0) -> DeliveryReport              delivered / failed / spooled / pending
+        .totals -> DeliveryReport                           the same, since the producer was made
+        .resend_spooled(timeout=30.0) -> int                re-publish the spool, drop what was acknowledged
+        .close(timeout=30.0) -> DeliveryReport              also on leaving ``with``
+
+``on_acknowledged`` receives an :class:`Acknowledgement` (topic, partition, offset, key) for every record the
+broker acknowledged, so a caller can tell exactly which records are safe.
+
+Settings (platform standard §4.3) come from :meth:`KafkaConnection.producer_config`: ``acks=all``,
+idempotence, zstd, ``linger.ms`` 5 and retries within ``delivery.timeout.ms``. ``extra_config`` overrides
+those defaults and ``KAFKA_CONFIG_*`` from the environment overrides both; a result that breaks the standard
+(:func:`check_producer_config`) raises :class:`~neotool_common.errors.ConfigurationError` at construction.
+
+Delivery is asynchronous: ``publish`` returns once librdkafka has queued the record, and the outcome is
+known when a later ``publish``, ``flush`` or ``close`` serves the delivery reports. librdkafka retries on its
+own until ``delivery.timeout.ms``; a failure after that is final, and a final failure is never silent:
+
+* with a :class:`~neotool_common.spool.Spool`, the record (topic, key, value, headers, error, failed_at) is
+  appended to it and counted as ``spooled``; :meth:`EnvelopeProducer.resend_spooled` publishes it again;
+* without one, or when the spool write itself fails, :meth:`EnvelopeProducer.flush` raises
+  :class:`DeliveryError` naming every such record.
+
+Records still unacknowledged when ``close()`` gives up waiting are treated the same way. They may still
+have reached the broker, so a re-send can duplicate them: delivery is at-least-once, and consumers key
+their writes on ``record_id``. Secrets are never logged: only an allow-list of non-secret settings is logged,
+and records are logged by topic and error only (never key, value or headers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Final, Protocol, Self
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from neotool_common.connection import KafkaConnection
+from neotool_common.delivery import Acknowledgement, DeliveryError, DeliveryReport, FailedDelivery
+from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
+from neotool_common.errors import ConfigurationError
+from neotool_common.producer_config import check_producer_config
+from neotool_common.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
+
+__all__ = [
+    "Acknowledgement",
+    "DeliveryError",
+    "DeliveryReport",
+    "EnvelopeProducer",
+    "FailedDelivery",
+    "ProducerLike",
+    "WallClock",
+    "build_envelope",
+    "check_producer_config",
+    "new_batch_id",
+]
+
+_log = structlog.get_logger(__name__)
+
+Header = tuple[str, bytes | None]
+HeaderInput = Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]]
+
+_QUEUE_FULL_WAIT_S: Final = 0.1
+_LOGGED_SETTINGS: Final = (
+    "bootstrap.servers",
+    "security.protocol",
+    "sasl.mechanism",
+    "acks",
+    "enable.idempotence",
+    "compression.type",
+    "linger.ms",
+    "retries",
+    "delivery.timeout.ms",
+)
+ABANDONED_AT_CLOSE: Final = "not acknowledged before close() gave up waiting"
+
+
+class WallClock(Protocol):
+    """Where ``ingested_at`` and ``failed_at`` come from; :class:`neotool_common.clock.Clock` is one."""
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class _SystemWallClock:
+    time = staticmethod(time.time)
+
+
+class ProducerLike(Protocol):
+    """The part of ``confluent_kafka.Producer`` this module uses; tests give a fake through ``producer_factory``."""
+
+    def produce(
+        self,
+        topic: str,
+        value: str | bytes | None = ...,
+        key: str | bytes | None = ...,
+        *,
+        on_delivery: Callable[[Any, Any], None] | None = ...,
+        headers: list[tuple[str, str | bytes | None]] | None = ...,
+    ) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+@dataclass
+class _Outgoing:
+    """A record between ``produce()`` and its delivery report; ``entry_id`` is set for a spool re-send."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...]
+    entry_id: str | None = None
+
+
+@dataclass
+class _Tally:
+    delivered: int = 0
+    failed: int = 0
+    spooled: int = 0
+    failures: list[FailedDelivery] = field(default_factory=list)
+
+
+class EnvelopeProducer:
+    """An idempotent, ``acks=all`` producer that spools (or reports) whatever it finally cannot deliver.
+
+    Thread-safe: any thread may publish, and delivery reports are served by whichever thread calls
+    ``publish``, ``flush`` or ``close``. ``on_acknowledged`` is called from those calls, once per record the
+    broker acknowledged (re-sent ones included), and must not block. ``clock.time()`` stamps ``ingested_at``
+    and ``failed_at``. ``batch_id`` (a fresh UUIDv7 per producer) is used by ``publish`` unless it is given one.
+    """
+
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        *,
+        spool: Spool | None = None,
+        extra_config: Mapping[str, str | int | bool] | None = None,
+        on_acknowledged: Callable[[Acknowledgement], object] | None = None,
+        clock: WallClock | None = None,
+        producer_factory: Callable[[dict[str, Any]], ProducerLike] = Producer,
+    ) -> None:
+        config: dict[str, Any] = {**connection.producer_config(), **(extra_config or {}), **connection.extra}
+        check_producer_config(config)
+        self._producer = producer_factory(config)
+        self._spool = spool
+        self._on_acknowledged = on_acknowledged
+        self._clock: WallClock = _SystemWallClock() if clock is None else clock
+        self.batch_id = new_batch_id()
+        self._lock = threading.Lock()
+        self._sequence = itertools.count()
+        self._in_flight: dict[int, _Outgoing] = {}
+        self._tally = _Tally()
+        self._totals = _Tally()
+        self._resend_acknowledged: set[str] = set()
+        self._closed = False
+        _log.info("producer.created", **_loggable(config), spool=None if spool is None else str(spool.path))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> Self:
+        """Connection from ``KAFKA_*``, and a spool in ``PRODUCER_SPOOL_DIR`` when that is set."""
+        env = os.environ if env is None else env
+        spool = Spool.from_env(env) if env.get(SPOOL_DIR_ENV, "").strip() else None
+        return cls(KafkaConnection.from_env(env), spool=spool, **options)
+
+    # -- publishing -------------------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: Mapping[str, Any],
+        *,
+        record_id: str,
+        batch_id: str | None = None,
+        key: str | bytes | None = None,
+        headers: HeaderInput | None = None,
+    ) -> dict[str, Any]:
+        """Queue ``payload`` in an envelope, keyed by ``record_id`` unless ``key`` is given; returns the envelope.
+
+        Raises ``ValueError``/``TypeError`` for a bad envelope (see :func:`build_envelope`) and
+        ``RuntimeError`` after ``close()``. May block briefly while librdkafka's queue is full.
+        """
+        moment = datetime.fromtimestamp(self._clock.time(), UTC)
+        envelope = build_envelope(
+            payload, record_id=record_id, batch_id=self.batch_id if batch_id is None else batch_id, ingested_at=moment
+        )
+        self.publish_raw(topic, encode_envelope(envelope), key=record_id if key is None else key, headers=headers)
+        return envelope
+
+    def publish_raw(
+        self, topic: str, value: bytes | None, key: str | bytes | None = None, headers: HeaderInput | None = None
+    ) -> None:
+        """Queue ``value`` exactly as given (any bytes, or ``None`` for a tombstone); same guarantees as ``publish``."""
+        self._require_open()
+        self._send(_Outgoing(topic, _as_bytes(key), value, _normalize_headers(headers)))
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> DeliveryReport:
+        """Wait up to ``timeout`` seconds for every queued record; report what happened since the last report.
+
+        Raises :class:`DeliveryError` if any record finally failed without being spooled (the counts are on
+        the exception). Records still unanswered at the timeout are ``pending`` and reported later.
+        """
+        self._producer.flush(timeout)
+        self._settle_resent()
+        with self._lock:
+            tally, self._tally = self._tally, _Tally()
+            pending = sum(1 for outgoing in self._in_flight.values() if outgoing.entry_id is None)
+        report = DeliveryReport(tally.delivered, tally.failed, tally.spooled, pending)
+        if tally.failures:
+            raise DeliveryError(report, tuple(tally.failures))
+        return report
+
+    @property
+    def totals(self) -> DeliveryReport:
+        """Counts since this producer was made (``pending`` is the current number)."""
+        with self._lock:
+            pending = sum(1 for outgoing in self._in_flight.values() if outgoing.entry_id is None)
+            return DeliveryReport(self._totals.delivered, self._totals.failed, self._totals.spooled, pending)
+
+    def resend_spooled(self, timeout: float = 30.0) -> int:
+        """Publish every spooled record again and remove those the broker acknowledged; returns how many.
+
+        Waits up to ``timeout`` seconds. A record that fails again stays in the spool as it was (it is not
+        spooled twice), and so does one still unanswered at the timeout; if that one is acknowledged later,
+        a later ``flush`` removes it. Raises :class:`ConfigurationError` when this producer has no spool.
+        """
+        spool = self._require_spool()
+        self._require_open()
+        with self._lock:
+            resending = {o.entry_id for o in self._in_flight.values() if o.entry_id is not None}
+        for record in spool.records():
+            if record.entry_id not in resending:
+                self._send(_Outgoing(record.topic, record.key, record.value, record.headers, record.entry_id))
+        self._producer.flush(timeout)
+        return self._settle_resent()
+
+    def close(self, timeout: float = 30.0) -> DeliveryReport:
+        """Flush, then give up on records still unanswered after ``timeout`` as final failures; idempotent.
+
+        Raises :class:`DeliveryError` like :meth:`flush`.
+        """
+        if self._closed:
+            return DeliveryReport()
+        self._closed = True
+        self._producer.flush(timeout)
+        self._abandon_in_flight()
+        return self.flush(0)
+
+    def __len__(self) -> int:
+        """Records queued or in flight, re-sends included."""
+        with self._lock:
+            return len(self._in_flight)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _send(self, outgoing: _Outgoing) -> None:
+        sequence = next(self._sequence)
+        with self._lock:
+            self._in_flight[sequence] = outgoing
+        try:
+            self._produce(outgoing, partial(self._on_delivery, sequence))
+        except KafkaException as exc:  # refused before queueing (e.g. too large): as final as a failed delivery
+            self._on_delivery(sequence, exc.args[0] if exc.args else exc, None)
+        except BaseException:  # e.g. a TypeError for a bad value: the caller sees it, nothing is queued
+            with self._lock:
+                del self._in_flight[sequence]
+            raise
+        self._producer.poll(0)
+
+    def _produce(self, outgoing: _Outgoing, on_delivery: Callable[[Any, Any], None]) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    outgoing.topic,
+                    value=outgoing.value,
+                    key=outgoing.key,
+                    headers=[(name, value) for name, value in outgoing.headers] or None,
+                    on_delivery=on_delivery,
+                )
+            except BufferError:  # librdkafka's queue is full: serve delivery reports until there is room
+                self._producer.poll(_QUEUE_FULL_WAIT_S)
+            else:
+                return
+
+    def _on_delivery(self, sequence: int, error: object, message: Any) -> None:
+        with self._lock:
+            outgoing = self._in_flight.pop(sequence, None)
+        if outgoing is None:
+            return  # given up at close(); already counted
+        if error is None:
+            self._acknowledged(outgoing, message)
+        elif outgoing.entry_id is not None:
+            _log.warning("producer.resend_failed", topic=outgoing.topic, error=_describe(error))
+        else:
+            self._final_failure(outgoing, _describe(error))
+
+    def _acknowledged(self, outgoing: _Outgoing, message: Any) -> None:
+        with self._lock:
+            if outgoing.entry_id is None:
+                self._tally.delivered += 1
+                self._totals.delivered += 1
+            else:
+                self._resend_acknowledged.add(outgoing.entry_id)
+        if self._on_acknowledged is not None:
+            self._on_acknowledged(
+                Acknowledgement(message.topic(), message.partition(), message.offset(), message.key())
+            )
+
+    def _final_failure(self, outgoing: _Outgoing, error: str) -> None:
+        spooled, problem = self._try_spool(outgoing, error)
+        with self._lock:
+            for tally in (self._tally, self._totals):
+                tally.failed += 1
+                tally.spooled += spooled
+            if not spooled:
+                self._tally.failures.append(FailedDelivery(outgoing.topic, outgoing.key, problem))
+        if spooled:
+            _log.warning("producer.record_spooled", topic=outgoing.topic, error=error)
+        else:
+            _log.error("producer.record_not_delivered", topic=outgoing.topic, error=problem)
+
+    def _try_spool(self, outgoing: _Outgoing, error: str) -> tuple[bool, str]:
+        if self._spool is None:
+            return False, error
+        failed_at = datetime.fromtimestamp(self._clock.time(), UTC)
+        record = SpooledRecord(outgoing.topic, outgoing.key, outgoing.value, outgoing.headers, error, failed_at)
+        try:
+            self._spool.append(record)
+        except OSError as exc:
+            return False, f"{error}; the spool write failed too: {exc}"
+        return True, error
+
+    def _abandon_in_flight(self) -> None:
+        with self._lock:
+            abandoned, self._in_flight = list(self._in_flight.values()), {}
+        for outgoing in abandoned:
+            if outgoing.entry_id is None:  # a re-send given up on is still in the spool
+                self._final_failure(outgoing, ABANDONED_AT_CLOSE)
+
+    def _settle_resent(self) -> int:
+        with self._lock:
+            acknowledged, self._resend_acknowledged = self._resend_acknowledged, set()
+        if not acknowledged or self._spool is None:
+            return 0
+        try:
+            removed = self._spool.remove(acknowledged)
+        except BaseException:
+            with self._lock:
+                self._resend_acknowledged |= acknowledged
+            raise
+        _log.info("producer.spool_resent", removed=removed, remaining=len(self._spool))
+        return removed
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this EnvelopeProducer is closed")
+
+    def _require_spool(self) -> Spool:
+        if self._spool is None:
+            raise ConfigurationError(SPOOL_DIR_ENV, "this producer has no spool, so there is nothing to re-send")
+        return self._spool
+
+
+def _loggable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings worth logging, by name: an allow-list, so no secret can slip through a new setting."""
+    return {name.replace(".", "_"): config[name] for name in _LOGGED_SETTINGS if name in config}
+
+
+def _describe(error: object) -> str:
+    if isinstance(error, KafkaError):
+        return f"{error.name()}: {error.str()}"
+    return str(error)
+
+
+def _as_bytes(data: str | bytes | None) -> bytes | None:
+    return data.encode() if isinstance(data, str) else data
+
+
+def _normalize_headers(headers: HeaderInput | None) -> tuple[Header, ...]:
+    if headers is None:
+        return ()
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(name), _as_bytes(value)) for name, value in items)
