@@ -11,8 +11,9 @@ Several replicas may start at once: on PostgreSQL they take turns under an advis
 from __future__ import annotations
 
 import getpass
+import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Final
@@ -49,12 +50,17 @@ def migrations_dir(engine: Engine) -> Iterator[Path]:
     yield Path(__file__).resolve().parents[3] / _SOURCE_DIRS[engine]
 
 
-def migrate(config: AppConfig) -> list[str]:
+def migrate(config: AppConfig, directory: Path | None = None) -> list[str]:
     """Apply the pending migrations; returns their file names (empty when the schema is current).
 
-    Raises ``RuntimeError`` when an applied migration was edited afterwards (pyway's checksum check).
+    ``directory`` defaults to :func:`migrations_dir`. Raises ``RuntimeError`` when an applied migration
+    was edited afterwards (pyway compares checksums) or when one fails.
     """
-    with migrations_dir(config.engine) as directory, _migration_lock(config):
+    with ExitStack() as stack:
+        if directory is None:
+            directory = stack.enter_context(migrations_dir(config.engine))
+        stack.enter_context(_migration_lock(config))
+        stack.enter_context(_pyway_file_handles())
         settings = _pyway_settings(config, directory)
         history = factory(settings.database_type)(settings)
         applied_before = {m.name for m in history.get_all_schema_migrations()}
@@ -80,6 +86,15 @@ def _pyway_settings(config: AppConfig, directory: Path) -> ConfigFile:
     settings.set_explicit("database_username", user)
     settings.set_explicit("database_password", str(parts.get("password") or ""))
     return settings
+
+
+@contextmanager
+def _pyway_file_handles() -> Iterator[None]:
+    # pyway reads each SQL file for its checksum with a bare open() in a for loop. CPython closes the file
+    # as soon as the loop ends, but the close warns (ResourceWarning), an error under strict warning filters.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
 
 
 @contextmanager
