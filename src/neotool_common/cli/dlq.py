@@ -1,0 +1,372 @@
+"""``neotool-dlq``: inspect, explain and safely replay dead-lettered records.
+
+::
+
+    neotool-dlq list   DLQ_TOPIC [filters] [--json]
+    neotool-dlq show   DLQ_TOPIC --offset N [--partition P]
+    neotool-dlq stats  DLQ_TOPIC [filters] [--json]
+    neotool-dlq replay DLQ_TOPIC [filters] [--to TOPIC] [--dry-run] [--group G] [--from-beginning]
+                                 [--max-replays 3] [--no-park] [--rate N]
+
+Exit codes: 0 done; 1 some records were not replayed (each is listed); 2 usage or configuration error
+(one line on stderr, no traceback); 130 interrupted (progress saved). The work is done by
+:mod:`neotool_common.dlq_tools`; this module parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import NoReturn
+
+from confluent_kafka import KafkaException
+
+from neotool_common.connection import KafkaConnection
+from neotool_common.dlq_tools import render
+from neotool_common.dlq_tools.cluster import DlqCluster, TopicInfo
+from neotool_common.dlq_tools.decisions import Action, ReplayPolicy, default_group
+from neotool_common.dlq_tools.filters import RecordFilter, parse_time_bound
+from neotool_common.dlq_tools.inspect import fetch_record, scan
+from neotool_common.dlq_tools.pacing import BarProgress, LineProgress, Progress
+from neotool_common.dlq_tools.records import DlqRecord
+from neotool_common.dlq_tools.replay import Replay, plan_replay
+from neotool_common.errors import ConfigurationError
+from neotool_common.headers import DlqReason
+
+__all__ = ["main"]
+
+PROG = "neotool-dlq"
+EXIT_OK, EXIT_NOT_REPLAYED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Test-only: after this many acknowledged copies the replay waits until stopped (tests SIGKILL or SIGINT it).
+PAUSE_AFTER_ACKS_ENV = "NEOTOOL_DLQ_TEST_PAUSE_AFTER_ACKS"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigurationError as error:
+        print(f"{PROG}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KafkaException as error:
+        print(f"{PROG}: Kafka error: {error.args[0].str()}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; progress up to the last commit is saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    record_filter = _filter(args)
+    cluster, dlq = _open(args)
+    result = scan(cluster, dlq, record_filter, args.limit)
+    if args.json:
+        for record in result.shown:
+            print(json.dumps(record.as_row(), ensure_ascii=False))
+        return EXIT_OK
+    if result.shown:
+        print("\n".join(render.render_table(result.shown)))
+        print()
+    print(_list_summary(result.total, result.matched, len(result.shown), dlq.name, record_filter))
+    if result.shown:
+        first = result.shown[0]
+        print(f"  inspect one:  {_command(args, 'show', dlq.name, *_show_args(first))}")
+        replay = _command(args, "replay", dlq.name, *record_filter.to_args(), "--dry-run")
+        print(f"  replay them:  {replay}   (then again without --dry-run)")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    cluster, dlq = _open(args)
+    partition = args.partition if args.partition is not None else _only_partition(dlq)
+    record = fetch_record(cluster, dlq, partition, args.offset)
+    print("\n".join(render.render_show(record)))
+    print()
+    single = ("--partition", str(partition), "--offset-from", str(args.offset), "--offset-to", str(args.offset))
+    print(f"Replay just this record: {_command(args, 'replay', dlq.name, *single, '--dry-run')}")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    record_filter = _filter(args)
+    cluster, dlq = _open(args)
+    result = scan(cluster, dlq, record_filter, args.limit, keep=False)
+    if args.json:
+        print(json.dumps({"topic": dlq.name, **result.stats.as_json()}, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{dlq.name}: {_list_summary(result.total, result.matched, result.stats.total, dlq.name, record_filter)}")
+    print("\n".join(render.render_stats(result.stats)))
+    print()
+    print(f"List them: {_command(args, 'list', dlq.name, *record_filter.to_args())}")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    record_filter = _filter(args)
+    policy = ReplayPolicy(
+        dlq_topic=args.topic,
+        to_topic=args.to,
+        max_replays=args.max_replays,
+        park=args.park,
+        limit=args.limit,
+        rate=args.rate,
+    )
+    cluster, dlq = _open(args)
+    if policy.to_topic is not None:
+        cluster.topic(policy.to_topic, setting="--to")
+    group = args.group or default_group(record_filter, policy)
+    if args.dry_run:
+        return _dry_run(args, cluster, dlq, record_filter, policy, group)
+    print(f"Replaying {dlq.name} to {policy.to_topic or 'the original topics'}; {_progress_note(group, args)}")
+    with _stop_on_signals() as stop:
+        replay = Replay(
+            cluster,
+            dlq,
+            record_filter,
+            policy,
+            group,
+            from_beginning=args.from_beginning,
+            stop=stop,
+            progress=_progress(),
+            say=lambda line: print(line, file=sys.stderr),
+            on_ack=_test_pause_hook(stop),
+        )
+        report = replay.run()
+    print("\n".join(render.render_replay_report(report, policy, lambda r: _show_command(args, r))))
+    if report.interrupted:
+        print(f"Interrupted: progress saved in group {group}; run the same command to continue.")
+        return EXIT_INTERRUPTED
+    if report.total == 0:
+        print(f"Nothing to replay: group {group} is at the end of {dlq.name} (--from-beginning re-scans).")
+    return EXIT_OK if report.complete else EXIT_NOT_REPLAYED
+
+
+def _dry_run(
+    args: argparse.Namespace,
+    cluster: DlqCluster,
+    dlq: TopicInfo,
+    record_filter: RecordFilter,
+    policy: ReplayPolicy,
+    group: str,
+) -> int:
+    print(f"Dry run of replaying {dlq.name}: nothing is produced or committed; {_progress_note(group, args)}")
+    counts = dict.fromkeys(Action, 0)
+    for decision in plan_replay(cluster, dlq, record_filter, policy, group, args.from_beginning):
+        counts[decision.action] += 1
+        if decision.action is not Action.SKIP:
+            print(render.render_decision(decision, policy.max_replays))
+    print(
+        f"Dry run: {counts[Action.REPLAY]} would be replayed, {counts[Action.PARK]} parked, "
+        f"{counts[Action.REPORT]} cannot be replayed, {counts[Action.SKIP]} skipped by the filter."
+    )
+    if counts[Action.REPLAY] or counts[Action.PARK]:
+        print(f"Run it: {_command(args, 'replay', *_replay_args(args, record_filter, policy))}")
+    return EXIT_NOT_REPLAYED if counts[Action.PARK] or counts[Action.REPORT] else EXIT_OK
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace) -> tuple[DlqCluster, TopicInfo]:
+    env = dict(os.environ)
+    if args.brokers:
+        env["KAFKA_BROKERS"] = args.brokers
+    cluster = DlqCluster(KafkaConnection.from_env(env), timeout_s=args.timeout, verbose=args.verbose)
+    return cluster, cluster.topic(args.topic)
+
+
+def _filter(args: argparse.Namespace) -> RecordFilter:
+    now = datetime.now(UTC)
+    return RecordFilter(
+        reasons=frozenset(args.reason or ()),
+        exception_types=frozenset(args.exception_type or ()),
+        record_ids=frozenset(args.record_id or ()),
+        since=parse_time_bound(args.since, now, "--since") if args.since else None,
+        until=parse_time_bound(args.until, now, "--until") if args.until else None,
+        partitions=frozenset(args.partition or ()),
+        offset_from=args.offset_from,
+        offset_to=args.offset_to,
+    )
+
+
+def _only_partition(dlq: TopicInfo) -> int:
+    if dlq.partitions == 1:
+        return 0
+    raise ConfigurationError("--partition", f"{dlq.name} has {dlq.partitions} partitions: say which one")
+
+
+def _list_summary(total: int, matched: int, shown: int, topic: str, record_filter: RecordFilter) -> str:
+    if total == 0:
+        return f"{topic} is empty."
+    what = f"{matched} of {total} record(s) match" if not record_filter.is_empty else f"{total} record(s)"
+    return what + (f" ({shown} shown, --limit)" if shown < matched else "") + "."
+
+
+def _progress_note(group: str, args: argparse.Namespace) -> str:
+    if args.from_beginning:
+        return f"group {group}, from the beginning (records replayed before are sent again)"
+    return f"group {group}, continuing from its committed offsets"
+
+
+def _command(args: argparse.Namespace, *parts: str) -> str:
+    brokers = ("--brokers", args.brokers) if args.brokers else ()
+    return render.command_line(PROG, *parts, *brokers)
+
+
+def _show_args(record: DlqRecord) -> tuple[str, ...]:
+    return ("--partition", str(record.partition), "--offset", str(record.offset))
+
+
+def _show_command(args: argparse.Namespace, record: DlqRecord) -> str:
+    return _command(args, "show", record.topic, *_show_args(record))
+
+
+def _replay_args(args: argparse.Namespace, record_filter: RecordFilter, policy: ReplayPolicy) -> list[str]:
+    """The options of this replay, for the command that runs it for real."""
+    options = [policy.dlq_topic, *record_filter.to_args()]
+    options += ["--limit", str(policy.limit)] if policy.limit is not None else []
+    options += ["--to", policy.to_topic] if policy.to_topic is not None else []
+    options += ["--group", args.group] if args.group else []
+    options += ["--from-beginning"] if args.from_beginning else []
+    options += ["--max-replays", str(policy.max_replays)] if policy.max_replays != 3 else []
+    options += [] if policy.park else ["--no-park"]
+    options += ["--rate", f"{policy.rate:g}"] if policy.rate is not None else []
+    return options
+
+
+def _progress() -> Progress:
+    return BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+
+
+def _test_pause_hook(stop: threading.Event) -> Callable[[int], None] | None:
+    pause_after = os.environ.get(PAUSE_AFTER_ACKS_ENV)
+    if not pause_after:
+        return None
+
+    def pause(acknowledged: int) -> None:
+        if acknowledged == int(pause_after):
+            print(f"test hook: paused after {acknowledged} acknowledged records", file=sys.stderr, flush=True)
+            while not stop.wait(0.05):
+                pass
+
+    return pause
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set the event (the replay finishes its in-flight records); a second Ctrl+C quits."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# -- arguments ----------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False, allow_abbrev=False)
+    common.add_argument("--brokers", help="host:port[,...]; default $KAFKA_BROKERS (security from KAFKA_* vars)")
+    common.add_argument("--timeout", type=_positive_float, default=15.0, help="seconds to wait for the cluster")
+    common.add_argument("-v", "--verbose", action="store_true", help="show librdkafka's own log lines")
+    filters = _filter_options()
+    parser = _Parser(
+        prog=PROG, description="Inspect, explain and safely replay dead-lettered records.", allow_abbrev=False
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, run, help_text, parents in (
+        ("list", cmd_list, "one row per record", [common, filters]),
+        ("show", cmd_show, "one record in full: headers, stack trace, payload", [common]),
+        ("stats", cmd_stats, "counts by reason, exception type, original topic; failure time span", [common, filters]),
+        ("replay", cmd_replay, "send records back to their original topic (or --to)", [common, filters]),
+    ):
+        command = commands.add_parser(name, help=help_text, description=help_text, parents=parents, allow_abbrev=False)
+        command.add_argument("topic", metavar="DLQ_TOPIC")
+        command.set_defaults(run=run)
+        _add_command_options(name, command)
+    return parser
+
+
+def _filter_options() -> _Parser:
+    filters = _Parser(add_help=False, allow_abbrev=False)
+    group = filters.add_argument_group("filters (all must match)")
+    reasons = ", ".join(reason.value for reason in DlqReason)
+    group.add_argument("--reason", action="append", metavar="REASON", help=f"repeatable; one of {reasons}")
+    group.add_argument("--exception-type", action="append", metavar="TYPE", help="qualified or short class name")
+    group.add_argument("--record-id", action="append", metavar="ID", help="repeatable")
+    group.add_argument("--since", metavar="WHEN", help="failed at or after: 30m, 2h, 1d, or ISO 8601 (UTC)")
+    group.add_argument("--until", metavar="WHEN", help="failed at or before: same forms as --since")
+    group.add_argument("--partition", action="append", type=_non_negative_int, metavar="P", help="repeatable")
+    group.add_argument("--offset-from", type=_non_negative_int, metavar="N", help="DLQ offset, inclusive")
+    group.add_argument("--offset-to", type=_non_negative_int, metavar="N", help="DLQ offset, inclusive")
+    group.add_argument("--limit", type=_positive_int, metavar="N", help="at most N matching records")
+    return filters
+
+
+def _add_command_options(name: str, command: argparse.ArgumentParser) -> None:
+    if name in ("list", "stats"):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+    if name == "show":
+        command.add_argument("--offset", type=_non_negative_int, required=True, metavar="N")
+        command.add_argument("--partition", type=_non_negative_int, metavar="P", help="needed with 2+ partitions")
+    if name == "replay":
+        command.add_argument("--to", metavar="TOPIC", help="send everything here instead of the original topic")
+        command.add_argument("--dry-run", action="store_true", help="print what would happen; produce nothing")
+        command.add_argument("--group", help="progress group (default neotool-dlq-replay.<dlq>[.f<filter hash>])")
+        command.add_argument("--from-beginning", action="store_true", help="re-scan records replayed before")
+        command.add_argument("--max-replays", type=_positive_int, default=3, metavar="N", help="loop guard (3)")
+        command.add_argument("--no-park", dest="park", action="store_false", help="report looping records instead")
+        command.add_argument("--rate", type=_positive_float, metavar="N", help="at most N records per second")
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value

@@ -1,0 +1,50 @@
+"""Library behind ``neotool-dlq``: inspect, explain and safely replay dead-lettered records.
+
+==================  ==================================================================================
+``records``         a DLQ record and its parsed ``dlq.*`` headers (:class:`DlqRecord`)
+``filters``         which records a command works on (:class:`RecordFilter`)
+``cluster``         Kafka clients, topic metadata and watermarks; every failure a ConfigurationError
+``reader``          bounded, side-effect-free reading of offset ranges
+``inspect``         ``list``/``show``/``stats`` as library calls
+``stats``           counts by reason, exception type and original topic
+``decisions``       what a replay does with one record (:func:`decide`) and the replay's policy
+``ledger``          which offsets a replay may commit (only past settled records)
+``replay``          the replay run itself, and its dry-run twin :func:`plan_replay`
+``pacing``          rate limiting and progress display
+``render``          text for people
+==================  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from neotool_common.dlq_tools.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.dlq_tools.decisions import Action, Decision, ReplayPolicy, decide, default_group
+from neotool_common.dlq_tools.filters import RecordFilter, TimeBound, parse_time_bound
+from neotool_common.dlq_tools.inspect import Scan, fetch_record, scan
+from neotool_common.dlq_tools.records import DlqRecord, parse_record
+from neotool_common.dlq_tools.replay import Replay, ReplayReport, ReplayTuning, plan_replay
+from neotool_common.dlq_tools.stats import DlqStats
+
+__all__ = [
+    "Action",
+    "Decision",
+    "DlqCluster",
+    "DlqRecord",
+    "DlqStats",
+    "OffsetRange",
+    "RecordFilter",
+    "Replay",
+    "ReplayPolicy",
+    "ReplayReport",
+    "ReplayTuning",
+    "Scan",
+    "TimeBound",
+    "TopicInfo",
+    "decide",
+    "default_group",
+    "fetch_record",
+    "parse_record",
+    "parse_time_bound",
+    "plan_replay",
+    "scan",
+]

@@ -1,0 +1,184 @@
+"""Kafka clients for the DLQ tools, and the questions they ask the cluster before touching any record.
+
+Every failure to reach the cluster or to find a topic is a :class:`ConfigurationError`: the CLI prints
+its one line and exits 2. librdkafka's own log lines are silenced unless ``verbose`` is set; the first
+connection error it reports is kept and becomes part of that one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from neotool_common.connection import KafkaConnection
+from neotool_common.errors import ConfigurationError
+
+__all__ = ["DlqCluster", "OffsetRange", "TopicInfo"]
+
+_CLIENT_ID = "neotool-dlq"
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """What the tools need to know about a topic: its partition count and replication factor."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    """Offsets ``start`` (inclusive) to ``end`` (exclusive) of one partition."""
+
+    start: int
+    end: int
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+
+@dataclass
+class _ErrorLog:
+    first: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if self.first is None:
+            self.first = error.str()
+
+
+@dataclass
+class DlqCluster:
+    """Makes clients for one cluster and answers metadata questions within ``timeout_s``."""
+
+    connection: KafkaConnection
+    timeout_s: float = 15.0
+    verbose: bool = False
+    _errors: _ErrorLog = field(default_factory=_ErrorLog, repr=False)
+    _admin: AdminClient | None = field(default=None, repr=False)
+
+    def common_config(self) -> dict[str, Any]:
+        quiet: dict[str, Any] = {} if self.verbose else {"log_level": 0}
+        return {"client.id": _CLIENT_ID, "error_cb": self._errors, **quiet, **self.connection.client_config()}
+
+    def reader(self) -> Consumer:
+        """A consumer for ``assign()``-only reading: it joins no group and never commits."""
+        return Consumer(
+            {
+                **self.common_config(),
+                "group.id": f"neotool-dlq-reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+            }
+        )
+
+    def group_consumer(self, group_id: str, **config: Any) -> Consumer:
+        """A consumer of ``group_id`` that commits only when told to."""
+        return Consumer(
+            {
+                **self.common_config(),
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+                **config,
+            }
+        )
+
+    def producer(self) -> Producer:
+        """An idempotent ``acks=all`` producer whose key partitioner matches the Java clients' (murmur2)."""
+        config: dict[str, Any] = {"partitioner": "murmur2_random", "client.id": _CLIENT_ID, "error_cb": self._errors}
+        if not self.verbose:
+            config["log_level"] = 0
+        config.update(self.connection.producer_config())
+        return Producer(config)
+
+    @property
+    def admin(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(self.common_config())
+        return self._admin
+
+    def topic(self, name: str, setting: str = "DLQ_TOPIC") -> TopicInfo:
+        """The topic's metadata; :class:`ConfigurationError` if it is missing or the cluster is unreachable."""
+        metadata = self._metadata(name)
+        topic = metadata.topics.get(name)
+        if topic is None or topic.error is not None:
+            code = topic.error.code() if topic is not None and topic.error is not None else None
+            if code in (None, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                raise ConfigurationError(setting, f"topic {name!r} does not exist{self._suggest(name)}")
+            raise ConfigurationError(setting, f"topic {name!r}: {topic.error.str()}")
+        replicas = min((len(p.replicas) for p in topic.partitions.values()), default=1)
+        return TopicInfo(name, len(topic.partitions), max(1, replicas))
+
+    def exists(self, name: str) -> bool:
+        topic = self._metadata(name).topics.get(name)
+        return topic is not None and topic.error is None
+
+    def create_topic(self, like: TopicInfo, name: str) -> TopicInfo:
+        """Create ``name`` with the partitions and replication factor of ``like`` (fine if it already exists)."""
+        futures = self.admin.create_topics([NewTopic(name, like.partitions, like.replication_factor)])
+        try:
+            futures[name].result(self.timeout_s)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ConfigurationError(name, f"could not create the topic: {error.args[0].str()}") from None
+        return TopicInfo(name, like.partitions, like.replication_factor)
+
+    def watermarks(self, consumer: Consumer, topic: TopicInfo) -> dict[int, OffsetRange]:
+        """Low and high watermark of every partition now: the snapshot that bounds a read."""
+        ranges: dict[int, OffsetRange] = {}
+        for partition in range(topic.partitions):
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic.name, partition), timeout=self.timeout_s, cached=False
+                )
+            except KafkaException as error:
+                raise self._unreachable(error) from None
+            ranges[partition] = OffsetRange(low, high)
+        return ranges
+
+    def committed(self, consumer: Consumer, topic: TopicInfo) -> dict[int, int]:
+        """The offsets ``consumer``'s group committed on ``topic`` (partitions without one are left out)."""
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        try:
+            result = consumer.committed(partitions, timeout=self.timeout_s)
+        except KafkaException as error:
+            raise self._unreachable(error) from None
+        return {tp.partition: tp.offset for tp in result if tp.offset >= 0}
+
+    def active_members(self, group_id: str) -> int:
+        """How many consumers are members of ``group_id`` right now (0 when the group does not exist)."""
+        future = self.admin.describe_consumer_groups([group_id], request_timeout=self.timeout_s)[group_id]
+        try:
+            return len(future.result().members)
+        except KafkaException:
+            return 0
+
+    def _metadata(self, name: str | None = None) -> Any:
+        try:
+            return self.admin.list_topics(name, timeout=self.timeout_s)
+        except KafkaException as error:
+            raise self._unreachable(error) from None
+
+    def _unreachable(self, error: KafkaException) -> ConfigurationError:
+        self.admin.poll(0)
+        cause = self._errors.first or error.args[0].str()
+        return ConfigurationError(
+            "KAFKA_BROKERS", f"cannot reach {self.connection.brokers} within {self.timeout_s:g}s ({cause})"
+        )
+
+    def _suggest(self, name: str) -> str:
+        topics: Mapping[str, Any] = self._metadata().topics
+        close = difflib.get_close_matches(name, [t for t in topics if not t.startswith("__")], n=3, cutoff=0.6)
+        return f"; did you mean {', '.join(close)}?" if close else ""
