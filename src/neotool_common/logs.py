@@ -58,6 +58,7 @@ _SECRET_KEY = re.compile(
 )
 # Deep enough for a configuration mapping inside an event; bounds the work on self-referencing values.
 _MAX_DEPTH: Final = 6
+_PLAIN: Final = frozenset({int, float, bool, type(None)})
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 
 
@@ -89,20 +90,30 @@ class _Redactor:
         return text if pattern is None else pattern.sub(REDACTED, text)
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        return self._redact_mapping(event_dict, 0)
+        # The hot path: structlog hands every event a fresh dict, so its values are replaced in place and
+        # plain strings and numbers cost one type check each.
+        pattern = self._pattern
+        for key, value in event_dict.items():
+            if _is_secret_key(key):
+                event_dict[key] = REDACTED
+            elif type(value) is str:
+                if pattern is not None:
+                    event_dict[key] = pattern.sub(REDACTED, value)
+            elif type(value) not in _PLAIN:
+                event_dict[key] = self._redact_value(value, 1)
+        return event_dict
 
     def _redact_mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
+        """A redacted copy: nested mappings belong to the caller."""
         return {
             key: REDACTED if _is_secret_key(str(key)) else self._redact_value(value, depth + 1)
             for key, value in mapping.items()
         }
 
     def _redact_value(self, value: Any, depth: int) -> Any:
-        if value is None or isinstance(value, bool | int | float):
-            return value
         if isinstance(value, str):
             return self.mask(value)
-        if depth > _MAX_DEPTH:
+        if value is None or isinstance(value, bool | int | float) or depth > _MAX_DEPTH:
             return value
         if isinstance(value, Mapping):
             return self._redact_mapping(value, depth)
@@ -156,9 +167,14 @@ def register_secret(value: str | Secret | None) -> None:
         _redactor.register(value.reveal() if isinstance(value, Secret) else value)
 
 
-def get_logger(name: str) -> FilteringBoundLogger:
-    """A structlog logger whose events carry ``logger=name``; cheap to keep at module level."""
-    return structlog.get_logger(name)  # type: ignore[no-any-return]
+def get_logger(name: str, **initial_values: Any) -> FilteringBoundLogger:
+    """A structlog logger whose events carry ``logger=name`` and ``initial_values``.
+
+    Binds lazily: the configuration in force at its first event applies, so it may be created (at module level,
+    in a constructor) before :func:`configure_logging` runs. ``.bind()`` on it does not wait: it binds to the
+    configuration in force at that moment.
+    """
+    return structlog.get_logger(name, **initial_values)  # type: ignore[no-any-return]
 
 
 class _NamedWriteLogger(structlog.WriteLogger):

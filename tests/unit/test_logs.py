@@ -56,6 +56,16 @@ def test_json_lines_carry_timestamp_level_event_and_logger(stream: io.StringIO) 
     assert (second["level"], second["partitions"]) == ("warning", [0, 1])
 
 
+def test_a_logger_made_before_configuration_follows_it(stream: io.StringIO) -> None:
+    early = logs.get_logger("neotool.runner", group="people-loader", task_name="load")
+
+    logs.configure_logging(stream=stream)
+    early.info("consumer.started")
+
+    (event,) = lines(stream)
+    assert (event["logger"], event["group"], event["task_name"]) == ("neotool.runner", "people-loader", "load")
+
+
 def test_context_bound_by_the_runner_reaches_every_event(stream: io.StringIO) -> None:
     logs.configure_logging(stream=stream)
     structlog.contextvars.bind_contextvars(batch_id="b-1", record_id="r-9", trace_id=TRACE_ID)
