@@ -26,7 +26,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, cast
 
 import orjson
 import structlog
@@ -201,6 +201,19 @@ def _add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventD
     return event_dict
 
 
+class _CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at each write: survives test runners and daemons that swap it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def _dumps(event_dict: EventDict, **_: Any) -> str:
     try:
         return orjson.dumps(event_dict, default=str).decode()
@@ -246,7 +259,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
     previous configuration; registered secrets stay registered.
     """
     level_no, fmt = _parse(level, fmt)
-    stream = sys.stderr if stream is None else stream
+    stream = cast(TextIO, _CurrentStderr()) if stream is None else stream
     _output.renderer = _renderer(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *_final_processors()],

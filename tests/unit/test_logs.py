@@ -91,6 +91,17 @@ def test_levels_below_the_configured_one_are_dropped(stream: io.StringIO) -> Non
     assert [event["event"] for event in lines(stream)] == ["e", "stdlib error"]
 
 
+def test_the_default_stream_is_stderr_at_the_time_of_writing(monkeypatch: pytest.MonkeyPatch) -> None:
+    logs.configure_logging()
+    later = io.StringIO()
+    monkeypatch.setattr("sys.stderr", later)
+
+    logs.get_logger("x").info("structlog")
+    logging.getLogger("lib").warning("stdlib")
+
+    assert [event["event"] for event in lines(later)] == ["structlog", "stdlib"]
+
+
 def test_level_names_are_case_insensitive(stream: io.StringIO) -> None:
     logs.configure_logging(" debug ", "JSON", stream=stream)
     logs.get_logger("x").debug("visible")
