@@ -54,7 +54,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; returns the exit code (``--help`` and usage errors included, never raises them)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stopped:
+        return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
     try:
         return int(args.run(args))
     except ConfigurationError as error:
@@ -82,7 +86,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if result.shown:
         print("\n".join(render.render_table(result.shown)))
         print()
-    print(_list_summary(result.total, result.matched, len(result.shown), dlq.name, record_filter))
+    print(f"{dlq.name}: {_summary(result.total, result.matched, len(result.shown), record_filter, 'shown')}")
     if result.shown:
         first = result.shown[0]
         print(f"  inspect one:  {_command(args, 'show', dlq.name, *_show_args(first))}")
@@ -109,7 +113,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"topic": dlq.name, **result.stats.as_json()}, ensure_ascii=False))
         return EXIT_OK
-    print(f"{dlq.name}: {_list_summary(result.total, result.matched, result.stats.total, dlq.name, record_filter)}")
+    print(f"{dlq.name}: {_summary(result.total, result.matched, result.stats.total, record_filter, 'counted')}")
     print("\n".join(render.render_stats(result.stats)))
     print()
     print(f"List them: {_command(args, 'list', dlq.name, *record_filter.to_args())}")
@@ -207,14 +211,16 @@ def _filter(args: argparse.Namespace) -> RecordFilter:
 def _only_partition(dlq: TopicInfo) -> int:
     if dlq.partitions == 1:
         return 0
-    raise ConfigurationError("--partition", f"{dlq.name} has {dlq.partitions} partitions: say which one")
+    raise ConfigurationError(
+        "--partition", f"{dlq.name} has {dlq.partitions} partitions; add --partition P (see the list command)"
+    )
 
 
-def _list_summary(total: int, matched: int, shown: int, topic: str, record_filter: RecordFilter) -> str:
+def _summary(total: int, matched: int, used: int, record_filter: RecordFilter, verb: str) -> str:
     if total == 0:
-        return f"{topic} is empty."
-    what = f"{matched} of {total} record(s) match" if not record_filter.is_empty else f"{total} record(s)"
-    return what + (f" ({shown} shown, --limit)" if shown < matched else "") + "."
+        return "empty."
+    what = f"{total} record(s)" if record_filter.is_empty else f"{matched} of {total} record(s) match"
+    return what + (f" ({used} {verb}, --limit)" if used < matched else "") + "."
 
 
 def _progress_note(group: str, args: argparse.Namespace) -> str:

@@ -45,7 +45,7 @@ def safe(text: str, keep_layout: bool = False) -> str:
 
 def shorten(text: str, width: int) -> str:
     """One safe line of at most ``width`` characters, ``…`` marking a cut."""
-    line = " ".join(safe(text).split())
+    line = safe(" ".join(text.split()))
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -119,10 +119,13 @@ def render_show(record: DlqRecord) -> list[str]:
 
 
 def render_stats(stats: DlqStats) -> list[str]:
-    lines = [f"{stats.total} record(s)"]
-    if stats.total:
-        lines.append(f"failures from {format_time(stats.oldest_failure)} to {format_time(stats.newest_failure)}")
-        lines.append(f"already replayed at least once: {stats.replayed_before}")
+    """Failure time span, then counts largest first, each with its share of ``stats.total``."""
+    if not stats.total:
+        return []
+    lines = [
+        f"failed between {format_time(stats.oldest_failure)} and {format_time(stats.newest_failure)}",
+        f"replayed at least once before: {stats.replayed_before}",
+    ]
     for title, counts in (
         ("By reason", stats.by_reason),
         ("By exception type", stats.by_exception_type),

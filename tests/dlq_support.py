@@ -1,0 +1,118 @@
+"""DLQ records as the runner writes them, for the ``neotool-dlq`` tests (unit and integration)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from neotool_common.dlq_tools.records import DlqRecord, Header, parse_record
+
+FAILED_AT_BASE = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
+TRACE_HEAD = 'Traceback (most recent call last):\n  File "job.py", line 9'
+
+
+def envelope(record_id: str, payload: object = None) -> bytes:
+    return json.dumps(
+        {
+            "batch_id": "0190a1b2-0000-7000-8000-000000000001",
+            "record_id": record_id,
+            "ingested_at": "2024-05-01T02:59:00Z",
+            "payload": payload if payload is not None else {"n": record_id},
+        }
+    ).encode()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One dead-lettered record's failure, rendered into the ``dlq.*`` headers the runner writes."""
+
+    original_topic: str | None = "orders.v1"
+    original_partition: int = 0
+    original_offset: int = 0
+    reason: str = "poison"
+    exception_type: str = "orders.errors.BadAmount"
+    exception_message: str = "amount must be positive"
+    failed_at: datetime = FAILED_AT_BASE
+    attempts: int = 1
+    replay_count: int | None = None
+    own_headers: tuple[Header, ...] = field(default=(("traceparent", b"00-4bf92f3577b34da6-00f067aa0ba902b7-01"),))
+
+    def headers(self) -> list[Header]:
+        dlq = {
+            "dlq.original.partition": str(self.original_partition),
+            "dlq.original.offset": str(self.original_offset),
+            "dlq.original.timestamp": "1714532340000",
+            "dlq.consumer.group": "orders-job",
+            "dlq.reason": self.reason,
+            "dlq.path": "$.payload.amount",
+            "dlq.exception.type": self.exception_type,
+            "dlq.exception.message": self.exception_message,
+            "dlq.exception.stacktrace": f"{TRACE_HEAD}\n{self.exception_type}",
+            "dlq.attempts": str(self.attempts),
+            "dlq.failed_at": self.failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        if self.original_topic is not None:
+            dlq = {"dlq.original.topic": self.original_topic, **dlq}
+        replay = [] if self.replay_count is None else [("dlq.replay.count", str(self.replay_count).encode())]
+        return [*self.own_headers, *replay, *((k, v.encode()) for k, v in dlq.items())]
+
+
+def minutes_after_base(minutes: int) -> datetime:
+    return FAILED_AT_BASE + timedelta(minutes=minutes)
+
+
+@dataclass
+class FakeMessage:
+    """The part of ``confluent_kafka.Message`` the tools read."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+    _headers: list[Header] | None
+    _timestamp: tuple[int, int] = (1, 1714532340000)
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> list[Header] | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._timestamp
+
+
+def dlq_record(
+    record_id: str = "rec-1",
+    failure: Failure | None = None,
+    *,
+    offset: int = 0,
+    partition: int = 0,
+    key: bytes | None = None,
+    value: bytes | None = None,
+) -> DlqRecord:
+    """A parsed DLQ record at ``orders.v1.dlq[partition]@offset`` (key and value default to the runner's)."""
+    failure = failure or Failure()
+    message = FakeMessage(
+        "orders.v1.dlq",
+        partition,
+        offset,
+        record_id.encode() if key is None else key,
+        envelope(record_id) if value is None else value,
+        failure.headers(),
+    )
+    return parse_record(message)

@@ -1,0 +1,196 @@
+"""What a replay does with each record, where it resumes, and which offsets it may commit."""
+
+from __future__ import annotations
+
+import pytest
+
+from neotool_common.dlq_tools.cluster import OffsetRange
+from neotool_common.dlq_tools.decisions import (
+    Action,
+    ReplayPolicy,
+    decide,
+    default_group,
+    replayed_headers,
+)
+from neotool_common.dlq_tools.filters import RecordFilter
+from neotool_common.dlq_tools.ledger import CommitLedger
+from neotool_common.dlq_tools.replay import scan_range
+from neotool_common.errors import ConfigurationError
+from tests.dlq_support import Failure, dlq_record
+
+POLICY = ReplayPolicy(dlq_topic="orders.v1.dlq")
+EVERYTHING = RecordFilter()
+
+
+class Catalog:
+    def __init__(self, **partitions: int) -> None:
+        self.known = {name.replace("_", "."): count for name, count in partitions.items()}
+        self.asked: list[str] = []
+
+    def partitions(self, topic: str) -> int | None:
+        self.asked.append(topic)
+        return self.known.get(topic)
+
+
+CATALOG = Catalog(orders_v1=4, other_v1=2)
+
+
+def test_a_valid_record_goes_back_to_its_original_topic_and_partition() -> None:
+    decision = decide(dlq_record("a", Failure(original_partition=3)), EVERYTHING, POLICY, CATALOG)
+
+    assert (decision.action, decision.target, decision.partition) == (Action.REPLAY, "orders.v1", 3)
+
+
+def test_a_partition_the_target_no_longer_has_leaves_the_choice_to_the_key() -> None:
+    decision = decide(dlq_record("a", Failure(original_partition=7)), EVERYTHING, POLICY, CATALOG)
+
+    assert (decision.action, decision.target, decision.partition) == (Action.REPLAY, "orders.v1", None)
+
+
+def test_to_sends_every_record_to_that_topic_partitioned_by_key() -> None:
+    policy = ReplayPolicy(dlq_topic="orders.v1.dlq", to_topic="other.v1")
+    no_origin = dlq_record("a", Failure(original_topic=None))
+
+    for record in (dlq_record("b", Failure(original_partition=1)), no_origin):
+        decision = decide(record, EVERYTHING, policy, CATALOG)
+        assert (decision.action, decision.target, decision.partition) == (Action.REPLAY, "other.v1", None)
+
+
+def test_records_the_filter_does_not_select_are_skipped_without_asking_the_cluster() -> None:
+    catalog = Catalog(orders_v1=1)
+    decision = decide(dlq_record("a"), RecordFilter(reasons=frozenset({"decode"})), POLICY, catalog)
+
+    assert decision.action is Action.SKIP
+    assert catalog.asked == []
+
+
+def test_a_record_without_an_original_topic_is_reported() -> None:
+    decision = decide(dlq_record("a", Failure(original_topic=None)), EVERYTHING, POLICY, CATALOG)
+
+    assert decision.action is Action.REPORT
+    assert "no dlq.original.topic header" in decision.why
+    assert "pass --to TOPIC" in decision.why
+
+
+@pytest.mark.parametrize("origin", ["orders.v1.dlq", "payments.v1.dlq", "orders.v1.dlq.parked"])
+def test_a_record_that_would_go_into_a_dead_letter_topic_is_reported(origin: str) -> None:
+    decision = decide(dlq_record("a", Failure(original_topic=origin)), EVERYTHING, POLICY, Catalog())
+
+    assert decision.action is Action.REPORT
+    assert decision.why == f"refusing to replay into dead-letter topic {origin!r}"
+
+
+def test_a_missing_target_topic_is_reported() -> None:
+    decision = decide(dlq_record("a", Failure(original_topic="gone.v1")), EVERYTHING, POLICY, CATALOG)
+
+    assert (decision.action, decision.why) == (Action.REPORT, "target topic 'gone.v1' does not exist")
+
+
+def test_the_loop_guard_parks_at_max_replays_and_not_before() -> None:
+    below = decide(dlq_record("a", Failure(replay_count=2)), EVERYTHING, POLICY, CATALOG)
+    at = decide(dlq_record("a", Failure(replay_count=3)), EVERYTHING, POLICY, CATALOG)
+
+    assert below.action is Action.REPLAY
+    assert (at.action, at.target) == (Action.PARK, "orders.v1.dlq.parked")
+    assert at.why == "replayed 3 time(s) already (--max-replays 3)"
+
+
+def test_the_loop_guard_reports_instead_of_parking_with_no_park() -> None:
+    policy = ReplayPolicy(dlq_topic="orders.v1.dlq", max_replays=1, park=False)
+
+    decision = decide(dlq_record("a", Failure(replay_count=1)), EVERYTHING, policy, CATALOG)
+
+    assert decision.action is Action.REPORT
+    assert decision.why.endswith("not parked (--no-park)")
+
+
+def test_replayed_headers_drop_the_failure_and_count_the_replay() -> None:
+    record = dlq_record("a", Failure(replay_count=1, own_headers=(("traceparent", b"tp"), ("tenant", None))))
+
+    assert replayed_headers(record) == [("traceparent", b"tp"), ("tenant", None), ("dlq.replay.count", b"2")]
+    assert replayed_headers(dlq_record("b", Failure(own_headers=())))[-1] == ("dlq.replay.count", b"1")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"to_topic": "orders.v1.dlq"}, "--to: refusing to replay into dead-letter topic 'orders.v1.dlq'"),
+        ({"to_topic": "x.dlq"}, "--to: refusing to replay into dead-letter topic"),
+        ({"to_topic": "orders.v1.dlq.parked"}, "--to: refusing"),
+        ({"max_replays": 0}, "--max-replays: must be 1 or more"),
+        ({"limit": 0}, "--limit: must be 1 or more"),
+        ({"rate": 0.0}, "--rate: must be more than 0"),
+    ],
+)
+def test_impossible_policies_are_configuration_errors(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        ReplayPolicy(dlq_topic="orders.v1.dlq", **kwargs)  # type: ignore[arg-type]
+
+
+def test_default_group_is_per_dlq_and_per_selection_but_not_per_limit() -> None:
+    poison = RecordFilter(reasons=frozenset({"poison"}))
+    limited = ReplayPolicy(dlq_topic="orders.v1.dlq", limit=10)
+    to_other = ReplayPolicy(dlq_topic="orders.v1.dlq", to_topic="other.v1")
+
+    assert default_group(EVERYTHING, POLICY) == "neotool-dlq-replay.orders.v1.dlq"
+    assert default_group(EVERYTHING, limited) == default_group(EVERYTHING, POLICY)
+    assert default_group(poison, POLICY).startswith("neotool-dlq-replay.orders.v1.dlq.f")
+    assert default_group(poison, POLICY) == default_group(RecordFilter(reasons=frozenset({"poison"})), limited)
+    assert (
+        len({default_group(poison, POLICY), default_group(EVERYTHING, to_other), default_group(poison, to_other)}) == 3
+    )
+
+
+def test_scan_range_starts_at_the_commit_and_ends_at_the_snapshot() -> None:
+    snapshot = OffsetRange(10, 50)
+
+    assert scan_range(0, snapshot, None, EVERYTHING, from_beginning=False) == OffsetRange(10, 50)
+    assert scan_range(0, snapshot, 30, EVERYTHING, from_beginning=False) == OffsetRange(30, 50)
+    assert scan_range(0, snapshot, 30, EVERYTHING, from_beginning=True) == OffsetRange(10, 50)
+    assert scan_range(0, snapshot, 5, EVERYTHING, from_beginning=False) == OffsetRange(10, 50)
+    assert len(scan_range(0, snapshot, 50, EVERYTHING, from_beginning=False)) == 0
+
+
+def test_scan_range_narrows_to_the_filters_offsets_and_partitions() -> None:
+    snapshot = OffsetRange(10, 50)
+    offsets = RecordFilter(offset_from=20, offset_to=29)
+
+    assert scan_range(0, snapshot, None, offsets, from_beginning=False) == OffsetRange(20, 30)
+    assert scan_range(0, snapshot, 25, offsets, from_beginning=False) == OffsetRange(25, 30)
+    assert len(scan_range(0, snapshot, 31, offsets, from_beginning=False)) == 0
+    assert len(scan_range(1, snapshot, None, RecordFilter(partitions=frozenset({0})), from_beginning=False)) == 0
+
+
+def test_ledger_commits_only_past_settled_records_in_offset_order() -> None:
+    ledger = CommitLedger()
+    for offset in (5, 6, 7):
+        ledger.track(0, offset)
+    ledger.track(1, 0)
+
+    ledger.settle(0, 6)
+    assert ledger.take_committable() == {}
+    assert ledger.in_flight == 3
+
+    ledger.settle(0, 5)
+    ledger.settle(1, 0)
+    assert ledger.take_committable() == {0: 7, 1: 1}
+    assert ledger.take_committable() == {}
+
+    ledger.fail(0, 7)
+    ledger.track(0, 8)
+    ledger.settle(0, 8)
+    assert ledger.take_committable() == {}, "a failed record holds its partition back"
+
+
+def test_ledger_forgets_a_revoked_partition() -> None:
+    ledger = CommitLedger()
+    ledger.track(0, 1)
+    ledger.track(0, 2)
+    ledger.settle(0, 1)
+
+    ledger.forget(0)
+
+    assert ledger.take_committable() == {}
+    assert ledger.in_flight == 0
+    ledger.settle(0, 2)
+    assert ledger.take_committable() == {}
