@@ -1,0 +1,183 @@
+"""Dead-letter routing: a failed record goes to ``<topic>.dlq`` with its bytes intact and the reason attached.
+
+A dead-lettered record completes (its offset becomes committable) only when the broker acknowledged the
+write. A write that fails — broker down, topic missing, no permission — is sent again with backoff, for
+as long as it takes; meanwhile its partition commits nothing past it. Header names: :mod:`.headers`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from neotool_common.clock import Clock
+from neotool_common.headers import (
+    DLQ_ATTEMPTS,
+    DLQ_CONSUMER_GROUP,
+    DLQ_EXCEPTION_MESSAGE,
+    DLQ_EXCEPTION_STACKTRACE,
+    DLQ_EXCEPTION_TYPE,
+    DLQ_FAILED_AT,
+    DLQ_ORIGINAL_OFFSET,
+    DLQ_ORIGINAL_PARTITION,
+    DLQ_ORIGINAL_TIMESTAMP,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_PATH,
+    DLQ_REASON,
+    dlq_topic_for,
+)
+from neotool_common.retry import RetryPolicy
+
+__all__ = ["DeadLetter", "DeadLetterPublisher", "DlqPolicy"]
+
+Headers = list[tuple[str, bytes | None]]
+
+
+@dataclass(frozen=True)
+class DlqPolicy:
+    """How dead-letter writes behave.
+
+    ``write_timeout_s`` bounds one write attempt (``DLQ_WRITE_TIMEOUT_MS``, default 30000); failed writes are
+    sent again after ``resend_backoff`` waits, without limit. Stack traces and messages are cut to the
+    given sizes so that a DLQ record stays well under the broker's message size limit.
+    """
+
+    write_timeout_s: float = 30.0
+    resend_backoff: RetryPolicy = field(default_factory=lambda: RetryPolicy(1_000_000, 0.5, 30.0))
+    max_stacktrace_chars: int = 8_000
+    max_message_chars: int = 2_000
+
+
+class Producer(Protocol):
+    def produce(self, topic: str, value: Any = ..., key: Any = ..., **kwargs: Any) -> None: ...
+    def poll(self, timeout: float = ...) -> int: ...
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+@dataclass
+class DeadLetter:
+    """One record on its way to the DLQ. ``on_acked`` runs on the poll thread once the broker has it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
+    headers: Headers
+    reason: str
+    attempts: int
+    on_acked: Callable[[DeadLetter], None]
+    failed_writes: int = 0
+
+    @property
+    def dlq_topic(self) -> str:
+        return dlq_topic_for(self.topic)
+
+
+def describe_failure(
+    letter_headers: Headers,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int | None,
+    group: str,
+    reason: str,
+    error: BaseException,
+    attempts: int,
+    policy: DlqPolicy,
+    now: float,
+) -> Headers:
+    """The record's own headers followed by the ``dlq.*`` headers that explain the failure."""
+    kind = type(error)
+    trace = "".join(traceback.format_exception(error))
+    dlq = {
+        DLQ_ORIGINAL_TOPIC: topic,
+        DLQ_ORIGINAL_PARTITION: str(partition),
+        DLQ_ORIGINAL_OFFSET: str(offset),
+        DLQ_ORIGINAL_TIMESTAMP: "" if timestamp_ms is None else str(timestamp_ms),
+        DLQ_CONSUMER_GROUP: group,
+        DLQ_REASON: reason,
+        DLQ_PATH: str(getattr(error, "path", "")),
+        DLQ_EXCEPTION_TYPE: f"{kind.__module__}.{kind.__qualname__}",
+        DLQ_EXCEPTION_MESSAGE: str(error)[: policy.max_message_chars],
+        DLQ_EXCEPTION_STACKTRACE: trace[-policy.max_stacktrace_chars :],
+        DLQ_ATTEMPTS: str(attempts),
+        DLQ_FAILED_AT: datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
+    kept = [(k, v) for k, v in letter_headers if k not in dlq]
+    return kept + [(k, v.encode("utf-8", "replace")) for k, v in dlq.items()]
+
+
+class DeadLetterPublisher:
+    """Sends :class:`DeadLetter` records and re-sends failed ones; all callbacks run on the caller's thread."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        policy: DlqPolicy,
+        clock: Clock,
+        on_write_failed: Callable[[DeadLetter, str], None],
+    ) -> None:
+        self._producer = producer
+        self._policy = policy
+        self._clock = clock
+        self._on_write_failed = on_write_failed
+        self._resends: list[tuple[float, int, DeadLetter]] = []
+        self._sequence = 0
+        self.pending = 0
+
+    def send(self, letter: DeadLetter) -> None:
+        self.pending += 1
+        self._produce(letter)
+
+    def _produce(self, letter: DeadLetter) -> None:
+        def on_delivery(err: Any, _msg: Any) -> None:
+            self._delivered(letter, err)
+
+        try:
+            self._producer.produce(
+                letter.dlq_topic,
+                value=letter.value,
+                key=letter.key,
+                headers=letter.headers,
+                timestamp=letter.timestamp_ms or 0,
+                on_delivery=on_delivery,
+            )
+        except (BufferError, Exception) as exc:  # noqa: BLE001 - any refusal is a failed write, sent again later
+            self._delivered(letter, exc)
+
+    def _delivered(self, letter: DeadLetter, err: Any) -> None:
+        if err is None:
+            self.pending -= 1
+            letter.on_acked(letter)
+            return
+        letter.failed_writes += 1
+        self._on_write_failed(letter, str(err))
+        due = self._clock.monotonic() + self._policy.resend_backoff.backoff(min(letter.failed_writes, 30))
+        self._sequence += 1
+        heapq.heappush(self._resends, (due, self._sequence, letter))
+
+    def poll(self) -> None:
+        """Serve delivery callbacks and re-send the failed writes that are due. Never blocks."""
+        self._producer.poll(0)
+        now = self._clock.monotonic()
+        while self._resends and self._resends[0][0] <= now:
+            _, _, letter = heapq.heappop(self._resends)
+            self._produce(letter)
+
+    def next_resend_in(self, now: float) -> float | None:
+        return max(0.0, self._resends[0][0] - now) if self._resends else None
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for every pending write (re-sending failures); returns how many are left."""
+        deadline = self._clock.monotonic() + timeout_s
+        while self.pending and (remaining := deadline - self._clock.monotonic()) > 0:
+            self._producer.flush(min(remaining, 0.2))
+            self.poll()
+        return self.pending

@@ -1,0 +1,198 @@
+"""Every metric the runner exports, in one place, each with what it counts.
+
+All metrics live in a registry the runner is given (``CollectorRegistry()`` per runner in tests; the
+process default otherwise), so several runners in one process never collide. Label children are created
+once per topic or partition, outside the per-record path; per-record counts are added once per poll batch;
+histograms on the per-record path use :class:`FastHistogram`, which costs a bisect and two additions.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["METRIC_NAMES", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
+
+_LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+METRIC_NAMES: Final = frozenset(
+    {
+        "neotool_consumer_messages_processed_total",
+        "neotool_consumer_dlq_messages_total",
+        "neotool_consumer_ack_latency_seconds",
+        "neotool_consumer_processing_seconds",
+        "neotool_consumer_end_to_end_age_seconds",
+        "neotool_consumer_retries_total",
+        "neotool_consumer_commits_total",
+        "neotool_consumer_commit_failures_total",
+        "neotool_consumer_rebalances_total",
+        "neotool_consumer_dlq_write_failures_total",
+        "neotool_consumer_dlq_pending",
+        "neotool_consumer_circuit_open",
+        "neotool_consumer_lag_records",
+        "neotool_consumer_assigned_partitions",
+        "neotool_consumer_ready",
+    }
+)
+
+
+class FastHistogram(Collector):
+    """A labelled histogram for a single writer thread: ``child(*labels).observe(v)`` without locks.
+
+    Scrapes read the counts while the poll thread writes them; a scrape can see a sum one observation
+    ahead of its count, which Prometheus' rate() functions tolerate.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = tuple(buckets)
+        self._children: dict[tuple[str, ...], _HistogramChild] = {}
+
+    def child(self, *labelvalues: str) -> _HistogramChild:
+        found = self._children.get(labelvalues)
+        if found is None:
+            found = self._children[labelvalues] = _HistogramChild(self.bounds)
+        return found
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, child in list(self._children.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*self.bounds, float("inf")), list(child.counts), strict=True):
+                cumulative += count
+                buckets.append((_le(bound), cumulative))
+            family.add_metric(list(labels), buckets, child.total)
+        yield family
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class TopicMetrics:
+    """The label children of one topic, resolved once when the topic is first assigned."""
+
+    def __init__(self, metrics: ConsumerMetrics, topic: str) -> None:
+        group = metrics.group
+        self.processed = metrics.processed.labels(topic=topic, group=group)
+        self.retries = metrics.retries.labels(topic=topic, group=group)
+        self.dlq_write_failures = metrics.dlq_write_failures.labels(topic=topic, group=group)
+        self.ack_latency = metrics.ack_latency.child(topic, group)
+        self.processing = metrics.processing.child(topic, group)
+        self.end_to_end_age = metrics.end_to_end_age.child(topic, group)
+        self._dlq = metrics.dlq_messages
+        self._topic = topic
+        self._group = group
+
+    def dead_lettered(self, reason: str) -> None:
+        self._dlq.labels(topic=self._topic, group=self._group, reason=reason).inc()
+
+
+class ConsumerMetrics:
+    """The runner's metrics in ``registry``, labelled by consumer ``group`` (and topic, partition, reason)."""
+
+    def __init__(self, registry: CollectorRegistry, group: str) -> None:
+        self.group = group
+        topic_group = ("topic", "group")
+        # records whose process() returned (each counted once per successful attempt)
+        self.processed = Counter(
+            "neotool_consumer_messages_processed", "Records processed successfully", topic_group, registry=registry
+        )
+        # records whose dead-letter write the broker acknowledged, by dlq.reason
+        self.dlq_messages = Counter(
+            "neotool_consumer_dlq_messages",
+            "Records acknowledged in the DLQ",
+            (*topic_group, "reason"),
+            registry=registry,
+        )
+        # attempts that failed with a transient error and were scheduled again
+        self.retries = Counter(
+            "neotool_consumer_retries", "Processing attempts retried", topic_group, registry=registry
+        )
+        # dead-letter writes the broker rejected or timed out (each is retried; nothing is dropped)
+        self.dlq_write_failures = Counter(
+            "neotool_consumer_dlq_write_failures",
+            "Dead-letter writes that failed and will be retried",
+            topic_group,
+            registry=registry,
+        )
+        # offset commits acknowledged by the group coordinator, and the ones it rejected
+        self.commits = Counter("neotool_consumer_commits", "Offset commits acknowledged", ("group",), registry=registry)
+        self.commit_failures = Counter(
+            "neotool_consumer_commit_failures", "Offset commits that failed", ("group",), registry=registry
+        )
+        # partition assignment changes: kind is assign, revoke or lost
+        self.rebalances = Counter(
+            "neotool_consumer_rebalances", "Rebalance callbacks", ("group", "kind"), registry=registry
+        )
+        # dead-letter writes sent but not yet acknowledged (they hold back their partition's commits)
+        self.dlq_pending = Gauge(
+            "neotool_consumer_dlq_pending", "DLQ writes awaiting ack", ("group",), registry=registry
+        )
+        # 1 when the circuit breaker stopped the consumer
+        self.circuit_open = Gauge(
+            "neotool_consumer_circuit_open", "1 when the DLQ circuit breaker is open", ("group",), registry=registry
+        )
+        # records between the committable position and the partition's high watermark
+        self.lag = Gauge(
+            "neotool_consumer_lag_records",
+            "Consumer lag in records",
+            ("topic", "partition", "group"),
+            registry=registry,
+        )
+        self.assigned = Gauge(
+            "neotool_consumer_assigned_partitions", "Partitions assigned", ("group",), registry=registry
+        )
+        # 1 while connected and consuming (the /readyz answer)
+        self.ready = Gauge("neotool_consumer_ready", "1 when ready", ("group",), registry=registry)
+        # time from receiving a record to its offset becoming committable
+        self.ack_latency = FastHistogram(
+            "neotool_consumer_ack_latency_seconds", "Receive to committable", topic_group, _LATENCY_BUCKETS
+        )
+        # duration of one successful or failed process() call
+        self.processing = FastHistogram(
+            "neotool_consumer_processing_seconds", "Duration of process()", topic_group, _LATENCY_BUCKETS
+        )
+        # age of the newest committed record, from its envelope's ingested_at to the commit
+        self.end_to_end_age = FastHistogram(
+            "neotool_consumer_end_to_end_age_seconds", "ingested_at to commit", topic_group, _AGE_BUCKETS
+        )
+        for histogram in (self.ack_latency, self.processing, self.end_to_end_age):
+            registry.register(histogram)
+        self.commits_child = self.commits.labels(group=group)
+        self.commit_failures_child = self.commit_failures.labels(group=group)
+        self.dlq_pending_child = self.dlq_pending.labels(group=group)
+        self.circuit_open_child = self.circuit_open.labels(group=group)
+        self.assigned_child = self.assigned.labels(group=group)
+        self.ready_child = self.ready.labels(group=group)
+        self._topics: dict[str, TopicMetrics] = {}
+
+    def topic(self, topic: str) -> TopicMetrics:
+        found = self._topics.get(topic)
+        if found is None:
+            found = self._topics[topic] = TopicMetrics(self, topic)
+        return found
+
+    def rebalance(self, kind: str) -> None:
+        self.rebalances.labels(group=self.group, kind=kind).inc()

@@ -1,0 +1,175 @@
+"""Runner settings from the environment, each checked once at start with a one-line error naming it.
+
+===============================  =========  ===============================================================
+variable                          default    meaning
+===============================  =========  ===============================================================
+``KAFKA_BROKERS``                 required   bootstrap servers (see :mod:`.connection` for TLS/SASL settings)
+``KAFKA_GROUP_ID``                class      consumer group; overrides the subclass's ``group_id``
+``KAFKA_TOPICS``                  class      comma-separated topics; override the subclass's ``topics``
+``RETRY_MAX_ATTEMPTS``            5          tries per record before ``retries_exhausted``
+``RETRY_BACKOFF_INITIAL_MS``      200        first backoff; doubles per attempt, with jitter
+``RETRY_BACKOFF_MAX_MS``          30000      cap on one backoff
+``COMMIT_EVERY_RECORDS``          10000      commit after this many completed records ...
+``COMMIT_INTERVAL_MS``            1000       ... or this much time, whichever comes first
+``DLQ_WRITE_TIMEOUT_MS``          30000      one dead-letter write attempt; failures are re-sent
+``CIRCUIT_MAX_CONSECUTIVE_DLQ``   100        stop after this many dead-letters in a row (0: never)
+``CIRCUIT_MAX_DLQ_RATIO``         0.5        stop when more of ``CIRCUIT_WINDOW`` records went to the DLQ
+``CIRCUIT_WINDOW``                1000       records in the ratio window
+``MAX_PENDING_PER_PARTITION``     10000      pause a partition with this many records held behind a DLQ write
+``SHUTDOWN_GRACE_MS``             30000      bound on the final DLQ flush and commit at shutdown
+``METRICS_PORT``                  8000       /metrics, /healthz, /readyz (0: no server)
+``METRICS_HOST``                  0.0.0.0    address the metrics server binds
+``LOG_LEVEL``                     INFO       DEBUG, INFO, WARNING, ERROR
+``LOG_FORMAT``                    json       json or console
+``PROGRESS_INTERVAL_MS``          30000      how often the INFO progress line is logged
+===============================  =========  ===============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from neotool_common.circuit import CircuitBreakerPolicy
+from neotool_common.commit import CommitPolicy
+from neotool_common.connection import KafkaConnection
+from neotool_common.dlq import DlqPolicy
+from neotool_common.errors import ConfigurationError
+from neotool_common.retry import RetryPolicy
+
+__all__ = ["RunnerSettings"]
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_FORMATS = ("json", "console")
+# librdkafka settings the runner owns: changing them would break the delivery guarantees.
+_OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
+
+T = TypeVar("T", int, float)
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    connection: KafkaConnection
+    group_id: str
+    topics: tuple[str, ...]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    commit: CommitPolicy = field(default_factory=CommitPolicy)
+    dlq: DlqPolicy = field(default_factory=DlqPolicy)
+    circuit: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
+    max_pending_per_partition: int = 10_000
+    shutdown_grace_s: float = 30.0
+    metrics_port: int = 8000
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - containers are probed from outside the pod
+    log_level: str = "INFO"
+    log_format: str = "json"
+    progress_interval_s: float = 30.0
+    poll_timeout_s: float = 0.2
+    batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.group_id:
+            raise ConfigurationError("KAFKA_GROUP_ID", "is required (or set group_id on the consumer class)")
+        if not self.topics or any(not t for t in self.topics):
+            raise ConfigurationError("KAFKA_TOPICS", "is required (or set topics on the consumer class)")
+        if any(t.endswith(".dlq") for t in self.topics):
+            raise ConfigurationError("KAFKA_TOPICS", "a .dlq topic is read with neotool-dlq, not consumed")
+        if self.log_level not in _LEVELS:
+            raise ConfigurationError("LOG_LEVEL", f"must be one of {', '.join(_LEVELS)}")
+        if self.log_format not in _FORMATS:
+            raise ConfigurationError("LOG_FORMAT", f"must be one of {', '.join(_FORMATS)}")
+        for name, wanted in _OWNED.items():
+            given = self.connection.extra.get(name)
+            if given is not None and given.lower() != wanted:
+                variable = "KAFKA_CONFIG_" + name.upper().replace(".", "_")
+                raise ConfigurationError(variable, f"the runner commits offsets itself; {name} must stay {wanted}")
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, defaults_from: type | None = None, **overrides: Any
+    ) -> RunnerSettings:
+        """Settings from ``env`` (default ``os.environ``); ``defaults_from`` supplies ``group_id``/``topics``."""
+        env = os.environ if env is None else env
+        reader = _EnvReader(env)
+        try:
+            retry = RetryPolicy(
+                max_attempts=reader.number("RETRY_MAX_ATTEMPTS", 5, int, minimum=1),
+                initial_backoff_s=reader.number("RETRY_BACKOFF_INITIAL_MS", 200, int, minimum=0) / 1000,
+                max_backoff_s=reader.number("RETRY_BACKOFF_MAX_MS", 30_000, int, minimum=0) / 1000,
+            )
+        except ValueError:
+            raise ConfigurationError("RETRY_BACKOFF_INITIAL_MS", "must not exceed RETRY_BACKOFF_MAX_MS") from None
+        values: dict[str, Any] = {
+            "connection": KafkaConnection.from_env(env),
+            "group_id": reader.text("KAFKA_GROUP_ID") or str(getattr(defaults_from, "group_id", "") or ""),
+            "topics": reader.topics("KAFKA_TOPICS") or tuple(getattr(defaults_from, "topics", ()) or ()),
+            "retry": retry,
+            "commit": CommitPolicy(
+                every_records=reader.number("COMMIT_EVERY_RECORDS", 10_000, int, minimum=1),
+                interval_s=reader.number("COMMIT_INTERVAL_MS", 1000, int, minimum=1) / 1000,
+            ),
+            "dlq": DlqPolicy(write_timeout_s=reader.number("DLQ_WRITE_TIMEOUT_MS", 30_000, int, minimum=100) / 1000),
+            "circuit": CircuitBreakerPolicy(
+                max_consecutive=reader.number("CIRCUIT_MAX_CONSECUTIVE_DLQ", 100, int, minimum=0),
+                max_ratio=reader.number("CIRCUIT_MAX_DLQ_RATIO", 0.5, float, minimum=0.001, maximum=1.0),
+                window=reader.number("CIRCUIT_WINDOW", 1000, int, minimum=1),
+            ),
+            "max_pending_per_partition": reader.number("MAX_PENDING_PER_PARTITION", 10_000, int, minimum=1),
+            "shutdown_grace_s": reader.number("SHUTDOWN_GRACE_MS", 30_000, int, minimum=0) / 1000,
+            "metrics_port": reader.number("METRICS_PORT", 8000, int, minimum=0, maximum=65535),
+            "metrics_host": reader.text("METRICS_HOST") or "0.0.0.0",  # noqa: S104 - see field
+            "log_level": (reader.text("LOG_LEVEL") or "INFO").upper(),
+            "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
+            "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka consumer settings: manual offset store and commits, cooperative rebalancing."""
+        config: dict[str, Any] = {
+            "group.id": self.group_id,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.partition.eof": False,
+        }
+        config.update(self.connection.client_config())
+        config.update(_OWNED)
+        return config
+
+    def dlq_producer_config(self) -> dict[str, Any]:
+        config = self.connection.producer_config()
+        config.setdefault("message.timeout.ms", int(self.dlq.write_timeout_s * 1000))
+        config["delivery.timeout.ms"] = config.pop("message.timeout.ms")
+        return config
+
+
+class _EnvReader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def topics(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name)
+        return tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else ()
+
+    def number(
+        self, name: str, default: T, kind: Callable[[str], T], *, minimum: T | None = None, maximum: T | None = None
+    ) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = kind(raw)
+        except ValueError:
+            noun = "whole number" if kind is int else "number"
+            raise ConfigurationError(name, f"{raw!r} is not a {noun}") from None
+        if minimum is not None and value < minimum:
+            raise ConfigurationError(name, f"must be at least {minimum}, got {raw}")
+        if maximum is not None and value > maximum:
+            raise ConfigurationError(name, f"must be at most {maximum}, got {raw}")
+        return value

@@ -1,0 +1,138 @@
+"""From record bytes to a validated :class:`~neotool_common.message.Message`.
+
+The envelope schema (``schemas/envelope.v1.json``) and a consumer's payload schema are compiled once into
+Python code (fastjsonschema) when the runner starts; the schema files themselves are checked against the
+JSON Schema meta-schema (jsonschema) so a broken schema is a configuration error, not a poison record.
+A payload can instead be declared as a pydantic model; ``Message.payload`` is then the model instance.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+import pydantic
+
+from neotool_common.decoding import JsonObjectDecoder
+from neotool_common.errors import ConfigurationError, SchemaValidationError
+from neotool_common.message import Message
+
+__all__ = ["ENVELOPE_SCHEMA", "EnvelopeReader", "SchemaSource", "load_schema"]
+
+SchemaSource = Mapping[str, Any] | Path | Traversable
+
+Validator = Callable[[Any], Any]
+
+ENVELOPE_SCHEMA = resources.files("neotool_common").joinpath("schemas", "envelope.v1.json")
+
+
+def load_schema(source: SchemaSource, setting: str = "payload_schema") -> dict[str, Any]:
+    """A JSON Schema from a mapping or a file, checked against its meta-schema."""
+    if isinstance(source, Mapping):
+        schema = dict(source)
+    else:
+        try:
+            schema = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(setting, f"cannot read JSON Schema {source}: {exc}") from None
+    try:
+        jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ConfigurationError(setting, f"not a valid JSON Schema: {exc.message}") from None
+    return schema
+
+
+def _path_part(part: object) -> str:
+    return f"[{part}]" if isinstance(part, int) else f".{part}"
+
+
+def _compile(schema: dict[str, Any], prefix: str) -> Validator:
+    check = fastjsonschema.compile(schema)
+
+    def validate(document: Any) -> Any:
+        try:
+            return check(document)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            path = prefix + "".join(_path_part(p) for p in exc.path[1:])
+            message = exc.message.replace(exc.name, path, 1) if exc.name else exc.message
+            raise SchemaValidationError(message, path) from None
+
+    return validate
+
+
+class EnvelopeReader:
+    """Decodes, validates and wraps one record value. Raises ``DecodeError`` or ``SchemaValidationError``."""
+
+    def __init__(
+        self,
+        payload_schema: SchemaSource | None = None,
+        payload_model: type[pydantic.BaseModel] | None = None,
+        decoder: JsonObjectDecoder | None = None,
+    ) -> None:
+        if payload_schema is not None and payload_model is not None:
+            raise ConfigurationError("payload_schema", "declare payload_schema or payload_model, not both")
+        self._decode = (decoder or JsonObjectDecoder()).decode
+        self._validate_envelope = _compile(load_schema(ENVELOPE_SCHEMA, "envelope schema"), "$")
+        self._validate_payload: Validator | None = (
+            _compile(load_schema(payload_schema), "$.payload") if payload_schema is not None else None
+        )
+        self._payload_model = payload_model
+
+    def read(
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        headers: tuple[tuple[str, bytes | None], ...],
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp_ms: int | None,
+    ) -> Message:
+        envelope = self._decode(value)
+        self._validate_envelope(envelope)
+        ingested_at = _parse_ingested_at(envelope["ingested_at"])
+        payload = envelope["payload"]
+        if self._validate_payload is not None:
+            self._validate_payload(payload)
+        elif self._payload_model is not None:
+            payload = _validate_model(self._payload_model, payload)
+        assert value is not None  # decode() rejects a null value
+        return Message(
+            envelope["record_id"],
+            envelope["batch_id"],
+            ingested_at,
+            payload,
+            key,
+            headers,
+            topic,
+            partition,
+            offset,
+            timestamp_ms,
+            value,
+        )
+
+
+def _parse_ingested_at(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise SchemaValidationError(f"$.ingested_at is not an ISO 8601 date-time: {exc}", "$.ingested_at") from None
+    if moment.tzinfo is None:  # the envelope schema requires an offset; this guards looser custom schemas
+        raise SchemaValidationError("$.ingested_at has no UTC offset", "$.ingested_at")
+    return moment
+
+
+def _validate_model(model: type[pydantic.BaseModel], payload: Any) -> pydantic.BaseModel:
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        path = "$.payload" + "".join(_path_part(p) for p in error["loc"])
+        raise SchemaValidationError(f"{path}: {error['msg']}", path) from None
