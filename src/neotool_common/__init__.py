@@ -1,0 +1,52 @@
+"""neotool-common: the runtime every Kafka consumer of the batch-data platform is built on.
+
+Start at :class:`~neotool_common.consumer_base.KafkaConsumerRunner`; README.md has the whole tour.
+"""
+
+from neotool_common.circuit import CircuitBreakerPolicy
+from neotool_common.commit import CommitPolicy
+from neotool_common.connection import KafkaConnection, Secret
+from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.dlq import DlqPolicy
+from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
+from neotool_common.errors import (
+    CircuitOpenError,
+    ConfigurationError,
+    DeadLetterError,
+    DecodeError,
+    InvalidRecordError,
+    NeotoolError,
+    PoisonMessageError,
+    SchemaValidationError,
+)
+from neotool_common.headers import DlqReason, dlq_topic_for
+from neotool_common.message import Message
+from neotool_common.producer import EnvelopeProducer
+from neotool_common.retry import RetryPolicy
+from neotool_common.settings import RunnerSettings
+
+__all__ = [
+    "CircuitBreakerPolicy",
+    "CircuitOpenError",
+    "CommitPolicy",
+    "ConfigurationError",
+    "DeadLetterError",
+    "DecodeError",
+    "DlqPolicy",
+    "DlqReason",
+    "EnvelopeProducer",
+    "InvalidRecordError",
+    "KafkaConnection",
+    "KafkaConsumerRunner",
+    "Message",
+    "NeotoolError",
+    "PoisonMessageError",
+    "RetryPolicy",
+    "RunnerSettings",
+    "SchemaValidationError",
+    "Secret",
+    "build_envelope",
+    "dlq_topic_for",
+    "encode_envelope",
+    "new_batch_id",
+]

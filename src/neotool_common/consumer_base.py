@@ -108,6 +108,7 @@ class KafkaConsumerRunner:
         self._completed_since_commit = 0
         self._last_commit = 0.0
         self._last_progress = 0.0
+        self._last_reconnect_probe = 0.0
         for secret in (self.settings.connection.sasl_password, self.settings.connection.ssl_key_password):
             if secret is not None:
                 register_secret(secret.reveal())
@@ -202,10 +203,7 @@ class KafkaConsumerRunner:
         if not self.settings.metrics_port:
             return None
         server = HealthServer(self.settings.metrics_port, self.registry, self.health, host=self.settings.metrics_host)
-        try:
-            server.start()
-        except OSError as exc:
-            raise ConfigurationError("METRICS_PORT", f"cannot listen on {self.settings.metrics_port}: {exc}") from None
+        server.start()  # a port in use is a ConfigurationError naming METRICS_PORT
         return server
 
     def _warn_about_missing_dlq_topics(self) -> None:
@@ -214,6 +212,7 @@ class KafkaConsumerRunner:
         except KafkaException as exc:
             self._log.warning("cannot list topics to check the DLQ topics", error=str(exc))
             return
+        self.health.set_connected(True)
         for topic in self.settings.topics:
             if dlq_topic_for(topic) not in known:
                 self._log.warning(
@@ -448,6 +447,7 @@ class KafkaConsumerRunner:
         self._batch_dead = 0
         assert self._dlq is not None
         self.metrics.dlq_pending_child.set(self._dlq.pending)
+        self._refresh_readiness(now)
         if self.settings.commit.due(self._completed_since_commit, now - self._last_commit):
             self._commit(asynchronous=True)
             self._last_commit = now
@@ -461,6 +461,17 @@ class KafkaConsumerRunner:
                 partitions=len(self._partitions),
                 dlq_pending=self._dlq.pending,
             )
+
+    def _refresh_readiness(self, now: float) -> None:
+        """Keep the ready gauge equal to /readyz; after a broker outage, find out whether the cluster is back."""
+        if not self.health.readiness().connected and now - self._last_reconnect_probe >= 5.0:
+            self._last_reconnect_probe = now
+            try:
+                self._consumer.list_topics(timeout=0.5)
+                self.health.set_connected(True)
+            except KafkaException:
+                pass
+        self.metrics.ready_child.set(1 if self.health.readiness().ok else 0)
 
     def _apply_backpressure(self, state: PartitionState) -> None:
         """Pause a partition whose records pile up behind an unacknowledged dead-letter write."""
@@ -533,6 +544,7 @@ class KafkaConsumerRunner:
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalance("assign")
+        self.health.set_connected(True)
         for tp in partitions:
             self._partitions[(tp.topic, tp.partition)] = PartitionState(
                 tp.topic, tp.partition, self.metrics.topic(tp.topic)

@@ -16,10 +16,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from neotool_common.headers import DlqReason
+
 __all__ = ["METRIC_NAMES", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
 
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+
+REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
 
 METRIC_NAMES: Final = frozenset(
     {
@@ -101,12 +105,13 @@ class TopicMetrics:
         self.ack_latency = metrics.ack_latency.child(topic, group)
         self.processing = metrics.processing.child(topic, group)
         self.end_to_end_age = metrics.end_to_end_age.child(topic, group)
-        self._dlq = metrics.dlq_messages
-        self._topic = topic
-        self._group = group
+        # Every reason exists from the start, so rate() sees the first dead-letter of each.
+        self._dlq = {
+            reason: metrics.dlq_messages.labels(topic=topic, group=group, reason=reason) for reason in DlqReason
+        }
 
     def dead_lettered(self, reason: str) -> None:
-        self._dlq.labels(topic=self._topic, group=self._group, reason=reason).inc()
+        self._dlq[DlqReason(reason)].inc()
 
 
 class ConsumerMetrics:
@@ -187,6 +192,8 @@ class ConsumerMetrics:
         self.assigned_child = self.assigned.labels(group=group)
         self.ready_child = self.ready.labels(group=group)
         self._topics: dict[str, TopicMetrics] = {}
+        for kind in REBALANCE_KINDS:
+            self.rebalances.labels(group=group, kind=kind)
 
     def topic(self, topic: str) -> TopicMetrics:
         found = self._topics.get(topic)
