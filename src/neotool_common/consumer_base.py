@@ -109,6 +109,7 @@ class KafkaConsumerRunner:
         self._last_commit = 0.0
         self._last_progress = 0.0
         self._last_reconnect_probe = 0.0
+        self._debug = self.settings.log_level == "DEBUG"
         for secret in (self.settings.connection.sasl_password, self.settings.connection.ssl_key_password):
             if secret is not None:
                 register_secret(secret.reveal())
@@ -320,6 +321,8 @@ class KafkaConsumerRunner:
         if attempt > 1:
             state.clear_retry()
         self._circuit.consecutive = 0
+        if self._debug:
+            self._record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
 
     def _failed_attempt(
         self, state: PartitionState, msg: KafkaMessage, message: Message, exc: Exception, attempt: int, received: float
@@ -596,7 +599,10 @@ class KafkaConsumerRunner:
 
     def _record_log(self, message: Message | None, msg: KafkaMessage) -> Any:
         fields: dict[str, Any] = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
-        if message is not None:
+        if message is None:  # undecodable: the key is the record_id by convention
+            key = msg.key()
+            fields["record_id"] = key.decode("utf-8", "replace") if isinstance(key, bytes) else None
+        else:
             fields.update(record_id=message.record_id, batch_id=message.batch_id)
             trace_id = trace_id_from_traceparent(message.header("traceparent"))
             if trace_id:
