@@ -36,7 +36,7 @@ from neotool_common.dlq_tools.filters import RecordFilter, parse_time_bound
 from neotool_common.dlq_tools.inspect import fetch_record, scan
 from neotool_common.dlq_tools.pacing import BarProgress, LineProgress, Progress
 from neotool_common.dlq_tools.records import DlqRecord
-from neotool_common.dlq_tools.replay import Replay, plan_replay
+from neotool_common.dlq_tools.replay import Replay, ReplayTuning, plan_replay
 from neotool_common.errors import ConfigurationError
 from neotool_common.headers import DlqReason
 
@@ -149,6 +149,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             progress=_progress(),
             say=lambda line: print(line, file=sys.stderr),
             on_ack=_test_pause_hook(stop),
+            tuning=ReplayTuning(max_in_flight=args.max_in_flight),
         )
         report = replay.run()
     print("\n".join(render.render_replay_report(report, policy, lambda r: _show_command(args, r))))
@@ -349,6 +350,13 @@ def _add_command_options(name: str, command: argparse.ArgumentParser) -> None:
         command.add_argument("--max-replays", type=_positive_int, default=3, metavar="N", help="loop guard (3)")
         command.add_argument("--no-park", dest="park", action="store_false", help="report looping records instead")
         command.add_argument("--rate", type=_positive_float, metavar="N", help="at most N records per second")
+        command.add_argument(
+            "--max-in-flight",
+            type=_positive_int,
+            default=ReplayTuning.max_in_flight,
+            metavar="N",
+            help="records sent between progress commits: the most a crash can send twice (500)",
+        )
 
 
 def _positive_int(text: str) -> int:
@@ -376,3 +384,7 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
     return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

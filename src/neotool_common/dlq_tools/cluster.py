@@ -23,6 +23,13 @@ from neotool_common.errors import ConfigurationError
 __all__ = ["DlqCluster", "OffsetRange", "TopicInfo"]
 
 _CLIENT_ID = "neotool-dlq"
+# Settings the tools' correctness rests on: a KAFKA_CONFIG_* variable must not turn them off.
+_NEVER_AUTO_COMMIT = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "enable.partition.eof": True,
+    "auto.offset.reset": "earliest",
+}
 
 
 @dataclass(frozen=True)
@@ -71,29 +78,18 @@ class DlqCluster:
     def reader(self) -> Consumer:
         """A consumer for ``assign()``-only reading: it joins no group and never commits."""
         return Consumer(
-            {
-                **self.common_config(),
-                "group.id": f"neotool-dlq-reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
+            {**self.common_config(), **_NEVER_AUTO_COMMIT, "group.id": f"neotool-dlq-reader-{uuid.uuid4().hex[:8]}"}
         )
 
-    def group_consumer(self, group_id: str, **config: Any) -> Consumer:
-        """A consumer of ``group_id`` that commits only when told to."""
-        return Consumer(
-            {
-                **self.common_config(),
-                "group.id": group_id,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-                **config,
-            }
-        )
+    def group_consumer(self, group_id: str, session_timeout_ms: int | None = None) -> Consumer:
+        """A consumer of ``group_id`` that commits only when told to (``KAFKA_CONFIG_*`` cannot change that)."""
+        tunable = {} if session_timeout_ms is None else {"session.timeout.ms": session_timeout_ms}
+        return Consumer({**tunable, **self.common_config(), **_NEVER_AUTO_COMMIT, "group.id": group_id})
+
+    def session_timeout_ms(self, default: int) -> int:
+        """The group session timeout in effect: ``KAFKA_CONFIG_SESSION_TIMEOUT_MS`` when set, else ``default``."""
+        configured = self.connection.extra.get("session.timeout.ms", "")
+        return int(configured) if configured.isdigit() else default
 
     def producer(self) -> Producer:
         """An idempotent ``acks=all`` producer whose key partitioner matches the Java clients' (murmur2)."""

@@ -3,7 +3,9 @@
 =============  ======================================================================================
 ``SKIP``       the filter does not select it; nothing is sent
 ``REPLAY``     a copy goes to its original topic (or ``--to``), ``dlq.*`` error headers removed and
-               ``dlq.replay.count`` incremented; to its original partition when that partition exists
+               ``dlq.replay.count`` incremented; to its original partition when that partition exists.
+               It gets a new timestamp: an original one older than the target's retention would let
+               the broker delete the copy before anyone read it.
 ``PARK``       it was replayed ``max_replays`` times already: moved, unchanged, to ``<dlq>.parked``
 ``REPORT``     it cannot be replayed (no original topic, target is a dead-letter topic or missing,
                or the loop guard tripped with parking off); listed, and the exit code is 1

@@ -188,9 +188,7 @@ class Replay:
         if self._stop.is_set():
             self.report.interrupted = True
             return self.report
-        self._consumer = self._cluster.group_consumer(
-            self.report.group, **{"session.timeout.ms": self._tuning.session_timeout_ms}
-        )
+        self._consumer = self._cluster.group_consumer(self.report.group, self._tuning.session_timeout_ms)
         self._producer = self._cluster.producer()
         try:
             self._snapshot = self._cluster.watermarks(self._consumer, self._dlq)
@@ -218,6 +216,7 @@ class Replay:
                 )
             for message in self._consumer.consume(num_messages=100, timeout=0.2):
                 self._handle(message)
+                self._maybe_checkpoint()
                 if self._finished() or self._stop.is_set():
                     break
             self._producer.poll(0)
@@ -285,8 +284,6 @@ class Replay:
         produce: dict[str, Any] = {"key": record.key, "value": record.value, "headers": headers}
         if partition is not None:
             produce["partition"] = partition
-        if record.timestamp_ms is not None:
-            produce["timestamp"] = record.timestamp_ms
         on_delivery = functools.partial(self._delivered, decision)
         while True:
             try:
@@ -371,7 +368,8 @@ class Replay:
             self._ledger.forget(tp.partition)
 
     def _wait_for_free_group(self) -> None:
-        deadline = self._clock() + self._tuning.session_timeout_ms / 1000 + 2.0
+        session_s = self._cluster.session_timeout_ms(self._tuning.session_timeout_ms) / 1000
+        deadline = self._clock() + session_s + 2.0
         told = False
         while self._cluster.active_members(self.report.group) > 0:
             if self._clock() > deadline:
