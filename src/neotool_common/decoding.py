@@ -41,9 +41,12 @@ class JsonObjectDecoder:
             raise DecodeError(f"not strict UTF-8 JSON: {exc}") from None
         if not isinstance(document, dict):
             raise DecodeError(f"top level is a JSON {type(document).__name__}, not an object")
-        if b"\\u0000" in value:
-            raise DecodeError("a string contains U+0000", _path_of_nul(document))
+        # Depth first: the searches below recurse, and only a bounded depth keeps them clear of RecursionError.
         keys = _count_keys(document, 1, self.max_depth)
+        if b"\\u0000" in value:
+            nul_path = _path_of_nul(document)
+            if nul_path:  # none when the text was an escaped backslash followed by "u0000"
+                raise DecodeError("a string contains U+0000", nul_path)
         if len(_KEY_TOKEN.findall(value)) != keys:
             _raise_on_duplicate_keys(value)
         return document
