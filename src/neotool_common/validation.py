@@ -60,11 +60,21 @@ def _compile(schema: dict[str, Any], prefix: str) -> Validator:
         try:
             return check(document)
         except fastjsonschema.JsonSchemaValueException as exc:
-            path = prefix + "".join(_path_part(p) for p in exc.path[1:])
-            message = exc.message.replace(exc.name, path, 1) if exc.name else exc.message
-            raise SchemaValidationError(message, path) from None
+            # exc.name is "data" followed by ".member" and "[index]" parts: the JSON path below the document.
+            where = prefix + (exc.name or "data").removeprefix("data")
+            message = exc.message.replace(exc.name, where, 1) if exc.name else exc.message
+            raise SchemaValidationError(message, _failing_path(exc, where)) from None
 
     return validate
+
+
+def _failing_path(exc: fastjsonschema.JsonSchemaValueException, where: str) -> str:
+    """Where the failure is; a missing required member is pointed at itself, as pydantic models do."""
+    if exc.rule == "required" and isinstance(exc.value, dict):
+        missing = next((name for name in exc.rule_definition if name not in exc.value), None)
+        if missing is not None:
+            return f"{where}.{missing}"
+    return where
 
 
 class EnvelopeReader:
@@ -121,7 +131,7 @@ class EnvelopeReader:
 
 def _parse_ingested_at(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text.upper())  # the schema allows RFC 3339's lower-case t and z
     except ValueError as exc:
         raise SchemaValidationError(f"$.ingested_at is not an ISO 8601 date-time: {exc}", "$.ingested_at") from None
     if moment.tzinfo is None:  # the envelope schema requires an offset; this guards looser custom schemas
