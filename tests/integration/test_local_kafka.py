@@ -1,0 +1,59 @@
+"""The project's own Kafka launcher: N-node KRaft clusters, stopped by PID, never outliving their parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from confluent_kafka import Producer
+
+from neotool_common.testing.harness import read_topic, wait_until
+from neotool_common.testing.kafka import LocalKafkaCluster
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead for our purpose
+        return stat.read().split()[2] != "Z"
+
+
+def test_broker_dies_with_the_process_that_started_it() -> None:
+    script = textwrap.dedent("""
+        import sys, time
+        from neotool_common.testing.kafka import LocalKafkaCluster
+        cluster = LocalKafkaCluster().start()
+        print(cluster.nodes[0].process.pid, flush=True)
+        time.sleep(600)
+    """)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as parent:
+        assert parent.stdout is not None
+        jvm = int(parent.stdout.readline())
+        assert _alive(jvm)
+        parent.send_signal(signal.SIGKILL)  # no atexit, no finally: only the kernel can clean up
+        parent.wait(10)
+    wait_until(lambda: not _alive(jvm), timeout=20, what=f"broker JVM {jvm} to exit")
+
+
+def test_three_node_cluster_survives_losing_a_node() -> None:
+    with LocalKafkaCluster(3) as cluster:
+        assert len(cluster.admin.list_topics(timeout=10).brokers) == 3
+        topic = cluster.create_topic("replicated", partitions=3, config={"min.insync.replicas": "2"})
+        meta = cluster.admin.list_topics(topic, timeout=10).topics[topic]
+        assert all(len(p.replicas) == 3 for p in meta.partitions.values())
+
+        cluster.stop_node(1, hard=True)
+        assert cluster.node(1).pid is None
+        producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "acks": "all", "enable.idempotence": True})
+        for i in range(100):
+            producer.produce(topic, key=str(i), value=f"v{i}")
+        assert producer.flush(60) == 0
+        assert len(read_topic(cluster.bootstrap_servers, topic, expect=100)) == 100
+        pids = [n.pid for n in cluster.nodes if n.pid is not None]
+    assert len(pids) == 2
+    assert not any(_alive(pid) for pid in pids), "stop() ends every node by PID"
