@@ -27,6 +27,7 @@ variable                          default    meaning
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _FORMATS = ("json", "console")
 # librdkafka settings the runner owns: changing them would break the delivery guarantees.
 _OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
+# The largest timeout librdkafka accepts (a 32-bit signed int of milliseconds).
+_MAX_MS = 2_147_483_647
 
 T = TypeVar("T", int, float)
 
@@ -109,7 +112,9 @@ class RunnerSettings:
                 every_records=reader.number("COMMIT_EVERY_RECORDS", 10_000, int, minimum=1),
                 interval_s=reader.number("COMMIT_INTERVAL_MS", 1000, int, minimum=1) / 1000,
             ),
-            "dlq": DlqPolicy(write_timeout_s=reader.number("DLQ_WRITE_TIMEOUT_MS", 30_000, int, minimum=100) / 1000),
+            "dlq": DlqPolicy(
+                write_timeout_s=reader.number("DLQ_WRITE_TIMEOUT_MS", 30_000, int, minimum=100, maximum=_MAX_MS) / 1000
+            ),
             "circuit": CircuitBreakerPolicy(
                 max_consecutive=reader.number("CIRCUIT_MAX_CONSECUTIVE_DLQ", 100, int, minimum=0),
                 max_ratio=reader.number("CIRCUIT_MAX_DLQ_RATIO", 0.5, float, minimum=0.001, maximum=1.0),
@@ -164,10 +169,12 @@ class _EnvReader:
         if raw is None:
             return default
         try:
-            value = kind(raw)
+            value: T | None = kind(raw)
         except ValueError:
-            noun = "whole number" if kind is int else "number"
-            raise ConfigurationError(name, f"{raw!r} is not a {noun}") from None
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):  # NaN passes any bound check
+            noun = "whole number" if kind is int else "finite number"
+            raise ConfigurationError(name, f"{raw!r} is not a {noun}")
         if minimum is not None and value < minimum:
             raise ConfigurationError(name, f"must be at least {minimum}, got {raw}")
         if maximum is not None and value > maximum:
