@@ -20,6 +20,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from neotool_common.cli.dlq import PAUSE_AFTER_ACKS_ENV, main
+from neotool_common.dlq_tools.decisions import ReplayPolicy, default_group
+from neotool_common.dlq_tools.filters import RecordFilter
 from neotool_common.dlq_tools.records import Header
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 from tests.dlq_support import Failure, envelope, minutes_after_base
@@ -299,12 +301,15 @@ def test_show_names_the_valid_offsets_when_asked_for_a_missing_one(
     seed(kafka, topics.dlq, with_source(MIXED, topics.source))
 
     beyond = cli("show", topics.dlq, "--partition", "0", "--offset", "99")
-    unsaid = cli("show", topics.dlq, "--offset", "0")
+    ambiguous = cli("show", topics.dlq, "--offset", "0")
+    unambiguous = cli("show", topics.dlq, "--offset", "2")
 
     assert (beyond.code, beyond.out) == (2, "")
     assert beyond.err == f"neotool-dlq: --offset: no record at 99: partition 0 of {topics.dlq} holds offsets 0 to 2\n"
-    assert unsaid.code == 2
-    assert unsaid.err.startswith(f"neotool-dlq: --partition: {topics.dlq} has 2 partitions")
+    assert ambiguous.code == 2
+    assert ambiguous.err == f"neotool-dlq: --partition: offset 0 exists in partitions 0, 1 of {topics.dlq}; say which\n"
+    assert unambiguous.code == 0
+    assert unambiguous.out.startswith(f"Record {topics.dlq}[0]@2\n")
 
 
 def test_stats_count_by_reason_type_and_topic(kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]) -> None:
@@ -446,6 +451,12 @@ def test_a_filtered_replay_keeps_its_own_progress(
     assert "Replayed 1 record(s) to their original topics; 3 skipped by the filter." in filtered.out
     assert "Replayed 0 record(s)" in filtered_again.out
     assert "Replayed 4 record(s) to their original topics; 0 skipped by the filter." in unfiltered.out
+    assert filtered.err == ""
+    decode_group = default_group(RecordFilter(reasons=frozenset({"decode"})), ReplayPolicy(dlq_topic=topics.dlq))
+    assert unfiltered.err == (
+        f"note: 1 filtered replay(s) of {topics.dlq} ran before ({decode_group}); "
+        "the records they sent are sent again by this unfiltered replay\n"
+    )
     counts = Counter(r.key for r in read_topic(kafka, topics.source))
     assert counts == {b"rec-0": 1, b"rec-1": 2, b"rec-2": 1, b"rec-3": 1}, "the unfiltered group saw everything"
 

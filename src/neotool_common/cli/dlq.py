@@ -31,7 +31,7 @@ from confluent_kafka import KafkaException
 from neotool_common.connection import KafkaConnection
 from neotool_common.dlq_tools import render
 from neotool_common.dlq_tools.cluster import DlqCluster, TopicInfo
-from neotool_common.dlq_tools.decisions import Action, ReplayPolicy, default_group
+from neotool_common.dlq_tools.decisions import GROUP_PREFIX, Action, ReplayPolicy, default_group
 from neotool_common.dlq_tools.filters import RecordFilter, parse_time_bound
 from neotool_common.dlq_tools.inspect import fetch_record, scan
 from neotool_common.dlq_tools.pacing import BarProgress, LineProgress, Progress
@@ -97,8 +97,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     cluster, dlq = _open(args)
-    partition = args.partition if args.partition is not None else _only_partition(dlq)
-    record = fetch_record(cluster, dlq, partition, args.offset)
+    record = fetch_record(cluster, dlq, args.partition, args.offset)
+    partition = record.partition
     print("\n".join(render.render_show(record)))
     print()
     single = ("--partition", str(partition), "--offset-from", str(args.offset), "--offset-to", str(args.offset))
@@ -134,6 +134,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if policy.to_topic is not None:
         cluster.topic(policy.to_topic, setting="--to")
     group = args.group or default_group(record_filter, policy)
+    _warn_about_filtered_replays(cluster, group, dlq)
     if args.dry_run:
         return _dry_run(args, cluster, dlq, record_filter, policy, group)
     print(f"Replaying {dlq.name} to {policy.to_topic or 'the original topics'}; {_progress_note(group, args)}")
@@ -195,6 +196,19 @@ def _open(args: argparse.Namespace) -> tuple[DlqCluster, TopicInfo]:
     return cluster, cluster.topic(args.topic)
 
 
+def _warn_about_filtered_replays(cluster: DlqCluster, group: str, dlq: TopicInfo) -> None:
+    """An unfiltered replay after filtered ones sends their records again: say so before it happens."""
+    if group != GROUP_PREFIX + dlq.name:
+        return
+    earlier = cluster.groups_named(f"{group}.f")
+    if earlier:
+        print(
+            f"note: {len(earlier)} filtered replay(s) of {dlq.name} ran before ({', '.join(earlier)}); "
+            "the records they sent are sent again by this unfiltered replay",
+            file=sys.stderr,
+        )
+
+
 def _filter(args: argparse.Namespace) -> RecordFilter:
     now = datetime.now(UTC)
     return RecordFilter(
@@ -206,14 +220,6 @@ def _filter(args: argparse.Namespace) -> RecordFilter:
         partitions=frozenset(args.partition or ()),
         offset_from=args.offset_from,
         offset_to=args.offset_to,
-    )
-
-
-def _only_partition(dlq: TopicInfo) -> int:
-    if dlq.partitions == 1:
-        return 0
-    raise ConfigurationError(
-        "--partition", f"{dlq.name} has {dlq.partitions} partitions; add --partition P (see the list command)"
     )
 
 
@@ -341,7 +347,9 @@ def _add_command_options(name: str, command: argparse.ArgumentParser) -> None:
         command.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "show":
         command.add_argument("--offset", type=_non_negative_int, required=True, metavar="N")
-        command.add_argument("--partition", type=_non_negative_int, metavar="P", help="needed with 2+ partitions")
+        command.add_argument(
+            "--partition", type=_non_negative_int, metavar="P", help="needed when several partitions hold --offset"
+        )
     if name == "replay":
         command.add_argument("--to", metavar="TOPIC", help="send everything here instead of the original topic")
         command.add_argument("--dry-run", action="store_true", help="print what would happen; produce nothing")

@@ -161,6 +161,14 @@ class DlqCluster:
         except KafkaException:
             return 0
 
+    def groups_named(self, prefix: str) -> list[str]:
+        """Consumer groups whose id starts with ``prefix``, sorted (empty when they cannot be listed)."""
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=self.timeout_s).result(self.timeout_s)
+        except KafkaException:
+            return []
+        return sorted(g.group_id for g in listing.valid if g.group_id.startswith(prefix))
+
     def _metadata(self, name: str | None = None) -> Any:
         try:
             return self.admin.list_topics(name, timeout=self.timeout_s)

@@ -28,6 +28,7 @@ from neotool_common.errors import ConfigurationError
 from neotool_common.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT, PARKED_SUFFIX, is_dlq_topic
 
 __all__ = [
+    "GROUP_PREFIX",
     "Action",
     "Decision",
     "ReplayPolicy",

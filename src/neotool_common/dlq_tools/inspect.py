@@ -51,17 +51,32 @@ def scan(
     return result
 
 
-def fetch_record(cluster: DlqCluster, dlq: TopicInfo, partition: int, offset: int) -> DlqRecord:
-    """The record at ``partition``/``offset``; :class:`ConfigurationError` naming the valid range if absent."""
-    if not 0 <= partition < dlq.partitions:
+def fetch_record(cluster: DlqCluster, dlq: TopicInfo, partition: int | None, offset: int) -> DlqRecord:
+    """The record at ``partition``/``offset``; :class:`ConfigurationError` naming the valid range if absent.
+
+    Without a partition, the one partition that holds ``offset`` is used (an error names them when several do).
+    """
+    if partition is not None and not 0 <= partition < dlq.partitions:
         raise ConfigurationError("--partition", f"{dlq.name} has partitions 0 to {dlq.partitions - 1}")
     with closing(cluster.reader()) as reader:
-        snapshot = cluster.watermarks(reader, dlq)[partition]
-        if not snapshot.start <= offset < snapshot.end:
-            raise ConfigurationError("--offset", f"no record at {offset}: {_holds(dlq, partition, snapshot)}")
+        snapshot = cluster.watermarks(reader, dlq)
+        partition = _partition_holding(dlq, snapshot, offset) if partition is None else partition
+        held = snapshot[partition]
+        if not held.start <= offset < held.end:
+            raise ConfigurationError("--offset", f"no record at {offset}: {_holds(dlq, partition, held)}")
         for record in read_range(reader, dlq.name, {partition: OffsetRange(offset, offset + 1)}, cluster.timeout_s):
             return record
     raise ConfigurationError("--offset", f"no record at {offset} (compacted away or a transaction marker)")
+
+
+def _partition_holding(dlq: TopicInfo, snapshot: dict[int, OffsetRange], offset: int) -> int:
+    holding = [p for p, held in sorted(snapshot.items()) if held.start <= offset < held.end]
+    if len(holding) == 1 or dlq.partitions == 1:
+        return holding[0] if holding else 0
+    if not holding:
+        raise ConfigurationError("--offset", f"no partition of {dlq.name} holds offset {offset}")
+    listed = ", ".join(map(str, holding))
+    raise ConfigurationError("--partition", f"offset {offset} exists in partitions {listed} of {dlq.name}; say which")
 
 
 def _narrow(snapshot: dict[int, OffsetRange], record_filter: RecordFilter) -> dict[int, OffsetRange]:
