@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 from neotool_common.errors import ConfigurationError
@@ -105,6 +105,11 @@ class KafkaConnection:
             raise ConfigurationError("KAFKA_SASL_USERNAME", f"is required with {self.security_protocol}")
         if self.sasl_password is None or not self.sasl_password.reveal():
             raise ConfigurationError("KAFKA_SASL_PASSWORD", f"is required with {self.security_protocol}")
+
+    def __repr__(self) -> str:
+        # ``extra`` holds KAFKA_CONFIG_* values as plain strings, secrets such as sasl.password among them.
+        shown = {f.name: getattr(self, f.name) for f in fields(self)} | {"extra": redact_config(self.extra)}
+        return f"{type(self).__name__}({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaConnection:
