@@ -1,45 +1,119 @@
-"""`make demo`: a real broker, a sample batch through it, and a short summary (grows with the runner)."""
+"""`make demo`: the institution-enhancement job end to end on embedded defaults.
+
+A local Kafka broker, the job's topics, a batch of sample envelopes (a few poison, invalid and rate-limited
+ones among them) published through the producer helper, the example consumer writing to an embedded SQLite
+database, live metrics while it runs, and a summary that must add up.
+"""
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
-import uuid
+import urllib.request
+from collections import Counter
+from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
-from neotool_common.testing.kafka import provide_kafka
+from institution_enhancement.flows.consumer import TOPIC, InstitutionConsumer
+from institution_enhancement.tasks.config import AppConfig
+from institution_enhancement.tasks.samples import Outcome, sample_records
+from institution_enhancement.tasks.store import count_rows
+from neotool_common.connection import KafkaConnection
+from neotool_common.headers import dlq_topic_for
+from neotool_common.logs import configure_logging
+from neotool_common.producer import EnvelopeProducer
+from neotool_common.settings import RunnerSettings
+from neotool_common.testing.harness import read_topic, running, wait_until
+from neotool_common.testing.kafka import free_port, provide_kafka
 
-RECORDS = 1_000
+RECORDS = 3_000
+SHOWN_METRICS = (
+    "neotool_consumer_messages_processed_total",
+    "neotool_consumer_dlq_messages_total",
+    "neotool_consumer_retries_total",
+    "neotool_consumer_commits_total",
+)
+
+
+def live_values(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the demo's own loopback server
+        text = response.read().decode()
+    values: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in SHOWN_METRICS:
+                values[sample.name] += sample.value
+    return dict(values)
 
 
 def main() -> int:
     started = time.monotonic()
-    with provide_kafka() as kafka:
-        topic = kafka.create_topic("demo.smoke.v1", partitions=3)
-        producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "acks": "all", "enable.idempotence": True})
-        for i in range(RECORDS):
-            producer.produce(topic, key=f"r-{i}", value=f'{{"n": {i}}}')
-        producer.flush(30)
-        consumer = Consumer(
+    configure_logging("WARNING", "console")
+    records = sample_records(RECORDS, poison_ratio=0.003, rate_limited_ratio=0.002, invalid_ratio=0.002)
+    expected = Counter(r.outcome for r in records)
+    with provide_kafka() as kafka, tempfile.TemporaryDirectory(prefix="neotool-demo-") as workdir:
+        kafka.create_topic(TOPIC, partitions=3)
+        kafka.create_topic(dlq_topic_for(TOPIC), partitions=3)
+        print(f"broker {kafka.bootstrap_servers}: topics {TOPIC} and {dlq_topic_for(TOPIC)} (3 partitions each)")
+
+        with EnvelopeProducer(KafkaConnection(brokers=kafka.bootstrap_servers)) as producer:
+            for record in records:
+                producer.publish_raw(TOPIC, record.value, key=record.key, headers=list(record.headers))
+            report = producer.flush(60)
+        print(f"published {report.delivered} envelopes of batch {records[0].envelope['batch_id']}")
+
+        database_url = f"sqlite:///{Path(workdir) / 'institutions.db'}"
+        port = free_port()
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        settings = RunnerSettings.from_env(
             {
-                "bootstrap.servers": kafka.bootstrap_servers,
-                "group.id": f"demo-{uuid.uuid4().hex[:6]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
+                "KAFKA_BROKERS": kafka.bootstrap_servers,
+                "METRICS_PORT": str(port),
+                "METRICS_HOST": "127.0.0.1",
+                "RETRY_BACKOFF_INITIAL_MS": "50",
+                "LOG_LEVEL": "WARNING",
+                "LOG_FORMAT": "console",
+            },
+            defaults_from=InstitutionConsumer,
         )
-        consumer.subscribe([topic])
-        seen = 0
-        while seen < RECORDS:
-            seen += sum(1 for m in consumer.consume(500, timeout=1.0) if not m.error())
-        consumer.commit(asynchronous=False)
-        consumer.close()
-        print(
-            f"broker {kafka.bootstrap_servers}: published {RECORDS}, consumed {seen} "
-            f"in {time.monotonic() - started:.1f}s"
-        )
-    return 0 if seen == RECORDS else 1
+        consumer = InstitutionConsumer(settings, app_config=AppConfig(database_url), registry=CollectorRegistry())
+        print(f"consuming with group {settings.group_id}; metrics at {metrics_url} (also /healthz, /readyz)\n")
+        with running(consumer):
+            wait_until(
+                lambda: consumer.records_processed + consumer.records_dead_lettered >= RECORDS,
+                timeout=120,
+                what="the whole batch handled",
+            )
+            wait_until(
+                lambda: live_values(metrics_url).get(SHOWN_METRICS[1]) == consumer.records_dead_lettered,
+                what="every dead-letter write acknowledged",
+            )
+            live = live_values(metrics_url)
+        dead = read_topic(kafka.bootstrap_servers, dlq_topic_for(TOPIC))
+        rows = count_rows(database_url)
+
+    by_reason = Counter(r.header("dlq.reason") for r in dead)
+    processed = consumer.records_processed
+    print("\nlive metrics scraped before shutdown:")
+    for name in SHOWN_METRICS:
+        print(f"  {name:<45} {live.get(name, 0):>8.0f}")
+    print("\nsummary")
+    print(f"  published        {RECORDS:>6}")
+    print(f"  processed        {processed:>6}   ({expected[Outcome.RATE_LIMITED]} of them after a retry)")
+    print(f"  dead-lettered    {len(dead):>6}   " + ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())))
+    print(f"  database rows    {rows:>6}   (one per distinct processed record_id)")
+    print(f"  took {time.monotonic() - started:.1f}s; replay the DLQ with: neotool-dlq list {dlq_topic_for(TOPIC)}")
+    adds_up = (
+        processed + len(dead) == RECORDS
+        and rows == processed
+        and by_reason.get("poison", 0) == expected[Outcome.POISON]
+        and by_reason.get("validation", 0) == expected[Outcome.INVALID]
+    )
+    print("  the summary adds up" if adds_up else "  THE SUMMARY DOES NOT ADD UP")
+    return 0 if adds_up else 1
 
 
 if __name__ == "__main__":
