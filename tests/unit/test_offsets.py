@@ -1,0 +1,79 @@
+"""PartitionOffsets: the committable position when records complete out of order, and the held-back window."""
+
+from __future__ import annotations
+
+from neotool_common.offsets import PartitionOffsets
+
+
+def test_nothing_is_committable_before_a_record_completes() -> None:
+    offsets = PartitionOffsets()
+    assert offsets.committable() is None
+    offsets.begin(0)
+    assert offsets.committable() == 0, "a pending first record holds the position at itself"
+
+
+def test_in_order_completion_commits_the_next_offset_to_read() -> None:
+    offsets = PartitionOffsets()
+    for offset in range(5, 9):
+        offsets.done(offset)
+        assert offsets.committable() == offset + 1
+    assert offsets.highest_done == 8
+
+
+def test_a_pending_record_holds_the_position_while_later_records_complete() -> None:
+    offsets = PartitionOffsets()
+    offsets.done(0)
+    offsets.begin(1)  # a dead-letter write in flight
+    for offset in range(2, 6):
+        offsets.done(offset)
+    assert offsets.committable() == 1
+    assert offsets.is_pending(1)
+    offsets.finish(1)
+    assert not offsets.is_pending(1)
+    assert offsets.committable() == 6
+
+
+def test_out_of_order_finishes_release_the_position_only_up_to_the_lowest_pending() -> None:
+    offsets = PartitionOffsets()
+    for offset in (10, 11, 12):
+        offsets.begin(offset)
+    offsets.finish(12)
+    assert offsets.committable() == 10
+    offsets.finish(10)
+    assert offsets.committable() == 11
+    assert offsets.pending == 1
+    offsets.finish(11)
+    assert offsets.committable() == 13
+    assert offsets.pending == 0
+
+
+def test_a_late_finish_does_not_move_the_position_backwards() -> None:
+    offsets = PartitionOffsets()
+    offsets.begin(3)
+    offsets.done(4)
+    offsets.done(5)
+    offsets.finish(3)
+    assert offsets.committable() == 6
+    assert offsets.highest_done == 5
+
+
+def test_the_window_counts_the_offsets_held_behind_the_lowest_pending_one() -> None:
+    offsets = PartitionOffsets()
+    assert offsets.window() == 0
+    offsets.done(0)
+    assert offsets.window() == 0, "nothing is held without a pending record"
+    offsets.begin(1)
+    assert offsets.window() == 0, "the pending record itself holds nothing yet"
+    for offset in range(2, 10):
+        offsets.done(offset)
+    assert offsets.window() == 9
+    offsets.finish(1)
+    assert offsets.window() == 0
+
+
+def test_committed_starts_unknown_and_is_only_set_by_the_runner() -> None:
+    offsets = PartitionOffsets()
+    offsets.done(7)
+    assert offsets.committed == -1
+    offsets.committed = 8
+    assert offsets.committable() == 8

@@ -1,0 +1,253 @@
+"""RunnerSettings.from_env: every variable parsed, every bad value refused by name, no secret ever shown."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from neotool_common import settings as settings_module
+from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.errors import ConfigurationError
+from neotool_common.settings import RunnerSettings
+
+SASL_PASSWORD = "sasl-Pa55-never-shown"
+KEY_PASSWORD = "key-Pa55-never-shown"
+KEYSTORE_PASSWORD = "keystore-Pa55-never-shown"
+SECRETS = (SASL_PASSWORD, KEY_PASSWORD, KEYSTORE_PASSWORD)
+MINIMAL = {"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_TOPICS": "bank.v1", "KAFKA_GROUP_ID": "enrich"}
+# Secrets present in every environment below, so that no error message may carry them.
+WITH_SECRETS = {
+    **MINIMAL,
+    "KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+    "KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD,
+    "KAFKA_CONFIG_SSL_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
+}
+
+
+@pytest.fixture
+def pem(tmp_path: Path) -> str:
+    path = tmp_path / "client.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\n")
+    return str(path)
+
+
+def full_env(pem: str) -> dict[str, str]:
+    return {
+        "KAFKA_BROKERS": "broker-1:9092, broker-2:9093",
+        "KAFKA_GROUP_ID": "enrich",
+        "KAFKA_TOPICS": "bank.v1, branch.v1",
+        "RETRY_MAX_ATTEMPTS": "7",
+        "RETRY_BACKOFF_INITIAL_MS": "150",
+        "RETRY_BACKOFF_MAX_MS": "9000",
+        "COMMIT_EVERY_RECORDS": "500",
+        "COMMIT_INTERVAL_MS": "250",
+        "DLQ_WRITE_TIMEOUT_MS": "4000",
+        "CIRCUIT_MAX_CONSECUTIVE_DLQ": "12",
+        "CIRCUIT_MAX_DLQ_RATIO": "0.25",
+        "CIRCUIT_WINDOW": "400",
+        "MAX_PENDING_PER_PARTITION": "64",
+        "SHUTDOWN_GRACE_MS": "1500",
+        "METRICS_PORT": "9100",
+        "METRICS_HOST": "127.0.0.1",
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "Console",
+        "PROGRESS_INTERVAL_MS": "5000",
+        "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        "KAFKA_SASL_MECHANISM": "scram-sha-512",
+        "KAFKA_SASL_USERNAME": "svc-enrich",
+        "KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+        "KAFKA_SSL_CA_LOCATION": pem,
+        "KAFKA_SSL_CERTIFICATE_LOCATION": pem,
+        "KAFKA_SSL_KEY_LOCATION": pem,
+        "KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD,
+        "KAFKA_CONFIG_SSL_KEYSTORE_PASSWORD": KEYSTORE_PASSWORD,
+        "KAFKA_CONFIG_MAX_POLL_INTERVAL_MS": "60000",
+        "KAFKA_CONFIG_FETCH_MAX_BYTES": "1000000",
+    }
+
+
+def documented_variables() -> set[str]:
+    """The variables of the table in the settings module's docstring."""
+    return set(re.findall(r"^``([A-Z_]+)``", settings_module.__doc__ or "", re.MULTILINE))
+
+
+def test_the_table_documents_every_runner_variable(pem: str) -> None:
+    connection_only = {name for name in full_env(pem) if name.startswith(("KAFKA_S", "KAFKA_CONFIG_"))}
+    assert documented_variables() == set(full_env(pem)) - connection_only
+
+
+def test_every_variable_is_parsed(pem: str) -> None:
+    settings = RunnerSettings.from_env(full_env(pem))
+    assert (settings.group_id, settings.topics) == ("enrich", ("bank.v1", "branch.v1"))
+    assert (settings.retry.max_attempts, settings.retry.initial_backoff_s, settings.retry.max_backoff_s) == (7, 0.15, 9)
+    assert (settings.commit.every_records, settings.commit.interval_s) == (500, 0.25)
+    assert settings.dlq.write_timeout_s == 4
+    circuit = settings.circuit
+    assert (circuit.max_consecutive, circuit.max_ratio, circuit.window) == (12, 0.25, 400)
+    assert (settings.max_pending_per_partition, settings.shutdown_grace_s) == (64, 1.5)
+    assert (settings.metrics_port, settings.metrics_host) == (9100, "127.0.0.1")
+    assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("DEBUG", "console", 5)
+    connection = settings.connection
+    assert connection.brokers == "broker-1:9092, broker-2:9093"
+    assert (connection.security_protocol, connection.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert connection.sasl_username == "svc-enrich"
+    assert connection.sasl_password is not None
+    assert connection.sasl_password.reveal() == SASL_PASSWORD
+    assert connection.ssl_key_password is not None
+    assert connection.ssl_key_password.reveal() == KEY_PASSWORD
+    assert connection.ssl_ca_location == connection.ssl_certificate_location == connection.ssl_key_location == pem
+
+
+def test_client_configurations_carry_the_settings_and_keep_commits_manual(pem: str) -> None:
+    settings = RunnerSettings.from_env(full_env(pem))
+    consumer = settings.consumer_config()
+    assert consumer["group.id"] == "enrich"
+    assert consumer["bootstrap.servers"] == "broker-1:9092, broker-2:9093"
+    assert (consumer["sasl.password"], consumer["ssl.key.password"]) == (SASL_PASSWORD, KEY_PASSWORD)
+    assert consumer["ssl.keystore.password"] == KEYSTORE_PASSWORD
+    assert (consumer["max.poll.interval.ms"], consumer["fetch.max.bytes"]) == ("60000", "1000000")
+    assert (consumer["enable.auto.commit"], consumer["enable.auto.offset.store"]) == ("false", "false")
+    assert consumer["partition.assignment.strategy"] == "cooperative-sticky"
+    producer = settings.dlq_producer_config()
+    assert producer["delivery.timeout.ms"] == 4000
+    assert "message.timeout.ms" not in producer
+    assert (producer["acks"], producer["enable.idempotence"]) == ("all", True)
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    settings = RunnerSettings.from_env(MINIMAL)
+    assert (settings.retry.max_attempts, settings.retry.initial_backoff_s, settings.retry.max_backoff_s) == (5, 0.2, 30)
+    assert (settings.commit.every_records, settings.commit.interval_s) == (10_000, 1)
+    assert settings.dlq.write_timeout_s == 30
+    assert (settings.circuit.max_consecutive, settings.circuit.max_ratio, settings.circuit.window) == (100, 0.5, 1000)
+    assert (settings.max_pending_per_partition, settings.shutdown_grace_s) == (10_000, 30)
+    assert (settings.metrics_port, settings.metrics_host) == (8000, "0.0.0.0")
+    assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("INFO", "json", 30)
+    assert settings.connection.security_protocol == "PLAINTEXT"
+    assert settings.dlq_producer_config()["delivery.timeout.ms"] == 30_000
+
+
+class Declared(KafkaConsumerRunner):
+    topics: ClassVar[tuple[str, ...]] = ("declared.v1",)
+    group_id = "declared-group"
+
+
+def test_the_consumer_class_supplies_group_and_topics_and_the_environment_overrides_them() -> None:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9092"}
+    declared = RunnerSettings.from_env(env, defaults_from=Declared)
+    assert (declared.group_id, declared.topics) == ("declared-group", ("declared.v1",))
+    overridden = RunnerSettings.from_env({**env, "KAFKA_GROUP_ID": "g2", "KAFKA_TOPICS": "x,y"}, defaults_from=Declared)
+    assert (overridden.group_id, overridden.topics) == ("g2", ("x", "y"))
+    assert Declared(declared, registry=CollectorRegistry()).settings is declared
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("KAFKA_BROKERS", "", "is required"),
+        ("KAFKA_BROKERS", "localhost", "is not host:port"),
+        ("KAFKA_BROKERS", "broker:9092,broker:99999", "'broker:99999' is not host:port"),
+        ("KAFKA_GROUP_ID", "", "is required"),
+        ("KAFKA_TOPICS", " , ", "is required"),
+        ("KAFKA_TOPICS", "bank.v1,bank.v1.dlq", "a .dlq topic"),
+        ("RETRY_MAX_ATTEMPTS", "abc", "'abc' is not a whole number"),
+        ("RETRY_MAX_ATTEMPTS", "2.5", "is not a whole number"),
+        ("RETRY_MAX_ATTEMPTS", "0", "must be at least 1"),
+        ("RETRY_BACKOFF_INITIAL_MS", "-1", "must be at least 0"),
+        ("RETRY_BACKOFF_INITIAL_MS", "40000", "must not exceed RETRY_BACKOFF_MAX_MS"),
+        ("RETRY_BACKOFF_MAX_MS", "1e3", "is not a whole number"),
+        ("COMMIT_EVERY_RECORDS", "0", "must be at least 1"),
+        ("COMMIT_INTERVAL_MS", "fast", "is not a whole number"),
+        ("COMMIT_INTERVAL_MS", "0", "must be at least 1"),
+        ("DLQ_WRITE_TIMEOUT_MS", "99", "must be at least 100"),
+        ("DLQ_WRITE_TIMEOUT_MS", "3000000000", "must be at most 2147483647"),
+        ("CIRCUIT_MAX_CONSECUTIVE_DLQ", "-1", "must be at least 0"),
+        ("CIRCUIT_MAX_DLQ_RATIO", "half", "is not a finite number"),
+        ("CIRCUIT_MAX_DLQ_RATIO", "nan", "is not a finite number"),
+        ("CIRCUIT_MAX_DLQ_RATIO", "inf", "is not a finite number"),
+        ("CIRCUIT_MAX_DLQ_RATIO", "0", "must be at least 0.001"),
+        ("CIRCUIT_MAX_DLQ_RATIO", "1.5", "must be at most 1.0"),
+        ("CIRCUIT_WINDOW", "0", "must be at least 1"),
+        ("MAX_PENDING_PER_PARTITION", "0", "must be at least 1"),
+        ("SHUTDOWN_GRACE_MS", "-1", "must be at least 0"),
+        ("METRICS_PORT", "65536", "must be at most 65535"),
+        ("METRICS_PORT", "http", "is not a whole number"),
+        ("LOG_LEVEL", "verbose", "must be one of DEBUG, INFO"),
+        ("LOG_FORMAT", "xml", "must be one of json, console"),
+        ("PROGRESS_INTERVAL_MS", "99", "must be at least 100"),
+        ("KAFKA_SECURITY_PROTOCOL", "TLS", "must be one of PLAINTEXT"),
+        ("KAFKA_SSL_CA_LOCATION", "/no/such/ca.pem", "no such file"),
+        ("KAFKA_SSL_CERTIFICATE_LOCATION", "/no/such/cert.pem", "no such file"),
+        ("KAFKA_SSL_KEY_LOCATION", "/no/such/key.pem", "no such file"),
+        ("KAFKA_CONFIG_ENABLE_AUTO_COMMIT", "true", "enable.auto.commit must stay false"),
+        ("KAFKA_CONFIG_ENABLE_AUTO_COMMIT", "1", "enable.auto.commit must stay false"),
+        ("KAFKA_CONFIG_ENABLE_AUTO_OFFSET_STORE", "True", "enable.auto.offset.store must stay false"),
+    ],
+)
+def test_an_invalid_value_is_refused_naming_its_variable(variable: str, value: str, problem: str) -> None:
+    error = configuration_error({**WITH_SECRETS, variable: value})
+    assert error.setting == variable
+    assert str(error).startswith(f"{variable}: ")
+    assert problem in str(error)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "KAFKA_SASL_USERNAME"),
+        (
+            {"KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "svc", "KAFKA_SASL_PASSWORD": ""},
+            "KAFKA_SASL_PASSWORD",
+        ),
+    ],
+)
+def test_sasl_needs_a_mechanism_a_user_and_a_password(env: dict[str, str], variable: str) -> None:
+    error = configuration_error({**WITH_SECRETS, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", **env})
+    assert error.setting == variable
+
+
+def configuration_error(env: dict[str, str]) -> ConfigurationError:
+    with pytest.raises(ConfigurationError) as raised:
+        RunnerSettings.from_env(env)
+    assert_no_secret(str(raised.value), repr(raised.value.args))
+    return raised.value
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def test_enable_auto_commit_false_is_allowed_and_stays_false() -> None:
+    settings = RunnerSettings.from_env({**MINIMAL, "KAFKA_CONFIG_ENABLE_AUTO_COMMIT": "FALSE"})
+    assert settings.consumer_config()["enable.auto.commit"] == "false"
+
+
+def test_secrets_never_appear_in_the_settings_repr(pem: str) -> None:
+    settings = RunnerSettings.from_env({**full_env(pem), "KAFKA_CONFIG_SASL_PASSWORD": SASL_PASSWORD})
+    shown = repr(settings)
+    assert_no_secret(shown, str(settings), repr(settings.connection))
+    assert "svc-enrich" in shown
+    assert "'fetch.max.bytes': '1000000'" in shown, "the harmless pass-through settings stay visible"
+
+
+class Dummy(KafkaConsumerRunner):
+    def process(self, message: Any) -> None:
+        raise AssertionError("never reached")
+
+
+def test_an_unknown_librdkafka_setting_is_a_configuration_error_at_start_without_secrets() -> None:
+    settings = RunnerSettings.from_env({**WITH_SECRETS, "METRICS_PORT": "0", "KAFKA_CONFIG_NO_SUCH_THING": "1"})
+    runner = Dummy(settings, registry=CollectorRegistry())
+    with pytest.raises(ConfigurationError) as raised:
+        runner.run()
+    assert raised.value.setting.startswith("KAFKA_CONFIG_")
+    assert "no.such.thing" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert_no_secret(str(raised.value))
