@@ -14,7 +14,7 @@ from neotool_common.dlq_tools.decisions import (
 )
 from neotool_common.dlq_tools.filters import RecordFilter
 from neotool_common.dlq_tools.ledger import CommitLedger
-from neotool_common.dlq_tools.replay import scan_range
+from neotool_common.dlq_tools.planning import scan_range
 from neotool_common.errors import ConfigurationError
 from tests.dlq_support import Failure, dlq_record
 

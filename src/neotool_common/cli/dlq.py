@@ -24,10 +24,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import NoReturn
 
 from confluent_kafka import KafkaException
 
+from neotool_common.cli.dlq_args import build_parser
 from neotool_common.connection import KafkaConnection
 from neotool_common.dlq_tools import render
 from neotool_common.dlq_tools.cluster import DlqCluster, TopicInfo
@@ -35,10 +35,10 @@ from neotool_common.dlq_tools.decisions import GROUP_PREFIX, Action, ReplayPolic
 from neotool_common.dlq_tools.filters import RecordFilter, parse_time_bound
 from neotool_common.dlq_tools.inspect import fetch_record, scan
 from neotool_common.dlq_tools.pacing import BarProgress, LineProgress, Progress
+from neotool_common.dlq_tools.planning import plan_replay
 from neotool_common.dlq_tools.records import DlqRecord
-from neotool_common.dlq_tools.replay import Replay, ReplayTuning, plan_replay
+from neotool_common.dlq_tools.replay import Replay, ReplayTuning
 from neotool_common.errors import ConfigurationError
-from neotool_common.headers import DlqReason
 
 __all__ = ["main"]
 
@@ -48,19 +48,14 @@ EXIT_OK, EXIT_NOT_REPLAYED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PAUSE_AFTER_ACKS_ENV = "NEOTOOL_DLQ_TEST_PAUSE_AFTER_ACKS"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (``--help`` and usage errors included, never raises them)."""
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser(PROG).parse_args(argv)
     except SystemExit as stopped:
         return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
     try:
-        return int(args.run(args))
+        return COMMANDS[args.command](args)
     except ConfigurationError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -185,6 +180,14 @@ def _dry_run(
     return EXIT_NOT_REPLAYED if counts[Action.PARK] or counts[Action.REPORT] else EXIT_OK
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "stats": cmd_stats,
+    "replay": cmd_replay,
+}
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 
 
@@ -298,100 +301,6 @@ def _stop_on_signals() -> Iterator[threading.Event]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-# -- arguments ----------------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False, allow_abbrev=False)
-    common.add_argument("--brokers", help="host:port[,...]; default $KAFKA_BROKERS (security from KAFKA_* vars)")
-    common.add_argument("--timeout", type=_positive_float, default=15.0, help="seconds to wait for the cluster")
-    common.add_argument("-v", "--verbose", action="store_true", help="show librdkafka's own log lines")
-    filters = _filter_options()
-    parser = _Parser(
-        prog=PROG, description="Inspect, explain and safely replay dead-lettered records.", allow_abbrev=False
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, run, help_text, parents in (
-        ("list", cmd_list, "one row per record", [common, filters]),
-        ("show", cmd_show, "one record in full: headers, stack trace, payload", [common]),
-        ("stats", cmd_stats, "counts by reason, exception type, original topic; failure time span", [common, filters]),
-        ("replay", cmd_replay, "send records back to their original topic (or --to)", [common, filters]),
-    ):
-        command = commands.add_parser(name, help=help_text, description=help_text, parents=parents, allow_abbrev=False)
-        command.add_argument("topic", metavar="DLQ_TOPIC")
-        command.set_defaults(run=run)
-        _add_command_options(name, command)
-    return parser
-
-
-def _filter_options() -> _Parser:
-    filters = _Parser(add_help=False, allow_abbrev=False)
-    group = filters.add_argument_group("filters (all must match)")
-    reasons = ", ".join(reason.value for reason in DlqReason)
-    group.add_argument("--reason", action="append", metavar="REASON", help=f"repeatable; one of {reasons}")
-    group.add_argument("--exception-type", action="append", metavar="TYPE", help="qualified or short class name")
-    group.add_argument("--record-id", action="append", metavar="ID", help="repeatable")
-    group.add_argument("--since", metavar="WHEN", help="failed at or after: 30m, 2h, 1d, or ISO 8601 (UTC)")
-    group.add_argument("--until", metavar="WHEN", help="failed at or before: same forms as --since")
-    group.add_argument("--partition", action="append", type=_non_negative_int, metavar="P", help="repeatable")
-    group.add_argument("--offset-from", type=_non_negative_int, metavar="N", help="DLQ offset, inclusive")
-    group.add_argument("--offset-to", type=_non_negative_int, metavar="N", help="DLQ offset, inclusive")
-    group.add_argument("--limit", type=_positive_int, metavar="N", help="at most N matching records")
-    return filters
-
-
-def _add_command_options(name: str, command: argparse.ArgumentParser) -> None:
-    if name in ("list", "stats"):
-        command.add_argument("--json", action="store_true", help="machine-readable output")
-    if name == "show":
-        command.add_argument("--offset", type=_non_negative_int, required=True, metavar="N")
-        command.add_argument(
-            "--partition", type=_non_negative_int, metavar="P", help="needed when several partitions hold --offset"
-        )
-    if name == "replay":
-        command.add_argument("--to", metavar="TOPIC", help="send everything here instead of the original topic")
-        command.add_argument("--dry-run", action="store_true", help="print what would happen; produce nothing")
-        command.add_argument("--group", help="progress group (default neotool-dlq-replay.<dlq>[.f<filter hash>])")
-        command.add_argument("--from-beginning", action="store_true", help="re-scan records replayed before")
-        command.add_argument("--max-replays", type=_positive_int, default=3, metavar="N", help="loop guard (3)")
-        command.add_argument("--no-park", dest="park", action="store_false", help="report looping records instead")
-        command.add_argument("--rate", type=_positive_float, metavar="N", help="at most N records per second")
-        command.add_argument(
-            "--max-in-flight",
-            type=_positive_int,
-            default=ReplayTuning.max_in_flight,
-            metavar="N",
-            help="records sent between progress commits: the most a crash can send twice (500)",
-        )
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@
 ``stats``           counts by reason, exception type and original topic
 ``decisions``       what a replay does with one record (:func:`decide`) and the replay's policy
 ``ledger``          which offsets a replay may commit (only past settled records)
-``replay``          the replay run itself, and its dry-run twin :func:`plan_replay`
+``planning``        where a replay starts and ends per partition; the dry run :func:`plan_replay`
+``replay``          the replay run itself (:class:`Replay`)
 ``pacing``          rate limiting and progress display
 ``render``          text for people
 ==================  ==================================================================================
@@ -21,8 +22,9 @@ from neotool_common.dlq_tools.cluster import DlqCluster, OffsetRange, TopicInfo
 from neotool_common.dlq_tools.decisions import Action, Decision, ReplayPolicy, decide, default_group
 from neotool_common.dlq_tools.filters import RecordFilter, TimeBound, parse_time_bound
 from neotool_common.dlq_tools.inspect import Scan, fetch_record, scan
+from neotool_common.dlq_tools.planning import plan_replay
 from neotool_common.dlq_tools.records import DlqRecord, parse_record
-from neotool_common.dlq_tools.replay import Replay, ReplayReport, ReplayTuning, plan_replay
+from neotool_common.dlq_tools.replay import Replay, ReplayReport, ReplayTuning
 from neotool_common.dlq_tools.stats import DlqStats
 
 __all__ = [

@@ -11,7 +11,8 @@ How a run goes:
    (:class:`~neotool_common.dlq_tools.ledger.CommitLedger`), after flushing, every ``max_in_flight``
    records or ``commit_interval_s`` seconds, on revocation, and at the end. A crash re-sends at most the
    records produced since the last commit; a second run of a finished replay sends nothing.
-4. ``stop`` (set by Ctrl+C) ends the run after the in-flight records are acknowledged and committed.
+4. ``stop`` (set by Ctrl+C) ends the run after the in-flight records are acknowledged and committed. An
+   exception (a second Ctrl+C's ``KeyboardInterrupt`` included) commits what is settled and waits for nothing.
 
 Blocks on the network throughout. Raises :class:`ConfigurationError` when the cluster cannot be reached
 or the group cannot be joined; delivery and commit failures end the run and are in the report.
@@ -22,8 +23,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,11 +34,11 @@ from neotool_common.dlq_tools.decisions import Action, Decision, ReplayPolicy, d
 from neotool_common.dlq_tools.filters import RecordFilter
 from neotool_common.dlq_tools.ledger import CommitLedger
 from neotool_common.dlq_tools.pacing import NoProgress, Pacer, Progress
-from neotool_common.dlq_tools.reader import read_range
+from neotool_common.dlq_tools.planning import TopicCatalog, scan_range
 from neotool_common.dlq_tools.records import parse_record
 from neotool_common.errors import ConfigurationError
 
-__all__ = ["Replay", "ReplayReport", "ReplayTuning", "TopicCatalog", "plan_replay", "scan_range"]
+__all__ = ["Replay", "ReplayReport", "ReplayTuning"]
 
 
 @dataclass(frozen=True)
@@ -76,66 +76,6 @@ class ReplayReport:
     def complete(self) -> bool:
         """Every selected record went back to its topic: nothing parked, reported or failed."""
         return not (self.parked or self.reported or self.failed or self.commit_error)
-
-
-def scan_range(
-    partition: int,
-    snapshot: OffsetRange,
-    committed: int | None,
-    record_filter: RecordFilter,
-    from_beginning: bool,
-) -> OffsetRange:
-    """Offsets of ``partition`` a replay reads: from the committed offset (or the beginning) to the snapshot
-    end, narrowed by the filter's partitions and offsets; empty when there is nothing to read."""
-    start = snapshot.start if from_beginning or committed is None else max(committed, snapshot.start)
-    end = snapshot.end
-    if record_filter.offset_from is not None:
-        start = max(start, record_filter.offset_from)
-    if record_filter.offset_to is not None:
-        end = min(end, record_filter.offset_to + 1)
-    if record_filter.partitions and partition not in record_filter.partitions:
-        end = start
-    return OffsetRange(start, max(start, end))
-
-
-class TopicCatalog:
-    """Partition counts of replay targets, asked once per topic."""
-
-    def __init__(self, cluster: DlqCluster) -> None:
-        self._cluster = cluster
-        self._known: dict[str, int | None] = {}
-
-    def partitions(self, topic: str) -> int | None:
-        if topic not in self._known:
-            self._known[topic] = self._cluster.topic(topic).partitions if self._cluster.exists(topic) else None
-        return self._known[topic]
-
-    def remember(self, info: TopicInfo) -> None:
-        self._known[info.name] = info.partitions
-
-
-def plan_replay(
-    cluster: DlqCluster,
-    dlq: TopicInfo,
-    record_filter: RecordFilter,
-    policy: ReplayPolicy,
-    group: str,
-    from_beginning: bool = False,
-) -> Iterator[Decision]:
-    """The decisions a replay with ``group`` would make now, without producing or committing anything."""
-    with closing(cluster.reader()) as reader:
-        snapshot = cluster.watermarks(reader, dlq)
-        with closing(cluster.group_consumer(group)) as group_reader:
-            committed = {} if from_beginning else cluster.committed(group_reader, dlq)
-        ranges = {p: scan_range(p, r, committed.get(p), record_filter, from_beginning) for p, r in snapshot.items()}
-        catalog = TopicCatalog(cluster)
-        selected = 0
-        for record in read_range(reader, dlq.name, ranges, cluster.timeout_s):
-            decision = decide(record, record_filter, policy, catalog)
-            yield decision
-            selected += decision.action is not Action.SKIP
-            if policy.limit is not None and selected >= policy.limit:
-                return
 
 
 class Replay:
@@ -180,6 +120,7 @@ class Replay:
         self._acked = 0
         self._since_commit = 0
         self._committed_at = clock()
+        self._quitting = False
         self._consumer: Any = None
         self._producer: Any = None
 
@@ -194,8 +135,13 @@ class Replay:
             self._snapshot = self._cluster.watermarks(self._consumer, self._dlq)
             self._consumer.subscribe([self._dlq.name], on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._loop()
-        finally:
             self._checkpoint()
+        except BaseException:
+            # An error, or a second Ctrl+C: keep the progress already settled, wait for nothing in flight.
+            self._quitting = True
+            self._commit_settled()
+            raise
+        finally:
             self._consumer.close()
             self._progress.close()
         return self.report
@@ -328,6 +274,9 @@ class Replay:
         """Wait for every produced copy to be acknowledged, then commit past the settled records."""
         while self._producer.flush(0.5) > 0:
             pass
+        self._commit_settled()
+
+    def _commit_settled(self) -> None:
         offsets = self._ledger.take_committable()
         self._since_commit = 0
         self._committed_at = self._clock()
@@ -362,7 +311,10 @@ class Replay:
         self._assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        self._checkpoint()
+        if self._quitting:
+            self._commit_settled()
+        else:
+            self._checkpoint()
         for tp in partitions:
             self._active.pop(tp.partition, None)
             self._ledger.forget(tp.partition)
