@@ -23,11 +23,11 @@ from enum import StrEnum
 from typing import Any, Final
 
 import orjson
-from confluent_kafka import Producer
 
 from institution_enhancement.tasks.directory import RATE_LIMITED_ONCE, SIMULATE_HEADER
 from institution_enhancement.tasks.routing import check_digit
 from neotool_common.connection import KafkaConnection
+from neotool_common.producer import EnvelopeProducer
 
 __all__ = ["DEFAULT_START", "Outcome", "SampleRecord", "publish_samples", "sample_records"]
 
@@ -188,21 +188,12 @@ def _institution(rng: random.Random, seed: int, index: int) -> dict[str, Any]:
 def publish_samples(
     connection: KafkaConnection | str, topic: str, records: Sequence[SampleRecord], timeout_s: float = 30.0
 ) -> None:
-    """Publish ``records`` in order with the platform's producer settings; raises if any is not acknowledged."""
+    """Publish ``records`` in order with the platform's producer (§4.3); raises unless every one is acknowledged."""
     if isinstance(connection, str):
         connection = KafkaConnection(brokers=connection)
-    producer = Producer(connection.producer_config())
-    failures: list[str] = []
-
-    def on_delivery(err: object, _msg: object) -> None:
-        if err is not None:
-            failures.append(str(err))
-
-    for record in records:
-        producer.produce(
-            topic, key=record.key, value=record.value, headers=list(record.headers), on_delivery=on_delivery
-        )
-        producer.poll(0)
-    unsent = producer.flush(timeout_s)
-    if unsent or failures:
-        raise RuntimeError(f"{unsent} records unsent, {len(failures)} failed: {failures[:3]}")
+    with EnvelopeProducer(connection) as producer:
+        for record in records:
+            producer.publish_raw(topic, record.value, key=record.key, headers=list(record.headers))
+        report = producer.flush(timeout_s)  # raises DeliveryError when a record finally failed
+    if report.pending:
+        raise RuntimeError(f"{report.pending} of {len(records)} records unacknowledged after {timeout_s}s")
