@@ -48,6 +48,8 @@ _FORMATS = ("json", "console")
 _OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 # The largest timeout librdkafka accepts (a 32-bit signed int of milliseconds).
 _MAX_MS = 2_147_483_647
+# librdkafka's default receive.message.max.bytes: the largest response a client accepts.
+_DLQ_MESSAGE_MAX_BYTES = 100_000_000
 
 T = TypeVar("T", int, float)
 
@@ -147,6 +149,10 @@ class RunnerSettings:
         config = self.connection.producer_config()
         config.setdefault("message.timeout.ms", int(self.dlq.write_timeout_s * 1000))
         config["delivery.timeout.ms"] = config.pop("message.timeout.ms")
+        # A DLQ copy is the source record plus its dlq.* headers. librdkafka's own 1,000,000-byte default would
+        # refuse, forever, records the broker accepted on the source topic (its default limit is ~1 MiB), so
+        # the limit is left to the DLQ topic's max.message.bytes, where operators set it.
+        config.setdefault("message.max.bytes", _DLQ_MESSAGE_MAX_BYTES)
         return config
 
 
