@@ -118,6 +118,13 @@ def test_client_configurations_carry_the_settings_and_keep_commits_manual(pem: s
     assert (producer["acks"], producer["enable.idempotence"]) == ("all", True)
 
 
+def test_the_dlq_producer_carries_records_above_librdkafkas_default_size_unless_told_otherwise() -> None:
+    one_mebibyte_and_headers = 1_048_576 + 16_384
+    assert RunnerSettings.from_env(MINIMAL).dlq_producer_config()["message.max.bytes"] > one_mebibyte_and_headers
+    limited = RunnerSettings.from_env({**MINIMAL, "KAFKA_CONFIG_MESSAGE_MAX_BYTES": "500000"})
+    assert limited.dlq_producer_config()["message.max.bytes"] == "500000"
+
+
 def test_defaults_are_the_documented_ones() -> None:
     settings = RunnerSettings.from_env(MINIMAL)
     assert (settings.retry.max_attempts, settings.retry.initial_backoff_s, settings.retry.max_backoff_s) == (5, 0.2, 30)
