@@ -5,6 +5,7 @@ In-process (``main(argv)``, output captured) wherever possible; as a subprocess 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -18,11 +19,13 @@ from dataclasses import dataclass, field
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from neotool_common.cli.dlq import PAUSE_AFTER_ACKS_ENV, main
 from neotool_common.dlq_tools.decisions import ReplayPolicy, default_group
 from neotool_common.dlq_tools.filters import RecordFilter
 from neotool_common.dlq_tools.records import Header
+from neotool_common.testing.harness import wait_until
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 from tests.dlq_support import Failure, envelope, minutes_after_base
 
@@ -140,6 +143,11 @@ def committed(kafka: KafkaEndpoint, group: str, topic: str, partitions: int = 2)
         return {tp.partition: tp.offset for tp in offsets if tp.offset >= 0}
     finally:
         consumer.close()
+
+
+def topic_setting(kafka: KafkaEndpoint, topic: str, name: str) -> str:
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    return str(kafka.admin.describe_configs([resource])[resource].result(10)[name].value)
 
 
 def own_headers(headers: list[Header]) -> list[Header]:
@@ -552,6 +560,35 @@ def test_no_park_reports_looping_records_and_moves_nothing(
     assert "record_id=looping  replayed 3 time(s) already (--max-replays 3); not parked (--no-park)" in result.out
     assert read_topic(kafka, topics.parked) == []
     assert read_topic(kafka, topics.source) == []
+
+
+def test_a_copy_the_broker_refuses_stops_the_replay_before_it(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], cli: Callable[..., Result]
+) -> None:
+    source = make_topic(partitions=1, config={"max.message.bytes": "2000"})
+    dlq = make_topic(partitions=1, name=source + ".dlq")
+    incompressible = base64.b64encode(os.urandom(4000)).decode()  # the producer compresses with zstd
+    small, big = envelope("small"), envelope("big", {"blob": incompressible})
+    seeds = [Seed(f"rec-{i}".encode(), value, Failure(source, 0, i)) for i, value in enumerate([small, big, small])]
+    seed(kafka, dlq, seeds)
+
+    refused = cli("replay", dlq, "--max-in-flight", "1")  # one record per produce batch: rec-1 is refused alone
+    saved = committed(kafka, f"neotool-dlq-replay.{dlq}", dlq, partitions=1)
+    resource = ConfigResource(ResourceType.TOPIC, source)
+    entry = ConfigEntry("max.message.bytes", "100000", incremental_operation=AlterConfigOpType.SET)
+    resource.add_incremental_config(entry)
+    kafka.admin.incremental_alter_configs([resource])[resource].result(30)
+    wait_until(lambda: topic_setting(kafka, source, "max.message.bytes") == "100000", what="the new limit")
+    fixed = cli("replay", dlq)
+
+    assert refused.code == 1
+    assert "Replayed 1 record(s)" in refused.out
+    assert "Failed to write 1 record(s); the replay stopped before them:" in refused.out
+    assert f"  {dlq}[0]@1  -> {source}: Broker: Message size too large" in refused.out
+    assert saved == {0: 1}, "progress stops before the refused record"
+    assert fixed.code == 0
+    assert "Replayed 2 record(s)" in fixed.out
+    assert [r.key for r in read_topic(kafka, source)] == [b"rec-0", b"rec-1", b"rec-2"], "each exactly once"
 
 
 def test_rate_spaces_the_records(kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]) -> None:
