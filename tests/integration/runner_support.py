@@ -32,9 +32,14 @@ def envelope(record_id: str, payload: Mapping[str, Any] | None = None) -> bytes:
 
 
 def produce(
-    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], partition: int = 0
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    partition: int = 0,
+    config: Mapping[str, Any] | None = None,
 ) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    """Write ``(key, value)`` records to one partition, in order; ``config`` adds producer settings."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, **(config or {})})
     for key, value in records:
         producer.produce(topic, value=value, key=key, partition=partition)
     assert producer.flush(30) == 0
