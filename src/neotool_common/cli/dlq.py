@@ -93,10 +93,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     cluster, dlq = _open(args)
     record = fetch_record(cluster, dlq, args.partition, args.offset)
-    partition = record.partition
     print("\n".join(render.render_show(record)))
     print()
-    single = ("--partition", str(partition), "--offset-from", str(args.offset), "--offset-to", str(args.offset))
+    where = (str(record.partition), str(record.offset))
+    single = ("--partition", where[0], "--offset-from", where[1], "--offset-to", where[1])
     print(f"Replay just this record: {_command(args, 'replay', dlq.name, *single, '--dry-run')}")
     return EXIT_OK
 
