@@ -124,13 +124,14 @@ def test_the_root_dockerfile_installs_a_working_entry_point(tmp_path: Path) -> N
             "-c",
             "from importlib.resources import files as f;"
             "print(f('neotool_common').joinpath('schemas', 'envelope.v1.json').is_file(),"
+            "f('institution_enhancement').joinpath('schemas', 'institution.v1.json').is_file(),"
             "sorted(p.name for p in f('institution_enhancement').joinpath('migrations', 'postgres').iterdir()))",
         ],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert packaged.stdout.strip() == "True ['V1_1__create_schema.sql', 'V1_2__create_institutions.sql']"
+    assert packaged.stdout.strip() == "True True ['V1_1__create_schema.sql', 'V1_2__create_institutions.sql']"
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_"))}
     started = subprocess.run(
