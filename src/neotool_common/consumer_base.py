@@ -101,6 +101,8 @@ class KafkaConsumerRunner:
         self._consumer: Any = None
         self._dlq: DeadLetterPublisher | None = None
         self.health = HealthState(self._max_poll_interval_s(), clock=self._clock.monotonic)
+        self._batch_budget_s = min(self.settings.commit.interval_s, self._max_poll_interval_s() / 2)
+        self._carried: list[KafkaMessage] = []
         self.records_processed = 0
         self.records_dead_lettered = 0
         self._batch_records = 0
@@ -261,8 +263,11 @@ class KafkaConsumerRunner:
             if self._blocked:
                 self._resume_due(now)
             dlq.poll()
-            messages = consumer.consume(batch_size, self._poll_timeout(now))
+            carried = len(self._carried)
+            messages = consumer.consume(max(1, batch_size - carried), 0.0 if carried else self._poll_timeout(now))
             self.health.poll_tick(clock.monotonic())
+            if self._carried:  # what is left of it after the rebalance callbacks consume() may have run
+                messages, self._carried = self._carried + messages, []
             if messages:
                 self._handle_batch(messages)
             self._after_batch(clock.monotonic())
@@ -278,8 +283,12 @@ class KafkaConsumerRunner:
     def _handle_batch(self, messages: list[KafkaMessage]) -> None:
         partitions = self._partitions
         received = time.perf_counter()
-        for msg in messages:
+        deadline = received + self._batch_budget_s
+        for index, msg in enumerate(messages):
             if self._stop_requested:
+                return
+            if time.perf_counter() > deadline:
+                self._carry_over(messages[index:])
                 return
             error = msg.error()
             if error is not None:
@@ -289,6 +298,22 @@ class KafkaConsumerRunner:
             if state is None or state.blocked:
                 continue  # revoked, or waiting out a retry: the record will be fetched again
             self._handle(state, msg, received)
+
+    def _carry_over(self, unhandled: list[KafkaMessage]) -> None:
+        """Keep the records a batch did not reach for the next turn of the loop, which polls first.
+
+        A batch stops once it has run for the commit interval (or half of ``max.poll.interval.ms``): however slow
+        ``process()`` is, commits, dead-letter acknowledgements and polls keep their pace, and a batch of slow
+        records cannot exceed ``max.poll.interval.ms`` and get the member evicted from its group. Records of a
+        partition waiting out a retry are dropped: it was sought back and fetches them again.
+        """
+        partitions = self._partitions
+        self._carried = [
+            msg
+            for msg in unhandled
+            if msg.error() is not None
+            or ((state := partitions.get(cast(Key, (msg.topic(), msg.partition())))) is not None and not state.blocked)
+        ]
 
     def _handle(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
         offset = cast(int, msg.offset())
@@ -574,6 +599,9 @@ class KafkaConsumerRunner:
             state = self._partitions.pop((tp.topic, tp.partition), None)
             if state is not None:
                 self._blocked.discard(state)
+        if self._carried:  # a partition assigned again starts from its committed offset, not from these
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self._carried = [msg for msg in self._carried if (msg.topic(), msg.partition()) not in gone]
 
     def _assignment_changed(self, event: str, partitions: list[TopicPartition]) -> None:
         self.health.set_assignment(len(self._partitions))
