@@ -98,6 +98,7 @@ class KafkaConsumerRunner:
         self._partitions: dict[Key, PartitionState] = {}
         self._blocked: set[PartitionState] = set()
         self._stop_requested = False
+        self._closing = False
         self._consumer: Any = None
         self._dlq: DeadLetterPublisher | None = None
         self.health = HealthState(self._max_poll_interval_s(), clock=self._clock.monotonic)
@@ -233,6 +234,7 @@ class KafkaConsumerRunner:
                 "dead-letter writes still unacknowledged at shutdown; their records will be redelivered", pending=left
             )
         self._commit(asynchronous=False)
+        self._closing = True  # the revoke inside close() must not wait out the DLQ a second time
         try:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
@@ -583,7 +585,7 @@ class KafkaConsumerRunner:
         self.metrics.rebalance("revoke")
         revoked = [s for tp in partitions if (s := self._partitions.get((tp.topic, tp.partition))) is not None]
         assert self._dlq is not None
-        if any(state.offsets.pending for state in revoked):
+        if not self._closing and any(state.offsets.pending for state in revoked):
             self._dlq.drain(min(10.0, self.settings.shutdown_grace_s))
         self._commit(asynchronous=False, states=revoked)
         self._forget(partitions)
