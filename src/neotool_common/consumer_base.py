@@ -479,9 +479,9 @@ class KafkaConsumerRunner:
         self.metrics.dlq_pending_child.set(self._dlq.pending)
         self._refresh_readiness(now)
         if self.settings.commit.due(self._completed_since_commit, now - self._last_commit):
-            self._commit(asynchronous=True)
             self._last_commit = now
             self._completed_since_commit = 0
+            self._commit(asynchronous=True)
         if now - self._last_progress >= self.settings.progress_interval_s:
             self._last_progress = now
             self._log.info(
@@ -568,6 +568,8 @@ class KafkaConsumerRunner:
             state = self._partitions.get((tp.topic, tp.partition))
             if state is not None:
                 state.commit_sent = state.offsets.committed  # send it again with the next commit
+        # ... which must come even if no record completes any more (an idle topic after a rebalance).
+        self._completed_since_commit = max(self._completed_since_commit, 1)
         self._log.warning("offset commit failed; the records stay uncommitted and may be redelivered", error=error)
 
     # -- rebalance callbacks (run inside consume()) --------------------------------------------
