@@ -1,0 +1,109 @@
+"""Two runners in one group on a 4-partition topic: work is split, and a member joining mid-stream loses nothing."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from contextlib import ExitStack
+
+from neotool_common.headers import dlq_topic_for
+from neotool_common.message import Message
+from neotool_common.testing.harness import committed_offsets, running, wait_until
+from neotool_common.testing.kafka import KafkaEndpoint
+
+from .runner_support import RecordingConsumer, envelope, produce, settings_for
+
+PARTITIONS = 4
+
+
+class PacedConsumer(RecordingConsumer):
+    def process(self, message: Message) -> None:
+        time.sleep(0.005)  # the work, so that the stream is still flowing when the second member joins
+        super().process(message)
+
+
+def produce_everywhere(kafka: KafkaEndpoint, topic: str, per_partition: int) -> list[str]:
+    ids = []
+    for partition in range(PARTITIONS):
+        batch = [f"p{partition}-{i:03}" for i in range(per_partition)]
+        produce(kafka.bootstrap_servers, topic, [(i.encode(), envelope(i)) for i in batch], partition=partition)
+        ids += batch
+    return ids
+
+
+def assigned(runner: RecordingConsumer) -> float:
+    return (
+        runner.registry.get_sample_value("neotool_consumer_assigned_partitions", {"group": runner.metrics.group}) or 0
+    )
+
+
+def processed_ids(*runners: RecordingConsumer) -> list[str]:
+    return [m.record_id for runner in runners for m in runner.processed]
+
+
+def assert_in_order_per_partition(runner: RecordingConsumer) -> None:
+    offsets: dict[int, list[int]] = defaultdict(list)
+    for message in runner.processed:
+        offsets[message.partition].append(message.offset)
+    for partition, seen in offsets.items():
+        assert seen == sorted(seen), f"partition {partition} out of order"
+
+
+def all_committed(kafka: KafkaEndpoint, group: str, topic: str, per_partition: int) -> bool:
+    return committed_offsets(kafka.bootstrap_servers, group, topic, PARTITIONS) == dict.fromkeys(
+        range(PARTITIONS), per_partition
+    )
+
+
+def test_two_members_split_the_partitions_and_process_every_record_exactly_once(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic(PARTITIONS)
+    make_topic(name=dlq_topic_for(topic))
+    first = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic))
+    group = first.settings.group_id
+    second = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic, group))
+
+    with running(first), running(second):
+        wait_until(lambda: assigned(first) == assigned(second) == PARTITIONS / 2, what="two partitions each")
+        ids = produce_everywhere(kafka, topic, 50)
+        wait_until(lambda: len(processed_ids(first, second)) >= len(ids), what="every record processed")
+        wait_until(lambda: all_committed(kafka, group, topic, 50), what="every partition committed to its end")
+
+    assert Counter(processed_ids(first, second)) == Counter(ids), "each record exactly once across the group"
+    partitions_of = [{m.partition for m in runner.processed} for runner in (first, second)]
+    assert not partitions_of[0] & partitions_of[1], "a partition belongs to one member"
+    assert len(partitions_of[0]) == len(partitions_of[1]) == PARTITIONS / 2
+    for runner in (first, second):
+        assert_in_order_per_partition(runner)
+
+
+def test_a_member_joining_mid_stream_takes_partitions_over_without_losing_a_record(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+) -> None:
+    topic = make_topic(PARTITIONS)
+    make_topic(name=dlq_topic_for(topic))
+    ids = produce_everywhere(kafka, topic, 100)
+    first = PacedConsumer(settings_for(kafka.bootstrap_servers, topic))
+    group = first.settings.group_id
+    second = PacedConsumer(settings_for(kafka.bootstrap_servers, topic, group))
+
+    with ExitStack() as stack:
+        stack.enter_context(running(first))
+        wait_until(lambda: len(first.processed) >= 40, what="the first member well into the stream")
+        stack.enter_context(running(second))
+        wait_until(lambda: set(processed_ids(first, second)) == set(ids), what="every record processed")
+        wait_until(lambda: all_committed(kafka, group, topic, 100), what="every partition committed to its end")
+        revokes = first.registry.get_sample_value(
+            "neotool_consumer_rebalances_total", {"group": group, "kind": "revoke"}
+        )
+
+    assert revokes, "the first member gave partitions up while it was consuming"
+    assert second.processed, "the second member took some over"
+    assert len(first.processed) < len(ids), "the first member did not do all the work"
+    counts = Counter(processed_ids(first, second))
+    assert set(counts) == set(ids), "nothing lost"
+    assert max(counts.values()) == 1, "the revoke commit is synchronous, so the new owner repeats nothing"
+    for runner in (first, second):
+        assert_in_order_per_partition(runner)
