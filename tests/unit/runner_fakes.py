@@ -1,0 +1,174 @@
+"""An in-memory Kafka consumer and producer for the runner: one topic, positions, commits and rebalances.
+
+Only what ``KafkaConsumerRunner`` calls is implemented. Commit results and rebalance callbacks are served
+inside ``consume()``, as librdkafka does; tests queue rebalances with :meth:`FakeConsumer.rebalance`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from confluent_kafka import KafkaError, TopicPartition
+
+Callback = Callable[..., None]
+
+
+@dataclass
+class FakeMessage:
+    _topic: str
+    _partition: int
+    _offset: int
+    _value: bytes | None
+    _key: bytes | None = None
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_714_566_000_000)
+
+
+class FakeConsumer:
+    """Partitions of one topic; ``committed`` is what the 'broker' acknowledged."""
+
+    def __init__(self, config: dict[str, Any], topic: str, values: dict[int, list[bytes]]) -> None:
+        self.topic = topic
+        self.log = {p: [FakeMessage(topic, p, o, v) for o, v in enumerate(vs)] for p, vs in values.items()}
+        self.position = dict.fromkeys(values, 0)
+        self.committed: dict[int, int] = {}
+        self.assigned: set[int] = set()
+        self.paused: set[int] = set()
+        self.commit_calls: list[dict[int, int]] = []
+        self.fail_next_commits = 0
+        self.consume_calls = 0
+        self._on_commit: Callback = config["on_commit"]
+        self._callbacks: dict[str, Callback] = {}
+        self._served: list[Callable[[], None]] = []  # run inside the next consume()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    # -- what the runner calls -------------------------------------------------------------------
+
+    def subscribe(self, topics: list[str], on_assign: Callback, on_revoke: Callback, on_lost: Callback) -> None:
+        self._callbacks = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost}
+        self.rebalance(assign=sorted(self.log))
+
+    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
+        self.consume_calls += 1
+        with self._lock:
+            served, self._served = self._served, []
+        for event in served:
+            event()
+        batch = self._fetch(num_messages)
+        if not batch:
+            self._wake.wait(timeout)
+            self._wake.clear()
+        return batch
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        """Acknowledged at once; an asynchronous one is reported in the next ``consume()``, maybe as failed."""
+        positions = {tp.partition: tp.offset for tp in offsets}
+        self.commit_calls.append(positions)
+        if asynchronous and self.fail_next_commits:
+            self.fail_next_commits -= 1
+            failed = [TopicPartition(self.topic, p, o) for p, o in positions.items()]
+            self._serve(lambda: self._on_commit(KafkaError(KafkaError.ILLEGAL_GENERATION), failed))
+            return
+        self.committed.update(positions)
+        if asynchronous:
+            self._serve(lambda: self._on_commit(None, offsets))
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.position[tp.partition] = tp.offset
+
+    def pause(self, tps: list[TopicPartition]) -> None:
+        self.paused.update(tp.partition for tp in tps)
+
+    def resume(self, tps: list[TopicPartition]) -> None:
+        self.paused.difference_update(tp.partition for tp in tps)
+
+    def list_topics(self, timeout: float = -1) -> SimpleNamespace:
+        return SimpleNamespace(topics={self.topic: None, self.topic + ".dlq": None})
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        return 0, len(self.log[tp.partition])
+
+    def close(self) -> None:
+        self._callbacks["revoke"](self, [TopicPartition(self.topic, p) for p in sorted(self.assigned)])
+        self.assigned.clear()
+
+    # -- what tests do ---------------------------------------------------------------------------
+
+    def rebalance(self, revoke: Sequence[int] = (), assign: Sequence[int] = ()) -> None:
+        """Revoke, then assign, partitions inside the next ``consume()``; assigned ones resume at the commit."""
+
+        def event() -> None:
+            if revoke:
+                self._callbacks["revoke"](self, [TopicPartition(self.topic, p) for p in revoke])
+                self.assigned.difference_update(revoke)
+            if assign:
+                for partition in assign:
+                    self.position[partition] = self.committed.get(partition, 0)
+                self.assigned.update(assign)
+                self._callbacks["assign"](self, [TopicPartition(self.topic, p) for p in assign])
+
+        self._serve(event)
+
+    def _serve(self, event: Callable[[], None]) -> None:
+        with self._lock:
+            self._served.append(event)
+        self._wake.set()
+
+    def _fetch(self, limit: int) -> list[FakeMessage]:
+        batch: list[FakeMessage] = []
+        for partition in sorted(self.assigned - self.paused):
+            start = self.position[partition]
+            taken = self.log[partition][start : start + limit - len(batch)]
+            self.position[partition] = start + len(taken)
+            batch += taken
+        return batch
+
+
+class FakeProducer:
+    """Acknowledges every DLQ write at the next poll."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.produced: list[tuple[str, bytes | None]] = []
+        self._acks: list[Callable[[], None]] = []
+
+    def produce(self, topic: str, value: bytes | None = None, **kwargs: Any) -> None:
+        self.produced.append((topic, value))
+        on_delivery = kwargs["on_delivery"]
+        self._acks.append(lambda: on_delivery(None, None))
+
+    def poll(self, timeout: float = 0) -> int:
+        acks, self._acks = self._acks, []
+        for ack in acks:
+            ack()
+        return len(acks)
+
+    def flush(self, timeout: float = 0) -> int:
+        self.poll()
+        return 0

@@ -1,0 +1,113 @@
+"""The runner's poll loop against an in-memory consumer: commit retries, slow batches, rebalances mid-batch."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.message import Message
+from neotool_common.settings import RunnerSettings
+from neotool_common.testing.harness import running, wait_until
+
+from .runner_fakes import FakeConsumer, FakeProducer
+
+TOPIC = "bank.v1"
+BATCH_ID = str(uuid.uuid4())
+
+
+def values(count: int) -> list[bytes]:
+    return [
+        json.dumps(
+            {"batch_id": BATCH_ID, "record_id": f"r-{i}", "ingested_at": "2024-05-01T12:00:00Z", "payload": {}}
+        ).encode()
+        for i in range(count)
+    ]
+
+
+class Recorder(KafkaConsumerRunner):
+    """Records (partition, offset) of each processed record and how many polls had happened by then."""
+
+    def __init__(
+        self,
+        partitions: dict[int, list[bytes]],
+        work_s: float = 0.0,
+        prepare: Callable[[FakeConsumer], None] = lambda fake: None,
+        **env: str,
+    ) -> None:
+        self.processed: list[tuple[int, int]] = []
+        self.polls_seen: list[int] = []
+        self.work_s = work_s
+        self.on_process: Callable[[Message], None] = lambda message: None
+        self.fake: FakeConsumer | None = None
+
+        def consumer(config: dict[str, Any]) -> FakeConsumer:
+            self.fake = FakeConsumer(config, TOPIC, partitions)
+            prepare(self.fake)
+            return self.fake
+
+        settings = RunnerSettings.from_env(
+            {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID": "g", "METRICS_PORT": "0", **env}
+        )
+        super().__init__(
+            settings, registry=CollectorRegistry(), consumer_factory=consumer, producer_factory=FakeProducer
+        )
+
+    def process(self, message: Message) -> None:
+        if self.work_s:
+            time.sleep(self.work_s)  # the work of a slow consumer
+        assert self.fake is not None
+        self.polls_seen.append(self.fake.consume_calls)
+        self.processed.append((message.partition, message.offset))
+        self.on_process(message)
+
+    @property
+    def consumer(self) -> FakeConsumer:
+        assert self.fake is not None
+        return self.fake
+
+
+def test_a_failed_commit_is_sent_again_although_no_record_completes_any_more() -> None:
+    def fail_first(fake: FakeConsumer) -> None:
+        fake.fail_next_commits = 1
+
+    runner = Recorder({0: values(3)}, prepare=fail_first, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.processed == [(0, 0), (0, 1), (0, 2)], what="three records processed")
+        wait_until(lambda: runner.consumer.committed == {0: 3}, timeout=5, what="the commit sent again")
+        failures = runner.registry.get_sample_value("neotool_consumer_commit_failures_total", {"group": "g"})
+    assert failures == 1
+    assert runner.consumer.commit_calls[0] == {0: 3}, "the first commit already covered everything and failed"
+
+
+def test_a_slow_batch_is_cut_so_that_polls_and_commits_happen_between_records() -> None:
+    runner = Recorder({0: values(20)}, work_s=0.003, COMMIT_INTERVAL_MS="1")
+    with running(runner):
+        wait_until(lambda: len(runner.processed) == 20, what="every record processed")
+        wait_until(lambda: runner.consumer.committed == {0: 20}, what="the final commit")
+    assert runner.processed == [(0, offset) for offset in range(20)], "once each, in order"
+    assert len(set(runner.polls_seen)) >= 10, "consume() was called between the records of one fetch"
+    assert len(runner.consumer.commit_calls) >= 5, "commits while the fetch was being worked through"
+
+
+def test_records_carried_over_from_a_revoked_partition_are_dropped_and_fetched_again_from_the_commit() -> None:
+    runner = Recorder({0: values(10), 1: values(10)}, work_s=0.003, COMMIT_INTERVAL_MS="1")
+
+    def revoke_and_reassign_partition_0(message: Message) -> None:
+        if (message.partition, message.offset) == (0, 3):
+            runner.consumer.rebalance(revoke=[0], assign=[0])
+
+    runner.on_process = revoke_and_reassign_partition_0
+    with running(runner):
+        wait_until(lambda: len(runner.processed) >= 20, what="both partitions processed")
+        wait_until(lambda: runner.consumer.committed == {0: 10, 1: 10}, what="the final commits")
+    for partition in (0, 1):
+        offsets = [offset for p, offset in runner.processed if p == partition]
+        assert offsets == list(range(10)), f"partition {partition}: once each, in order"
+    revokes = runner.registry.get_sample_value("neotool_consumer_rebalances_total", {"group": "g", "kind": "revoke"})
+    assert revokes == 2, "the one in the middle of the stream, and the one of close()"
