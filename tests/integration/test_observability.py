@@ -40,6 +40,8 @@ def fetch(port: int, path: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+    except urllib.error.URLError:  # the runner thread has not opened its port yet
+        return 0, ""
 
 
 def samples(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
