@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy src
+	$(BIN)/mypy examples/institution-enhancement/src
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
@@ -36,6 +37,27 @@ test: lint types kafka-jars
 
 demo: kafka-jars
 	$(BIN)/python scripts/demo.py
+
+# Benchmarks (bench/README.md): the peer frameworks go into their own virtualenv, never into the project's.
+# `make bench BENCH_RECORDS=200000` for a shorter run; results land in bench/results/.
+PEERS         := bench/.venv-peers
+PEERS_STAMP   := $(PEERS)/.installed
+BENCH_RECORDS ?= 1000000
+BENCH_NOTE    ?=
+.PHONY: bench-smoke
+
+$(PEERS_STAMP): bench/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet -r bench/requirements-peers.txt
+	touch $(PEERS_STAMP)
+
+bench: kafka-jars $(PEERS_STAMP)
+	$(BIN)/python -m bench.run --records $(BENCH_RECORDS) --rounds 3 --rss-check --profile runner,runner-poison \
+		--note "$(BENCH_NOTE)"
+
+# The harness on 2,000 records with the in-tree variants only (also part of `make test`).
+bench-smoke: kafka-jars
+	$(BIN)/pytest tests/integration/test_bench_smoke.py
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
