@@ -3,7 +3,7 @@
 Not covered here: a header *name* that is not UTF-8. confluent-kafka cannot produce one: a ``bytes`` name is
 sent as its ``str()`` (``"b'\\xff'"``, plain ASCII) and a ``str`` name holding a lone surrogate crashes the
 producing process (segmentation fault in confluent-kafka 2.16). The runner's handling of such a record
-(``dlq.reason=decode``, ``dlq.path=$headers``) therefore has no end-to-end test.
+(``dlq.reason=decode``, ``dlq.path=$headers``) is tested on an in-memory consumer in ``tests/unit/test_runner_loop``.
 """
 
 from __future__ import annotations

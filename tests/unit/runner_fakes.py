@@ -50,6 +50,13 @@ class FakeMessage:
         return (1, 1_714_566_000_000)
 
 
+class UndecodableHeaderName(FakeMessage):
+    """A record with a header name that is not UTF-8, which confluent-kafka cannot produce but may receive."""
+
+    def headers(self) -> None:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+
 class FakeConsumer:
     """Partitions of one topic; ``committed`` is what the 'broker' acknowledged."""
 
@@ -155,11 +162,11 @@ class FakeProducer:
     """Acknowledges every DLQ write at the next poll."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self.produced: list[tuple[str, bytes | None]] = []
+        self.produced: list[tuple[str, bytes | None, dict[str, bytes | None]]] = []
         self._acks: list[Callable[[], None]] = []
 
     def produce(self, topic: str, value: bytes | None = None, **kwargs: Any) -> None:
-        self.produced.append((topic, value))
+        self.produced.append((topic, value, dict(kwargs["headers"])))
         on_delivery = kwargs["on_delivery"]
         self._acks.append(lambda: on_delivery(None, None))
 

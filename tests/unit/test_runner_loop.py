@@ -15,7 +15,7 @@ from neotool_common.message import Message
 from neotool_common.settings import RunnerSettings
 from neotool_common.testing.harness import running, wait_until
 
-from .runner_fakes import FakeConsumer, FakeProducer
+from .runner_fakes import FakeConsumer, FakeProducer, UndecodableHeaderName
 
 TOPIC = "bank.v1"
 BATCH_ID = str(uuid.uuid4())
@@ -54,8 +54,9 @@ class Recorder(KafkaConsumerRunner):
         settings = RunnerSettings.from_env(
             {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID": "g", "METRICS_PORT": "0", **env}
         )
+        self.producer = FakeProducer({})
         super().__init__(
-            settings, registry=CollectorRegistry(), consumer_factory=consumer, producer_factory=FakeProducer
+            settings, registry=CollectorRegistry(), consumer_factory=consumer, producer_factory=lambda _: self.producer
         )
 
     def process(self, message: Message) -> None:
@@ -111,3 +112,18 @@ def test_records_carried_over_from_a_revoked_partition_are_dropped_and_fetched_a
         assert offsets == list(range(10)), f"partition {partition}: once each, in order"
     revokes = runner.registry.get_sample_value("neotool_consumer_rebalances_total", {"group": "g", "kind": "revoke"})
     assert revokes == 2, "the one in the middle of the stream, and the one of close()"
+
+
+def test_a_header_name_that_is_not_utf8_is_a_decode_failure_dead_lettered_without_its_headers() -> None:
+    def spoil_offset_1(fake: FakeConsumer) -> None:
+        good = fake.log[0][1]
+        fake.log[0][1] = UndecodableHeaderName(good.topic(), 0, 1, good.value())
+
+    runner = Recorder({0: values(3)}, prepare=spoil_offset_1, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.consumer.committed == {0: 3}, what="the commit past every record")
+    assert runner.processed == [(0, 0), (0, 2)], "never passed to process()"
+    ((topic, value, headers),) = runner.producer.produced
+    assert (topic, value) == (TOPIC + ".dlq", runner.consumer.log[0][1].value())
+    assert (headers["dlq.reason"], headers["dlq.path"], headers["dlq.attempts"]) == (b"decode", b"$headers", b"1")
+    assert not [name for name in headers if not name.startswith("dlq.")], "the unreadable headers are not copied"
