@@ -6,7 +6,8 @@ surrogates, invalid or truncated JSON, NaN/Infinity and numbers that overflow a 
 (at any depth), U+0000 in any string, nesting deeper than ``max_depth`` and values above ``max_bytes``.
 
 The hot path is orjson (strict RFC 8259) plus one pass over the decoded object; the stdlib decoder only
-runs to pin down duplicate keys when a cheap count says there might be some.
+runs to pin down duplicate keys when a cheap count says there might be some, and to keep every digit of
+integers too large for 64 bits (orjson would turn them into floats).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from neotool_common.errors import DecodeError
 __all__ = ["JsonObjectDecoder"]
 
 _KEY_TOKEN = re.compile(rb'"[ \t\r\n]*:')
+# orjson turns integers beyond 64 bits into floats, silently losing digits; such values take the exact path.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class JsonObjectDecoder:
                 raise DecodeError("a string contains U+0000", nul_path)
         if len(_KEY_TOKEN.findall(value)) != keys:
             _raise_on_duplicate_keys(value)
+        if _LONG_DIGITS.search(value):
+            return _decode_exact_integers(value)
         return document
 
 
@@ -81,6 +86,12 @@ def _count_in_list(node: list[Any], depth: int, max_depth: int) -> int:
         elif kind is list:
             keys += _count_in_list(child, depth + 1, max_depth)
     return keys
+
+
+def _decode_exact_integers(value: bytes) -> dict[str, Any]:
+    """The stdlib decoder keeps every digit of large integers (the text already passed the strict checks)."""
+    document: dict[str, Any] = json.loads(value)
+    return document
 
 
 def _raise_on_duplicate_keys(value: bytes) -> None:

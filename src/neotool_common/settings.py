@@ -46,6 +46,9 @@ _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _FORMATS = ("json", "console")
 # librdkafka settings the runner owns: changing them would break the delivery guarantees.
 _OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
+# Settings that have their own variable: a KAFKA_CONFIG_* copy would silently disagree with it (and with the
+# group label of every metric), so it is refused with the name of the variable to use.
+_HAS_OWN_VARIABLE = {"group.id": "KAFKA_GROUP_ID", "bootstrap.servers": "KAFKA_BROKERS"}
 # The largest timeout librdkafka accepts (a 32-bit signed int of milliseconds).
 _MAX_MS = 2_147_483_647
 # librdkafka's default receive.message.max.bytes: the largest response a client accepts.
@@ -84,6 +87,10 @@ class RunnerSettings:
             raise ConfigurationError("LOG_LEVEL", f"must be one of {', '.join(_LEVELS)}")
         if self.log_format not in _FORMATS:
             raise ConfigurationError("LOG_FORMAT", f"must be one of {', '.join(_FORMATS)}")
+        for name, variable in _HAS_OWN_VARIABLE.items():
+            if name in self.connection.extra:
+                passthrough = "KAFKA_CONFIG_" + name.upper().replace(".", "_")
+                raise ConfigurationError(passthrough, f"set {variable} instead")
         for name, wanted in _OWNED.items():
             given = self.connection.extra.get(name)
             if given is not None and given.lower() != wanted:

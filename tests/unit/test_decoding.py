@@ -136,3 +136,15 @@ def test_the_default_size_limit_is_one_mebibyte() -> None:
 def test_valid_json_objects_decode_to_their_values() -> None:
     value = '{"name": "Zürich 🏦", "n": 12345678901234, "f": -0.5, "ok": true, "none": null, "l": [{}]}'
     assert DECODER.decode(value.encode()) == json.loads(value)
+
+
+def test_integers_beyond_64_bits_keep_every_digit() -> None:
+    big = 2**64 + 1
+    document = JsonObjectDecoder().decode(b'{"account": %d, "small": 7, "ratio": 0.5}' % big)
+    assert document == {"account": big, "small": 7, "ratio": 0.5}
+    assert isinstance(document["account"], int)
+
+
+def test_long_digit_runs_inside_strings_decode_unchanged() -> None:
+    text = b'{"iban": "DE89370400440532013000", "n": 1}'
+    assert JsonObjectDecoder().decode(text) == {"iban": "DE89370400440532013000", "n": 1}

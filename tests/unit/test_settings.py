@@ -258,3 +258,15 @@ def test_an_unknown_librdkafka_setting_is_a_configuration_error_at_start_without
     assert "no.such.thing" in str(raised.value)
     assert "\n" not in str(raised.value)
     assert_no_secret(str(raised.value))
+
+
+@pytest.mark.parametrize(
+    ("variable", "instead"),
+    [("KAFKA_CONFIG_GROUP_ID", "KAFKA_GROUP_ID"), ("KAFKA_CONFIG_BOOTSTRAP_SERVERS", "KAFKA_BROKERS")],
+)
+def test_settings_with_their_own_variable_are_refused_as_passthrough(variable: str, instead: str) -> None:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_GROUP_ID": "g", "KAFKA_TOPICS": "t", variable: "other"}
+    with pytest.raises(ConfigurationError) as caught:
+        RunnerSettings.from_env(env)
+    assert caught.value.setting == variable
+    assert instead in str(caught.value)
