@@ -1,0 +1,94 @@
+"""The variants, in the order of the issue, and how each is started."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["IN_TREE", "VARIANTS", "Interpreter", "Variant", "by_name"]
+
+
+class Interpreter(Enum):
+    MAIN = "main"  # the project's virtualenv
+    PEERS = "peers"  # bench/.venv-peers: the peer frameworks, without neotool-common
+    JAVA = "java"  # the broker's own tools
+
+
+@dataclass(frozen=True)
+class Variant:
+    number: str  # as in the issue; 6b is an addition
+    name: str
+    label: str
+    interpreter: Interpreter
+    module: str = ""
+    poison: bool = False
+    env: tuple[tuple[str, str], ...] = ()
+    profile_focus: str = ""  # the steady-state loop a py-spy profile is narrowed to
+
+
+VARIANTS = (
+    Variant("1", "raw", "confluent-kafka consume() loop, counting only", Interpreter.MAIN, "bench.variants.raw"),
+    Variant(
+        "2",
+        "handwritten",
+        "hand-written loop: EnvelopeReader, store_offsets, async commit every 1 s",
+        Interpreter.MAIN,
+        "bench.variants.handwritten",
+    ),
+    Variant(
+        "3",
+        "runner",
+        "KafkaConsumerRunner, no-op process(), metrics on, INFO logs",
+        Interpreter.MAIN,
+        "bench.variants.runner",
+        profile_focus="KafkaConsumerRunner._loop",
+    ),
+    Variant(
+        "4",
+        "runner-poison",
+        "as 3 on the 1%-poison topic (DLQ writes included)",
+        Interpreter.MAIN,
+        "bench.variants.runner",
+        poison=True,
+        profile_focus="KafkaConsumerRunner._loop",
+    ),
+    Variant(
+        "5",
+        "faststream",
+        "FastStream subscriber (confluent backend), no-op handler, JSON",
+        Interpreter.PEERS,
+        "bench.variants.peer_faststream",
+    ),
+    Variant(
+        "6",
+        "arroyo",
+        "arroyo: RunTask decoding JSON, then CommitOffsets",
+        Interpreter.PEERS,
+        "bench.variants.peer_arroyo",
+    ),
+    # Not in the issue: arroyo's default queued.min.messages (10,000) makes librdkafka >= 2.4 back off its
+    # fetches (fetch.queue.backoff.ms, 1 s) whenever that many records wait, which caps (6) well below its CPU
+    # cost. This one has librdkafka's own default (100,000), so the comparison is with arroyo at its best too.
+    Variant(
+        "6b",
+        "arroyo-tuned",
+        "as 6 with queued.min.messages=100000 (librdkafka's default)",
+        Interpreter.PEERS,
+        "bench.variants.peer_arroyo",
+        env=(("BENCH_ARROYO_QUEUED_MIN_MESSAGES", "100000"),),
+    ),
+    Variant("7", "kafka-perf", "Apache Kafka ConsumerPerformance (Java), the broker's reference", Interpreter.JAVA),
+)
+
+IN_TREE = tuple(v.name for v in VARIANTS if v.interpreter is Interpreter.MAIN)
+
+
+def by_name(names: str) -> tuple[Variant, ...]:
+    """The variants named in a comma-separated list (``all`` for every one), in catalogue order."""
+    wanted = {n.strip() for n in names.split(",") if n.strip()}
+    if "all" in wanted:
+        return VARIANTS
+    unknown = wanted - {v.name for v in VARIANTS}
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}; known: {', '.join(v.name for v in VARIANTS)}")
+    return tuple(v for v in VARIANTS if v.name in wanted)

@@ -1,0 +1,192 @@
+"""``latest.md``: the harness's document as tables a person reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["render"]
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _spread(spread: Mapping[str, float] | None, digits: int = 0) -> str:
+    if not spread:
+        return "-"
+    return f"{_num(spread['median'], digits)} ({_num(spread['min'], digits)}-{_num(spread['max'], digits)})"
+
+
+def _machine(document: Mapping[str, Any]) -> list[str]:
+    host = document["machine"]
+    peers = ", ".join(f"{k} {v}" for k, v in host.get("peers", {}).items()) or "not installed"
+    load = "/".join(f"{x:.1f}" for x in host["load_average_at_start"])
+    load_end = "/".join(f"{x:.1f}" for x in host["load_average_at_end"])
+    pinning = document["config"]["pinning"]
+    pinned = (
+        f"broker on CPU {pinning['broker_cores']}, each variant on CPU {pinning['variant_cores']}"
+        if pinning["broker_cores"]
+        else "none (external broker or a single core)"
+    )
+    return [
+        "| | |",
+        "|---|---|",
+        f"| CPU | {host['cpu_model']}, {host['cores']} cores |",
+        f"| RAM | {host['ram_gib']} GiB |",
+        f"| OS | {host['os']} |",
+        f"| Python | {host['python']} |",
+        f"| confluent-kafka / librdkafka | {host['confluent_kafka']} / {host['librdkafka']} |",
+        f"| Kafka (broker and ConsumerPerformance) | {host['kafka']}, {host['java']} |",
+        f"| peers' virtualenv | {peers} |",
+        f"| pinning | {pinned} |",
+        f"| load average (1/5/15 min) | {load} at start, {load_end} at end |",
+    ]
+
+
+def _throughput(document: Mapping[str, Any]) -> list[str]:
+    rows = [
+        "| # | variant | records/s | MB/s | CPU µs/record | peak RSS MB | x raw (1) | every record |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, v in sorted(document["variants"].items(), key=lambda item: item[1]["number"]):
+        ratio = v.get("ratio_to_raw")
+        rows.append(
+            f"| {v['number']} | **{name}**: {v['label']} | {_spread(v['records_per_s'])} | {_spread(v['mb_per_s'], 1)}"
+            f" | {_spread(v['cpu_us_per_record'], 1)} | {_spread(v['peak_rss_mb'])} | {_spread(ratio, 2)}"
+            f" | {'yes' if v['complete'] else '**no**'} |"
+        )
+    return rows
+
+
+def _goals(document: Mapping[str, Any]) -> list[str]:
+    rows = ["| goal | measured | target | verdict |", "|---|---|---|---|"]
+    for goal in document["goals"]:
+        measured = _spread(goal["ratio"], 2) if goal.get("ratio") else _num(goal["value"], 2)
+        verdict = "not measured" if goal["met"] is None else "met" if goal["met"] else f"**{goal['shortfall']}**"
+        unit = goal.get("unit", "")
+        target = f"{'≤' if unit else '≥'} {goal['target']:.2f}{(' ' + unit) if unit else ''}"
+        rows.append(f"| {goal['goal']} | {measured} | {target} | {verdict} |")
+    return rows
+
+
+def _commits(document: Mapping[str, Any]) -> list[str]:
+    rows = ["| variant | commits/s in the measured window | records per commit |", "|---|---|---|"]
+    for name, v in document["variants"].items():
+        if v.get("commits_per_s"):
+            rows.append(f"| {name} | {_spread(v['commits_per_s'], 2)} | {_spread(v['records_per_commit'])} |")
+    return rows if len(rows) > 2 else []
+
+
+def _latency(document: Mapping[str, Any]) -> list[str]:
+    if not document["latency"]:
+        return []
+    config = document["config"]
+    rows = [
+        f"Records produced at {config['latency_rate']:,.0f}/s for {config['latency_seconds']:g} s by a paced producer "
+        "in its own process; latency is the wall clock in `process()` minus the one just before `produce()`. "
+        f"The first {config['latency_rate'] * 1:,.0f} records (one second, the producer's start-up) are left out.",
+        "",
+        "| variant | p50 ms | p99 ms | max ms | records seen / sent |",
+        "|---|---|---|---|---|",
+    ]
+    for run in document["latency"]:
+        if "error" in run:
+            rows.append(f"| {run['variant']} | failed: {run['error']} | | | |")
+            continue
+        rows.append(
+            f"| {run['variant']} | {_num(run.get('p50_ms'), 1)} | {_num(run.get('p99_ms'), 1)} "
+            f"| {_num(run.get('max_ms'), 1)} | {run['counted']:,} / {run['sent']:,} |"
+        )
+    return rows
+
+
+def _rss(document: Mapping[str, Any]) -> list[str]:
+    check = document.get("rss_check")
+    if not check:
+        return ["Not run (`--rss-check`). Peak RSS per round is in the throughput table."]
+    n = check["records"]
+    at_n, at_10n = check["at_n"], check["at_10n"]
+    samples = at_10n.get("rss_samples", [])
+    step = max(1, len(samples) // 10)
+    along = ", ".join(f"{handled:,}: {mb:.0f}" for handled, mb in samples[::step])
+    return [
+        "The runner (3) over the clean topic and over a topic ten times as long.",
+        "",
+        "| records | peak RSS MB | records/s |",
+        "|---|---|---|",
+        f"| {n:,} | {_num(at_n.get('peak_rss_mb'))} | {_num(at_n.get('records_per_s'))} |",
+        f"| {10 * n:,} | {_num(at_10n.get('peak_rss_mb'))} | {_num(at_10n.get('records_per_s'))} |",
+        "",
+        f"Peak RSS at 10 x N over N: {_num(check.get('growth'), 2)}. Along the 10 x N run, RSS at the end over RSS "
+        f"once 10% of the records were read: {_num(check.get('growth_along_10n'), 2)}.",
+        "",
+        f"RSS along the 10 x N run (records read: MB): {along or 'no samples'}.",
+    ]
+
+
+def _notes(document: Mapping[str, Any]) -> list[str]:
+    config = document["config"]
+    notes = [document["note"]] if document.get("note") else []
+    if config["records"] != config["default_records"]:
+        notes.append(
+            f"Run with `--records {config['records']}`, not the default {config['default_records']:,}, "
+            "to keep the run short on a shared machine."
+        )
+    return ["\n>\n".join(f"> {note}" for note in notes), ""] if notes else []
+
+
+def render(document: Mapping[str, Any]) -> str:
+    config = document["config"]
+    topics = ", ".join(
+        f"`{t['name']}` ({t['records']:,} records, {t['poison']:,} poison, {t['mean_value_bytes']:.0f} B mean value)"
+        for t in config["topics"]
+    )
+    parts = [
+        "# Consumer benchmark: latest results",
+        "",
+        f"Generated by `bench/run.py` on {document['created_at']}: {config['records']:,} records per topic, "
+        f"{config['rounds']} rounds in rotating order; medians with (min-max) over the rounds. Ratios are taken "
+        "within each round. The machine was shared with other work while this ran, so absolute figures are "
+        "noisy; read the ratios.",
+        "",
+        *_notes(document),
+        f"Topics: {topics}.",
+        "",
+        "## Machine",
+        "",
+        *_machine(document),
+        "",
+        "## Throughput (first to last record)",
+        "",
+        *_throughput(document),
+        "",
+        "CPU is `getrusage` of the variant's process between its first and last record (client threads included);"
+        " for ConsumerPerformance (7) it is the JVM's whole life, start-up and JIT included.",
+        "",
+        "## Goals",
+        "",
+        *_goals(document),
+        "",
+        "## Commits",
+        "",
+        *(_commits(document) or ["No variant with counted commits ran."]),
+        "",
+        "## End-to-end latency",
+        "",
+        *(_latency(document) or ["Not run."]),
+        "",
+        "## RSS against N",
+        "",
+        *_rss(document),
+        "",
+    ]
+    if document.get("profiles"):
+        parts += ["## Profiles", ""]
+        parts += [f"- `profile-{name}.txt` (py-spy, Python thread)" for name in document["profiles"]]
+        parts.append("")
+    if document.get("chart"):
+        parts += ["## Chart", "", f"![ratios]({document['chart']})", ""]
+    return "\n".join(parts)

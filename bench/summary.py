@@ -1,0 +1,118 @@
+"""From per-round results to medians, ratios within each round, and the goals of the issue.
+
+A ratio is taken within each round (both variants ran minutes apart on the same loaded machine) and reported
+as the median of the rounds with their min and max. Goals are figures to read, never assertions.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GOALS", "Goal", "commit_goal", "goal_results", "ratio", "rss_goals", "spread", "summarize_variant"]
+
+METRICS = ("records_per_s", "mb_per_s", "cpu_us_per_record", "peak_rss_mb")
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    numerator: str
+    denominator: str
+    target: float
+    strictly_above: bool = False
+
+
+GOALS = (
+    Goal("runner (3) >= 0.9 x hand-written (2)", "runner", "handwritten", 0.9),
+    Goal("runner (3) >= 0.4 x raw (1)", "runner", "raw", 0.4),
+    Goal("poison mix (4) >= 0.9 x clean (3)", "runner-poison", "runner", 0.9),
+    Goal("runner (3) ahead of FastStream (5)", "runner", "faststream", 1.0, strictly_above=True),
+    Goal("runner (3) ahead of arroyo (6)", "runner", "arroyo", 1.0, strictly_above=True),
+    Goal("runner (3) ahead of arroyo tuned (6b)", "runner", "arroyo-tuned", 1.0, strictly_above=True),
+)
+
+# Steady-state commits: about one a second. Above this rate commits are no longer "about once a second".
+COMMITS_PER_S_CEILING = 1.5
+# Peak RSS at 10 x N over peak RSS at N: "flat" allows this much growth.
+RSS_GROWTH_CEILING = 1.10
+
+
+def spread(values: Sequence[float | None]) -> dict[str, float] | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return {"median": statistics.median(present), "min": min(present), "max": max(present)}
+
+
+def summarize_variant(rounds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {metric: spread([r.get(metric) for r in rounds]) for metric in METRICS}
+    summary["complete"] = all(r.get("complete") for r in rounds)
+    if any("commits_per_s" in r for r in rounds):
+        summary["commits_per_s"] = spread([r.get("commits_per_s") for r in rounds])
+        summary["records_per_commit"] = spread([r.get("records_per_commit") for r in rounds])
+    return summary
+
+
+def ratio(rounds: Mapping[str, Sequence[Mapping[str, Any]]], numerator: str, denominator: str) -> dict[str, Any] | None:
+    """records/s of ``numerator`` over ``denominator``, round by round."""
+    bottoms = {r["round"]: r.get("records_per_s") for r in rounds.get(denominator, ())}
+    per_round = []
+    for run in rounds.get(numerator, ()):
+        top, bottom = run.get("records_per_s"), bottoms.get(run["round"])
+        if top and bottom:
+            per_round.append(top / bottom)
+    middle = spread(per_round)
+    return None if middle is None else {**middle, "per_round": per_round}
+
+
+def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    results = []
+    for goal in GOALS:
+        measured = ratio(rounds, goal.numerator, goal.denominator)
+        value = None if measured is None else measured["median"]
+        results.append(_verdict(goal.name, value, goal.target, higher_is_better=True, strict=goal.strictly_above))
+        results[-1]["ratio"] = measured
+    return results
+
+
+def commit_goal(runner: Mapping[str, Any] | None) -> dict[str, Any]:
+    rate = None if runner is None or runner.get("commits_per_s") is None else runner["commits_per_s"]["median"]
+    verdict = _verdict(
+        "commits amortised (~1 per second in steady state)", rate, COMMITS_PER_S_CEILING, higher_is_better=False
+    )
+    verdict["unit"] = "commits/s"
+    return verdict
+
+
+def rss_goals(rss_check: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Peak RSS at 10 x N over N, as the issue asks, and the RSS along the 10 x N run once buffers are full."""
+    check = rss_check or {}
+    verdicts = [
+        _verdict("RSS flat in N (peak RSS at 10 x N / at N)", check.get("growth"), RSS_GROWTH_CEILING),
+        _verdict(
+            "RSS flat along the 10 x N run (last sample / first past 10%)",
+            check.get("growth_along_10n"),
+            RSS_GROWTH_CEILING,
+        ),
+    ]
+    for verdict in verdicts:
+        verdict["unit"] = "x"
+    return verdicts
+
+
+def _verdict(
+    name: str, value: float | None, target: float, *, higher_is_better: bool = False, strict: bool = False
+) -> dict[str, Any]:
+    if value is None:
+        return {"goal": name, "value": None, "target": target, "met": None, "shortfall": "not measured"}
+    if higher_is_better:
+        met = value > target if strict else value >= target
+        shortfall = f"missed by {(target - value) / target:.0%} ({value:.2f} against {target:.2f})"
+    else:
+        met = value <= target
+        shortfall = f"missed: {value:.2f}, {value / target:.1f} x the ceiling of {target:.2f}"
+    shortfall = "" if met else shortfall
+    return {"goal": name, "value": value, "target": target, "met": met, "shortfall": shortfall}
