@@ -45,7 +45,8 @@ def main(source: Path, target: Path) -> None:
         [NEUTRAL for _ in shown],
     )
     left.axvline(1.0, color="black", linewidth=0.8)
-    left.set_xlabel("records/s relative to raw consume() loop (1)")
+    left.set_xscale("log")
+    left.set_xlabel("records/s relative to the raw consume() loop (1), log scale")
     left.set_title("Throughput over the raw client")
     if goals:
         _bars(

@@ -65,7 +65,7 @@ def build_document(
         "latency": latency,
         "rss_check": rss_check,
         "rounds": rounds,
-        "profiles": sorted(profiles),
+        "profiles": profiles,
     }
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 __all__ = ["render"]
 
+PROFILE_LINES = 14
+
 
 def _num(value: float | None, digits: int = 0) -> str:
     if value is None:
@@ -183,10 +185,9 @@ def render(document: Mapping[str, Any]) -> str:
         *_rss(document),
         "",
     ]
-    if document.get("profiles"):
-        parts += ["## Profiles", ""]
-        parts += [f"- `profile-{name}.txt` (py-spy, Python thread)" for name in document["profiles"]]
-        parts.append("")
+    for name, summary in sorted(document.get("profiles", {}).items()):
+        head = summary.splitlines()[:PROFILE_LINES]
+        parts += [f"## Where the time goes: {name}", "", f"Top of `profile-{name}.txt`:", "", "```", *head, "```", ""]
     if document.get("chart"):
         parts += ["## Chart", "", f"![ratios]({document['chart']})", ""]
     return "\n".join(parts)
