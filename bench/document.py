@@ -48,6 +48,7 @@ def build_document(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "note": args.note,
         "machine": host,
+        "source": machine.source(),
         "config": {
             "records": args.records,
             "default_records": default_records,

@@ -11,9 +11,12 @@ from typing import Any
 
 import confluent_kafka
 
+import neotool_common
 from neotool_common.testing.kafka import KAFKA_VERSION
 
-__all__ = ["describe", "peer_versions"]
+__all__ = ["describe", "peer_versions", "source"]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def describe() -> dict[str, Any]:
@@ -28,6 +31,26 @@ def describe() -> dict[str, Any]:
         "kafka": KAFKA_VERSION,
         "java": _java_version(),
     }
+
+
+def source() -> dict[str, Any]:
+    """The commit the code was measured at, and the files of ``src/`` that differed from it."""
+    commit = _git("rev-parse", "HEAD").strip()
+    changed = [line[3:] for line in _git("status", "--porcelain", "--", "src").splitlines() if line.strip()]
+    return {
+        "commit": commit or "unknown",
+        "uncommitted_src_changes": changed,
+        "package": str(Path(neotool_common.__file__).parent),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        command = ["git", "-C", str(ROOT), *args]
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+    except OSError:
+        return ""
+    return result.stdout if result.returncode == 0 else ""
 
 
 def peer_versions(python: Path) -> dict[str, str]:

@@ -45,7 +45,14 @@ def _machine(document: Mapping[str, Any]) -> list[str]:
         f"| peers' virtualenv | {peers} |",
         f"| pinning | {pinned} |",
         f"| load average (1/5/15 min) | {load} at start, {load_end} at end |",
+        f"| source | {_source(document.get('source', {}))} |",
     ]
+
+
+def _source(source: Mapping[str, Any]) -> str:
+    commit = str(source.get("commit", "unknown"))[:12]
+    changed = source.get("uncommitted_src_changes") or []
+    return f"commit {commit}" + (f" plus uncommitted changes to {', '.join(changed)}" if changed else "")
 
 
 def _throughput(document: Mapping[str, Any]) -> list[str]:
