@@ -30,6 +30,7 @@ Delivery contract:
 
 from __future__ import annotations
 
+import operator
 import signal
 import sys
 import time
@@ -62,6 +63,7 @@ EXIT_CONFIGURATION = 2
 EXIT_CIRCUIT_OPEN = 3
 
 Key = tuple[str, int]
+_HEADERS_PATH = "$headers"  # the dlq.path of a record whose header names cannot be decoded
 
 
 class KafkaConsumerRunner:
@@ -399,7 +401,7 @@ class KafkaConsumerRunner:
         assert self._dlq is not None
         offset = cast(int, msg.offset())
         headers = describe_failure(
-            _headers_or_none(msg),
+            _dlq_copy_headers(msg, error),
             topic=state.topic,
             partition=state.partition,
             offset=offset,
@@ -647,19 +649,29 @@ class KafkaConsumerRunner:
 
 
 def _headers_of(msg: KafkaMessage) -> tuple[tuple[str, bytes | None], ...]:
+    """The record's headers; a ``DecodeError`` at ``$headers`` when a header name is not UTF-8.
+
+    confluent-kafka (2.16) does not raise the ``UnicodeDecodeError`` of such a name from ``headers()``: it
+    returns a list holding a NULL name with the error still set, and keeps that list for later calls. Called
+    directly, the error surfaces at some unrelated later call (as a ``SystemError``) once the interpreter has
+    specialised the call site; ``operator.call`` checks the result here. The list itself must never be touched
+    again (reading the NULL name crashes the process), which is why :func:`_dlq_copy_headers` does not.
+    """
     try:
-        headers = msg.headers()
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"a header name is not UTF-8: {exc}", "$headers") from None
+        headers = operator.call(msg.headers)
+    except (UnicodeDecodeError, SystemError) as exc:
+        cause = exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__
+        if not isinstance(cause, UnicodeDecodeError):
+            raise
+        raise DecodeError(f"a header name is not UTF-8: {cause}", _HEADERS_PATH) from None
     return tuple(cast(list[tuple[str, bytes | None]], headers)) if headers else ()
 
 
-def _headers_or_none(msg: KafkaMessage) -> list[tuple[str, bytes | None]]:
-    """The record's headers for its DLQ copy; records whose header names are not UTF-8 lose them there."""
-    try:
-        return list(cast(list[tuple[str, bytes | None]], msg.headers() or ()))
-    except UnicodeDecodeError:
+def _dlq_copy_headers(msg: KafkaMessage, error: BaseException) -> list[tuple[str, bytes | None]]:
+    """The record's headers for its DLQ copy; a record whose header names are not UTF-8 loses them there."""
+    if isinstance(error, DecodeError) and error.path == _HEADERS_PATH:
         return []
+    return list(cast(list[tuple[str, bytes | None]], msg.headers() or ()))
 
 
 def _qualified(error: BaseException) -> str:
