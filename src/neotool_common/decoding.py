@@ -24,8 +24,11 @@ from neotool_common.errors import DecodeError
 __all__ = ["JsonObjectDecoder"]
 
 _KEY_TOKEN = re.compile(rb'"[ \t\r\n]*:')
-# orjson turns integers beyond 64 bits into floats, silently losing digits; such values take the exact path.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_QUOTE_THEN_SPACE = re.compile(rb'"[ \t\r\n]')
+# orjson turns integers beyond 64 bits into floats, silently losing digits: a value with a run of 19 digits
+# takes the exact path. Mapping every digit to "0" first turns a slow regular expression into a byte search.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
 
 
 @dataclass(frozen=True)
@@ -50,18 +53,29 @@ class JsonObjectDecoder:
             nul_path = _path_of_nul(document)
             if nul_path:  # none when the text was an escaped backslash followed by "u0000"
                 raise DecodeError("a string contains U+0000", nul_path)
-        if len(_KEY_TOKEN.findall(value)) != keys:
+        if not _no_duplicate_keys(value, keys):
             _raise_on_duplicate_keys(value)
-        if _LONG_DIGITS.search(value):
+        if _NINETEEN_DIGITS in value.translate(_DIGITS_TO_ZERO):
             return _decode_exact_integers(value)
         return document
+
+
+def _no_duplicate_keys(value: bytes, keys: int) -> bool:
+    """True when the text holds no more key tokens than the decoded object has keys.
+
+    Every key in the text is a ``"`` followed by a colon, possibly after white space; string values can only
+    add to such counts, so equal counts prove there is no duplicate key. The common case (no white space
+    after any ``"``) needs a plain byte count; the slow check decides whenever the counts differ.
+    """
+    if value.count(b'":') == keys and _QUOTE_THEN_SPACE.search(value) is None:
+        return True
+    return len(_KEY_TOKEN.findall(value)) == keys
 
 
 def _count_keys(node: dict[str, Any], depth: int, max_depth: int) -> int:
     """Keys at every level below ``node``; raises when nesting goes deeper than ``max_depth``.
 
-    Every key in the text is a ``"`` followed by a colon (:data:`_KEY_TOKEN`), and string values can only add
-    to that count, so equal counts prove there is no duplicate key; otherwise the slow check decides.
+    The total is compared with the key tokens in the text to rule out duplicate keys (:func:`_no_duplicate_keys`).
     """
     if depth > max_depth:
         raise DecodeError(f"nested deeper than {max_depth} levels")

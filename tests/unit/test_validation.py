@@ -250,3 +250,31 @@ def test_an_invalid_schema_mapping_is_a_configuration_error() -> None:
 def test_a_schema_and_a_model_together_are_refused() -> None:
     with pytest.raises(ConfigurationError, match=r"^payload_schema: declare payload_schema or payload_model"):
         EnvelopeReader(payload_schema=PAYLOAD_SCHEMA, payload_model=Institution)
+
+
+def test_the_envelope_shortcut_never_accepts_what_the_schema_rejects() -> None:
+    import itertools  # noqa: PLC0415
+
+    from neotool_common.validation import ENVELOPE_SCHEMA, EnvelopeShortcut, _compile, load_schema  # noqa: PLC0415
+
+    schema = load_schema(ENVELOPE_SCHEMA)
+    shortcut, full = EnvelopeShortcut(schema), _compile(schema, "$")
+    batch_ids = [str(uuid.uuid4()), str(uuid.uuid4()).upper(), str(uuid.uuid1()), str(uuid.uuid4()) + "\n", "", 7, None]
+    record_ids = ["r", "", "x" * 512, "x" * 513, 5, None, ["r"]]
+    moments = [
+        "2024-05-01T12:00:00Z",
+        "2024-05-01t12:00:00z",
+        "2024-05-01T12:00:00",
+        "2024-05-01T12:00:00+02:00\n",
+        "2024-05-01 12:00:00.5-07:00",
+        1714564800,
+        None,
+    ]
+    payloads = [{}, {"a": 1}, [], "x", None]
+    accepted = 0
+    for batch_id, record_id, moment, payload in itertools.product(batch_ids, record_ids, moments, payloads):
+        envelope = {"batch_id": batch_id, "record_id": record_id, "ingested_at": moment, "payload": payload}
+        if shortcut(envelope):
+            accepted += 1
+            full(envelope)  # raises if the shortcut accepted something the schema does not
+    assert accepted == 2 * 2 * 3 * 2  # valid ids x valid record ids x valid moments x valid payloads
