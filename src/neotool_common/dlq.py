@@ -79,6 +79,28 @@ class DeadLetter:
         return dlq_topic_for(self.topic)
 
 
+def format_trace(error: BaseException) -> str:
+    """The traceback as Python prints it, causes included, without the column carets.
+
+    Python 3.11 finds the carets by parsing each frame's source line, which made one dead-letter cost more
+    than a thousand processed records; the frames themselves are what the on-call engineer reads.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(
+            f'  File "{f.filename}", line {f.lineno}, in {f.name}\n' + (f"    {f.line.strip()}\n" if f.line else "")
+            for f in traceback.extract_tb(current.__traceback__)
+        )
+        kind = type(current)
+        parts.append(f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__}: {current}\n")
+        cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        current = cause
+    return "\nThe above exception was the cause of this one:\n\n".join(reversed(parts))
+
+
 def describe_failure(
     letter_headers: Headers,
     *,
@@ -95,7 +117,7 @@ def describe_failure(
 ) -> Headers:
     """The record's own headers followed by the ``dlq.*`` headers that explain the failure."""
     kind = type(error)
-    trace = "".join(traceback.format_exception(error))
+    trace = format_trace(error)
     dlq = {
         DLQ_ORIGINAL_TOPIC: topic,
         DLQ_ORIGINAL_PARTITION: str(partition),
