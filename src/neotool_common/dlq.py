@@ -95,7 +95,13 @@ def format_trace(error: BaseException) -> str:
             for f in traceback.extract_tb(current.__traceback__)
         )
         kind = type(current)
-        parts.append(f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__}: {current}\n")
+        name = (
+            kind.__qualname__
+            if kind.__module__ in ("builtins", "__main__")
+            else f"{kind.__module__}.{kind.__qualname__}"
+        )
+        header = "Traceback (most recent call last):\n" if frames else ""
+        parts.append(f"{header}{frames}{name}: {current}\n")
         cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
         current = cause
     return "\nThe above exception was the cause of this one:\n\n".join(reversed(parts))
