@@ -24,6 +24,7 @@ from neotool_common.message import Message
 from neotool_common.producer import EnvelopeProducer
 from neotool_common.retry import RetryPolicy
 from neotool_common.settings import RunnerSettings
+from neotool_common.throughput import Ordering, ThroughputPolicy
 
 __all__ = [
     "CircuitBreakerPolicy",
@@ -40,11 +41,13 @@ __all__ = [
     "KafkaConsumerRunner",
     "Message",
     "NeotoolError",
+    "Ordering",
     "PoisonMessageError",
     "RetryPolicy",
     "RunnerSettings",
     "SchemaValidationError",
     "Secret",
+    "ThroughputPolicy",
     "build_envelope",
     "dlq_topic_for",
     "encode_envelope",

@@ -26,6 +26,11 @@ Delivery contract:
 * Retry backoffs never block the poll loop: the partition is paused and seeked back to the record.
 * Records that cannot be decoded or break the schemas never reach ``process()``: they are dead-lettered
   with ``dlq.reason`` ``decode`` or ``validation`` and the failing JSON path.
+
+Throughput modes (:mod:`~neotool_common.throughput`, ``docs/throughput.md``): with ``max_concurrency`` above 1,
+an ``async def process()`` or a ``process_batch()``, records are handled by workers (:mod:`.parallel`), in the
+order ``ordering`` asks; the contract above holds with "one record at a time per partition" replaced by that
+order, and retries wait in the worker, holding back only the record's own chain.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from neotool_common.health import HealthServer, HealthState
 from neotool_common.logs import configure_logging, get_logger, register_secret, trace_id_from_traceparent
 from neotool_common.message import Message
 from neotool_common.metrics import ConsumerMetrics
+from neotool_common.parallel import ParallelProcessing
 from neotool_common.partition import PartitionState
 from neotool_common.settings import RunnerSettings
 from neotool_common.validation import EnvelopeReader, SchemaSource
@@ -64,6 +70,8 @@ EXIT_CIRCUIT_OPEN = 3
 
 Key = tuple[str, int]
 _HEADERS_PATH = "$headers"  # the dlq.path of a record whose header names cannot be decoded
+# While workers hold records, consume() blocks no longer than this, so that their completions are applied soon.
+PARALLEL_POLL_TIMEOUT_S = 0.005
 
 
 class KafkaConsumerRunner:
@@ -77,6 +85,11 @@ class KafkaConsumerRunner:
     payload_schema: ClassVar[SchemaSource | None] = None
     payload_model: ClassVar[type[pydantic.BaseModel] | None] = None
     task_name: ClassVar[str | None] = None
+    # Throughput mode (docs/throughput.md); MAX_CONCURRENCY, ORDERING, BATCH_SIZE, BATCH_MAX_WAIT_MS override them.
+    max_concurrency: ClassVar[int] = 1
+    ordering: ClassVar[str] = "partition"
+    batch_size: ClassVar[int] = 100
+    batch_max_wait_ms: ClassVar[int] = 20
 
     def __init__(
         self,
@@ -115,6 +128,8 @@ class KafkaConsumerRunner:
         self._last_progress = 0.0
         self._last_reconnect_probe = 0.0
         self._debug = self.settings.log_level == "DEBUG"
+        self._parallel = ParallelProcessing.for_runner(self, KafkaConsumerRunner)
+        self._handle_record = self._handle if self._parallel is None else self._submit
         for secret in (self.settings.connection.sasl_password, self.settings.connection.ssl_key_password):
             if secret is not None:
                 register_secret(secret.reveal())
@@ -128,8 +143,21 @@ class KafkaConsumerRunner:
         """Called once after the last commit and after the consumer left its group (close connections)."""
 
     def process(self, message: Message) -> None:
-        """Handle one validated record. Must be idempotent on ``message.record_id``: records can be redelivered."""
+        """Handle one validated record. Must be idempotent on ``message.record_id``: records can be redelivered.
+
+        May be ``async def``: it then runs on the runner's event loop, ``max_concurrency`` records at a time.
+        With ``max_concurrency`` above 1 a plain ``def`` runs on that many worker threads at once.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement process()")
+
+    def process_batch(self, messages: list[Message]) -> None:
+        """Optional: handle up to ``batch_size`` validated records at once (one database round trip, say).
+
+        Records of one ordering chain come in offset order. Returning completes them all; raising any exception
+        sends each record through ``process()`` by itself (or a batch of one when ``process()`` is not
+        defined), so that only the bad ones are retried or dead-lettered. May be ``async def``, like ``process()``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement process_batch()")
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -173,6 +201,8 @@ class KafkaConsumerRunner:
         server = self._start_health_server()
         try:
             self.setup()
+            if self._parallel is not None:
+                self._parallel.start()
             self._warn_about_missing_dlq_topics()
             self._consumer.subscribe(
                 list(self.settings.topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -230,7 +260,9 @@ class KafkaConsumerRunner:
         grace = self.settings.shutdown_grace_s
         started = self._clock.monotonic()
         assert self._dlq is not None
-        left = self._dlq.drain(grace)
+        if self._parallel is not None:
+            self._parallel.stop(grace)
+        left = self._dlq.drain(max(0.0, grace - (self._clock.monotonic() - started)))
         if left:
             self._log.warning(
                 "dead-letter writes still unacknowledged at shutdown; their records will be redelivered", pending=left
@@ -242,6 +274,8 @@ class KafkaConsumerRunner:
         except (KafkaException, RuntimeError) as exc:
             self._log.warning("closing the consumer failed", error=str(exc))
         self._dlq.drain(max(0.0, grace - (self._clock.monotonic() - started)))
+        if self._parallel is not None:
+            self._parallel.close(max(1.0, grace - (self._clock.monotonic() - started)))
         # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
         # on whichever thread collects the cycle (the clients hold callbacks bound to this runner).
         self._dlq = None
@@ -261,6 +295,7 @@ class KafkaConsumerRunner:
         assert dlq is not None
         batch_size = self.settings.batch_size
         clock = self._clock
+        parallel = self._parallel
         self._last_commit = self._last_progress = clock.monotonic()
         while not self._stop_requested:
             now = clock.monotonic()
@@ -268,18 +303,23 @@ class KafkaConsumerRunner:
                 self._resume_due(now)
             dlq.poll()
             carried = len(self._carried)
-            messages = consumer.consume(max(1, batch_size - carried), 0.0 if carried else self._poll_timeout(now))
+            wanted = max(1, batch_size - carried) if parallel is None else parallel.fetch_limit(batch_size - carried)
+            messages = consumer.consume(wanted, 0.0 if carried else self._poll_timeout(now))
             self.health.poll_tick(clock.monotonic())
             if self._carried:  # what is left of it after the rebalance callbacks consume() may have run
                 messages, self._carried = self._carried + messages, []
             if messages:
                 self._handle_batch(messages)
+            if parallel is not None:
+                parallel.turn()
             self._after_batch(clock.monotonic())
 
     def _poll_timeout(self, now: float) -> float:
         timeout = self.settings.poll_timeout_s
         for state in self._blocked:
             timeout = min(timeout, max(0.0, state.resume_at - now))
+        if self._parallel is not None and self._parallel.busy:
+            timeout = min(timeout, PARALLEL_POLL_TIMEOUT_S)
         assert self._dlq is not None
         resend = self._dlq.next_resend_in(now)
         return timeout if resend is None else min(timeout, resend)
@@ -301,7 +341,7 @@ class KafkaConsumerRunner:
             state = partitions.get(cast(Key, (msg.topic(), msg.partition())))
             if state is None or state.blocked:
                 continue  # revoked, or waiting out a retry: the record will be fetched again
-            self._handle(state, msg, received)
+            self._handle_record(state, msg, received)
 
     def _carry_over(self, unhandled: list[KafkaMessage]) -> None:
         """Keep the records a batch did not reach for the next turn of the loop, which polls first.
@@ -352,6 +392,19 @@ class KafkaConsumerRunner:
         self._circuit.consecutive = 0
         if self._debug:
             self._record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
+
+    def _submit(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
+        """The parallel path: validate on the poll thread, then hand the record to the workers."""
+        offset = cast(int, msg.offset())
+        try:
+            message = self._reader.read(
+                msg.value(), msg.key(), _headers_of(msg), state.topic, state.partition, offset, msg.timestamp()[1]
+            )
+        except InvalidRecordError as exc:
+            self._dead_letter(state, msg, exc, exc.reason, 1, received)
+            return
+        assert self._parallel is not None
+        self._parallel.submit(state, msg, message, received)
 
     def _failed_attempt(
         self, state: PartitionState, msg: KafkaMessage, message: Message, exc: Exception, attempt: int, received: float
@@ -589,6 +642,8 @@ class KafkaConsumerRunner:
         self.metrics.rebalance("revoke")
         revoked = [s for tp in partitions if (s := self._partitions.get((tp.topic, tp.partition))) is not None]
         assert self._dlq is not None
+        if self._parallel is not None:
+            self._parallel.revoke(revoked, min(10.0, self.settings.shutdown_grace_s))
         if not self._closing and any(state.offsets.pending for state in revoked):
             self._dlq.drain(min(10.0, self.settings.shutdown_grace_s))
         self._commit(asynchronous=False, states=revoked)
@@ -597,6 +652,9 @@ class KafkaConsumerRunner:
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalance("lost")
+        if self._parallel is not None:
+            lost = [s for tp in partitions if (s := self._partitions.get((tp.topic, tp.partition))) is not None]
+            self._parallel.lose(lost)
         self._forget(partitions)
         self._assignment_changed("partitions lost; their uncommitted records will be redelivered", partitions)
 

@@ -22,6 +22,11 @@ variable                          default    meaning
 ``LOG_LEVEL``                     INFO       DEBUG, INFO, WARNING, ERROR
 ``LOG_FORMAT``                    json       json or console
 ``PROGRESS_INTERVAL_MS``          30000      how often the INFO progress line is logged
+``MAX_CONCURRENCY``               class (1)  records handled at once (see :mod:`.throughput`)
+``ORDERING``                      class      ``partition`` (default), ``key`` or ``unordered``
+``BATCH_SIZE``                    class      most records in one ``process_batch()`` call (100)
+``BATCH_MAX_WAIT_MS``             class      how long a batch waits to fill up (20)
+``MAX_IN_FLIGHT``                 class      records out to workers before partitions pause (0: automatic)
 ===============================  =========  ===============================================================
 """
 
@@ -39,6 +44,7 @@ from neotool_common.connection import KafkaConnection
 from neotool_common.dlq import DlqPolicy
 from neotool_common.errors import ConfigurationError
 from neotool_common.retry import RetryPolicy
+from neotool_common.throughput import Ordering, ThroughputPolicy
 
 __all__ = ["RunnerSettings"]
 
@@ -66,6 +72,7 @@ class RunnerSettings:
     commit: CommitPolicy = field(default_factory=CommitPolicy)
     dlq: DlqPolicy = field(default_factory=DlqPolicy)
     circuit: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
+    throughput: ThroughputPolicy = field(default_factory=ThroughputPolicy)
     max_pending_per_partition: int = 10_000
     shutdown_grace_s: float = 30.0
     metrics_port: int = 8000
@@ -136,6 +143,7 @@ class RunnerSettings:
             "log_level": (reader.text("LOG_LEVEL") or "INFO").upper(),
             "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
             "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
+            "throughput": _throughput(reader, defaults_from),
         }
         values.update(overrides)
         return cls(**values)
@@ -161,6 +169,28 @@ class RunnerSettings:
         # the limit is left to the DLQ topic's max.message.bytes, where operators set it.
         config.setdefault("message.max.bytes", _DLQ_MESSAGE_MAX_BYTES)
         return config
+
+
+def _throughput(reader: _EnvReader, defaults_from: type | None) -> ThroughputPolicy:
+    """The throughput mode: the consumer class's attributes, overridden by the environment."""
+    default = ThroughputPolicy()
+    declared = {
+        "max_concurrency": getattr(defaults_from, "max_concurrency", default.max_concurrency),
+        "ordering": getattr(defaults_from, "ordering", default.ordering),
+        "batch_size": getattr(defaults_from, "batch_size", default.batch_size),
+        "batch_max_wait_ms": getattr(defaults_from, "batch_max_wait_ms", round(default.batch_max_wait_s * 1000)),
+        "max_in_flight": getattr(defaults_from, "max_in_flight", default.max_in_flight),
+    }
+    ordering = (reader.text("ORDERING") or str(declared["ordering"])).lower()
+    if ordering not in tuple(Ordering):
+        raise ConfigurationError("ORDERING", f"must be one of {', '.join(Ordering)}, got {ordering!r}")
+    return ThroughputPolicy(
+        max_concurrency=reader.number("MAX_CONCURRENCY", int(declared["max_concurrency"]), int, minimum=1),
+        ordering=Ordering(ordering),
+        batch_size=reader.number("BATCH_SIZE", int(declared["batch_size"]), int, minimum=1),
+        batch_max_wait_s=reader.number("BATCH_MAX_WAIT_MS", int(declared["batch_max_wait_ms"]), int, minimum=0) / 1000,
+        max_in_flight=reader.number("MAX_IN_FLIGHT", int(declared["max_in_flight"]), int, minimum=0),
+    )
 
 
 class _EnvReader:

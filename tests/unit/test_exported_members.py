@@ -18,6 +18,9 @@ MODULES = [
     "neotool_common.message",
     "neotool_common.metrics",
     "neotool_common.producer",
+    "neotool_common.throughput",
+    "neotool_common.dispatch",
+    "neotool_common.parallel",
 ]
 
 

@@ -13,6 +13,7 @@ from neotool_common import settings as settings_module
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import ConfigurationError
 from neotool_common.settings import RunnerSettings
+from neotool_common.throughput import Ordering, ThroughputPolicy
 
 SASL_PASSWORD = "sasl-Pa55-never-shown"
 KEY_PASSWORD = "key-Pa55-never-shown"
@@ -56,6 +57,11 @@ def full_env(pem: str) -> dict[str, str]:
         "LOG_LEVEL": "debug",
         "LOG_FORMAT": "Console",
         "PROGRESS_INTERVAL_MS": "5000",
+        "MAX_CONCURRENCY": "32",
+        "ORDERING": "Key",
+        "BATCH_SIZE": "250",
+        "BATCH_MAX_WAIT_MS": "5",
+        "MAX_IN_FLIGHT": "4000",
         "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
         "KAFKA_SASL_MECHANISM": "scram-sha-512",
         "KAFKA_SASL_USERNAME": "svc-enrich",
@@ -91,6 +97,7 @@ def test_every_variable_is_parsed(pem: str) -> None:
     assert (settings.max_pending_per_partition, settings.shutdown_grace_s) == (64, 1.5)
     assert (settings.metrics_port, settings.metrics_host) == (9100, "127.0.0.1")
     assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("DEBUG", "console", 5)
+    assert settings.throughput == ThroughputPolicy(32, Ordering.KEY, 250, 0.005, 4000)
     connection = settings.connection
     assert connection.brokers == "broker-1:9092, broker-2:9093"
     assert (connection.security_protocol, connection.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
@@ -136,6 +143,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("INFO", "json", 30)
     assert settings.connection.security_protocol == "PLAINTEXT"
     assert settings.dlq_producer_config()["delivery.timeout.ms"] == 30_000
+    assert settings.throughput == ThroughputPolicy(1, Ordering.PARTITION, 100, 0.02, 0)
+    assert settings.throughput.in_flight_limit(batching=False) == 1000
 
 
 class Declared(KafkaConsumerRunner):
@@ -150,6 +159,24 @@ def test_the_consumer_class_supplies_group_and_topics_and_the_environment_overri
     overridden = RunnerSettings.from_env({**env, "KAFKA_GROUP_ID": "g2", "KAFKA_TOPICS": "x,y"}, defaults_from=Declared)
     assert (overridden.group_id, overridden.topics) == ("g2", ("x", "y"))
     assert Declared(declared, registry=CollectorRegistry()).settings is declared
+
+
+class Concurrent(Declared):
+    max_concurrency = 16
+    ordering = "unordered"
+    batch_size = 50
+    batch_max_wait_ms = 50
+
+
+def test_the_consumer_class_supplies_the_throughput_mode_and_the_environment_overrides_it() -> None:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9092"}
+    declared = RunnerSettings.from_env(env, defaults_from=Concurrent).throughput
+    assert declared == ThroughputPolicy(16, Ordering.UNORDERED, 50, 0.05, 0)
+    assert declared.in_flight_limit(batching=True) == 4 * 16 * 50
+    overridden = RunnerSettings.from_env(
+        {**env, "MAX_CONCURRENCY": "4", "ORDERING": "partition"}, defaults_from=Concurrent
+    )
+    assert (overridden.throughput.max_concurrency, overridden.throughput.ordering) == (4, Ordering.PARTITION)
 
 
 @pytest.mark.parametrize(
@@ -186,6 +213,11 @@ def test_the_consumer_class_supplies_group_and_topics_and_the_environment_overri
         ("LOG_LEVEL", "verbose", "must be one of DEBUG, INFO"),
         ("LOG_FORMAT", "xml", "must be one of json, console"),
         ("PROGRESS_INTERVAL_MS", "99", "must be at least 100"),
+        ("MAX_CONCURRENCY", "0", "must be at least 1"),
+        ("ORDERING", "random", "must be one of partition, key, unordered"),
+        ("BATCH_SIZE", "0", "must be at least 1"),
+        ("BATCH_MAX_WAIT_MS", "-5", "must be at least 0"),
+        ("MAX_IN_FLIGHT", "-1", "must be at least 0"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "must be one of PLAINTEXT"),
         ("KAFKA_SSL_CA_LOCATION", "/no/such/ca.pem", "no such file"),
         ("KAFKA_SSL_CERTIFICATE_LOCATION", "/no/such/cert.pem", "no such file"),

@@ -1,0 +1,321 @@
+"""The runner's side of the throughput modes: records go out to a dispatcher, completions come back to the poll thread.
+
+Used instead of calling ``process()`` on the poll thread when a consumer has ``max_concurrency > 1``, an
+``async def process`` or a ``process_batch``. Every method here runs on the poll thread, which therefore keeps
+everything it owned in the sequential runner: offsets, metrics, logs, dead-letter writes, commits.
+
+* A record read (and validated) is *begun* in its partition's offsets, in offset order, and handed to the
+  :mod:`~neotool_common.dispatch` workers; its completion *finishes* it. The committable offset of a partition
+  is the lowest offset not yet complete (processed, or acknowledged in the DLQ).
+* Backpressure: once ``max_in_flight`` records are out, every assigned partition is paused (the loop keeps
+  polling, so the member stays in its group) until half of them came back.
+* Revoke: the partition's queued records are dropped, records in a backoff give up, and the ones inside the
+  handler are waited for (bounded); what completed is committed, the rest is redelivered to the new owner, and
+  completions that arrive later are ignored. A lost partition waits for nothing.
+* Shutdown: the same for every partition, bounded by ``SHUTDOWN_GRACE_MS``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from neotool_common.dispatch import (
+    FINAL,
+    AsyncDispatcher,
+    Completion,
+    Dispatcher,
+    Lane,
+    Outcome,
+    ThreadDispatcher,
+    Work,
+)
+from neotool_common.errors import CircuitOpenError
+from neotool_common.message import Message
+from neotool_common.partition import PartitionState
+
+if TYPE_CHECKING:
+    from neotool_common.consumer_base import KafkaConsumerRunner
+
+__all__ = ["ParallelProcessing"]
+
+# Records read from one fetch are handed to the workers in slices of this size, so they start early.
+HANDOFF_SLICE = 64
+
+
+class ParallelProcessing:
+    """Owns the dispatcher of one runner while it runs."""
+
+    def __init__(self, runner: KafkaConsumerRunner, dispatcher: Dispatcher, completions: queue.SimpleQueue[Any]):
+        self._runner = runner
+        self._dispatcher = dispatcher
+        self._completions: queue.SimpleQueue[Completion] = completions
+        self._lanes: dict[PartitionState, Lane] = {}
+        self._pending: list[Work] = []
+        self._paused: set[PartitionState] = set()
+        self._deferred: BaseException | None = None
+        policy = runner.settings.throughput
+        self._limit = policy.in_flight_limit(batching=dispatcher.batching)
+        self.in_flight = 0
+
+    @classmethod
+    def for_runner(cls, runner: KafkaConsumerRunner, base: type) -> ParallelProcessing | None:
+        """The parallel path ``runner`` needs, or None for the sequential runner (one plain ``process()``)."""
+        kind = type(runner)
+        has_batch = kind.process_batch is not base.process_batch  # type: ignore[attr-defined]
+        has_process = kind.process is not base.process  # type: ignore[attr-defined]
+        is_async = _is_async(kind, has_process, has_batch)
+        if runner.settings.throughput.max_concurrency == 1 and not has_batch and not is_async:
+            return None
+        process: Callable[[Message], Any] = runner.process
+        if not has_process:  # the per-record fallback of a failed batch is a batch of one
+            process = _one_by_one(runner.process_batch, is_async)
+        completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        factory = AsyncDispatcher if is_async else ThreadDispatcher
+        dispatcher = factory(
+            runner.settings.throughput,
+            runner.settings.retry,
+            process,
+            runner.process_batch if has_batch else None,
+            completions.put,
+        )
+        return cls(runner, dispatcher, completions)
+
+    @property
+    def mode(self) -> str:
+        return type(self._dispatcher).__name__
+
+    def start(self) -> None:
+        self._dispatcher.start()
+
+    # -- the poll loop ---------------------------------------------------------------------------
+
+    def submit(self, state: PartitionState, msg: Any, message: Message, received: float) -> None:
+        lane = self._lanes.get(state)
+        if lane is None:
+            lane = self._lanes[state] = Lane(state)
+        state.offsets.begin(message.offset)
+        lane.submitted += 1
+        self.in_flight += 1
+        pending = self._pending
+        pending.append(Work(lane, message, msg, received))
+        if len(pending) >= HANDOFF_SLICE:
+            self._hand_off()
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0
+
+    def fetch_limit(self, wanted: int) -> int:
+        """How many records the next ``consume()`` may return without overshooting the in-flight bound."""
+        return max(1, min(wanted, self._limit - self.in_flight))
+
+    def turn(self) -> None:
+        """Once per loop turn: hand off what was read, apply what completed, pause or resume partitions."""
+        if self._pending:
+            self._hand_off()
+        completions = self._completions
+        while not completions.empty():
+            self._apply(completions.get_nowait())
+        self._balance()
+        if self._deferred is not None:
+            error, self._deferred = self._deferred, None
+            raise error
+
+    def _hand_off(self) -> None:
+        works, self._pending = self._pending, []
+        self._dispatcher.submit(works)
+
+    def _balance(self) -> None:
+        consumer = self._runner._consumer
+        if self.in_flight >= self._limit:
+            for state in self._runner._partitions.values():
+                if state not in self._paused:
+                    self._paused.add(state)
+                    consumer.pause([state.tp])
+        elif self._paused and self.in_flight <= self._limit // 2:
+            assigned = self._runner._partitions
+            for state in self._paused:
+                if assigned.get((state.topic, state.partition)) is state and not state.throttled:
+                    consumer.resume([state.tp])
+            self._paused.clear()
+
+    # -- completions -------------------------------------------------------------------------------
+
+    def _apply(self, completion: Completion) -> None:
+        outcome = completion.outcome
+        if outcome is Outcome.OK:
+            self._processed(completion)
+        elif outcome is Outcome.DEAD:
+            self._dead(completion)
+        elif outcome is Outcome.RETRY:
+            self._retrying(completion)
+        elif outcome is Outcome.SPLIT:
+            self._split(completion)
+        if outcome in FINAL:
+            for work in completion.works:
+                work.lane.reported += 1
+            self.in_flight -= len(completion.works)
+        if outcome is Outcome.FATAL:
+            assert completion.error is not None
+            raise completion.error
+
+    def _processed(self, completion: Completion) -> None:
+        now = time.perf_counter()
+        first = completion.works[0].lane.state
+        first.metrics.processing.observe(completion.duration)
+        for work in completion.works:
+            lane = work.lane
+            if lane.revoked:
+                continue
+            state = lane.state
+            message = work.message
+            state.offsets.finish(message.offset)
+            state.processed_unflushed += 1
+            state.last_ingested_at = message.ingested_at
+            state.metrics.ack_latency.observe(now - work.received)
+        self._runner._circuit.consecutive = 0
+        if self._runner._debug:
+            for work in completion.works:
+                self._runner._record_log(work.message, work.raw).debug(
+                    "record processed", attempt=completion.attempts, duration_s=completion.duration
+                )
+
+    def _dead(self, completion: Completion) -> None:
+        (work,) = completion.works
+        if work.lane.revoked:
+            return
+        state = work.lane.state
+        state.metrics.processing.observe(completion.duration)
+        assert completion.error is not None
+        self._runner._dead_letter(
+            state, work.raw, completion.error, completion.reason, completion.attempts, work.received, work.message
+        )
+
+    def _retrying(self, completion: Completion) -> None:
+        (work,) = completion.works
+        if work.lane.revoked:
+            return
+        metrics = work.lane.state.metrics
+        metrics.processing.observe(completion.duration)
+        metrics.retries.inc()
+        error = completion.error
+        self._runner._record_log(work.message, work.raw).warning(
+            "processing failed; retrying",
+            attempt=completion.attempts,
+            max_attempts=self._runner.settings.retry.max_attempts,
+            backoff_s=round(completion.backoff, 3),
+            exception_type=_qualified(error),
+            error=str(error),
+        )
+
+    def _split(self, completion: Completion) -> None:
+        first = completion.works[0]
+        first.lane.state.metrics.processing.observe(completion.duration)
+        error = completion.error
+        self._runner._log.warning(
+            "process_batch failed; processing its records one by one",
+            records=len(completion.works),
+            exception_type=_qualified(error),
+            error=str(error),
+        )
+
+    # -- rebalances and shutdown -------------------------------------------------------------------
+
+    def revoke(self, states: Sequence[PartitionState], timeout: float) -> None:
+        """Before the revoke commit: let the partitions' records in the handler finish (bounded), drop the rest."""
+        lanes = self._halt(states)
+        if lanes and not self._runner._closing:
+            self._wait(lanes, timeout)
+        for lane in lanes:
+            lane.revoked = True
+        self._count_processed(lane.state for lane in lanes)
+
+    def lose(self, states: Sequence[PartitionState]) -> None:
+        for lane in self._halt(states):
+            lane.revoked = True
+
+    def stop(self, timeout: float) -> None:
+        """At shutdown: drop what has not started, wait (bounded) for what has, apply every completion."""
+        for work in self._pending:
+            work.lane.reported += 1
+        self.in_flight -= len(self._pending)
+        self._pending = []
+        lanes = self._halt(list(self._lanes))
+        self._wait(lanes, timeout)
+        self._count_processed(self._runner._partitions.values())
+        if self._deferred is not None and not isinstance(self._deferred, CircuitOpenError):
+            self._runner._log.error("a worker raised while stopping", error=repr(self._deferred))
+        self._deferred = None
+
+    def close(self, timeout: float) -> None:
+        if not self._dispatcher.close(timeout):
+            self._runner._log.warning("workers still inside the handler after the grace period; not waiting for them")
+
+    def _halt(self, states: Iterable[PartitionState]) -> list[Lane]:
+        lanes = [lane for state in states if (lane := self._lanes.pop(state, None)) is not None]
+        for state in states:
+            self._paused.discard(state)
+        if not lanes:
+            return []
+        dropped = self._dispatcher.halt(lanes)
+        for work in dropped:
+            work.lane.reported += 1
+        self.in_flight -= len(dropped)
+        return lanes
+
+    def _wait(self, lanes: list[Lane], timeout: float) -> None:
+        """Apply completions until ``lanes`` have nothing outstanding, or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        while any(lane.outstanding for lane in lanes):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                completion = self._completions.get(timeout=left)
+            except queue.Empty:
+                return
+            try:
+                self._apply(completion)
+            except BaseException as exc:  # noqa: BLE001 - inside a rebalance callback: raised by the next turn
+                self._deferred = self._deferred or exc
+
+    def _count_processed(self, states: Iterable[PartitionState]) -> None:
+        """Count completions applied outside a loop turn (a revoked partition is forgotten before the next)."""
+        runner = self._runner
+        for state in states:
+            count, state.processed_unflushed = state.processed_unflushed, 0
+            if count:
+                state.metrics.processed.inc(count)
+                runner.records_processed += count
+                runner._completed_since_commit += count
+
+
+def _is_async(kind: type, has_process: bool, has_batch: bool) -> bool:
+    process_async = has_process and inspect.iscoroutinefunction(kind.process)  # type: ignore[attr-defined]
+    batch_async = has_batch and inspect.iscoroutinefunction(kind.process_batch)  # type: ignore[attr-defined]
+    if has_process and has_batch and process_async != batch_async:
+        raise TypeError(f"{kind.__name__}: process() and process_batch() must both be async, or neither")
+    return process_async or batch_async
+
+
+def _one_by_one(process_batch: Callable[[list[Message]], Any], is_async: bool) -> Callable[[Message], Any]:
+    if is_async:
+
+        async def one_async(message: Message) -> None:
+            await process_batch([message])
+
+        return one_async
+
+    def one(message: Message) -> None:
+        process_batch([message])
+
+    return one
+
+
+def _qualified(error: BaseException | None) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
