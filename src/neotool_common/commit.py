@@ -13,10 +13,10 @@ class CommitPolicy:
 
     Offsets are only ever those of completed records (processed, or acknowledged in the DLQ). Commits are
     synchronous on partition revoke and on shutdown, and never happen for partitions reported lost.
-    Environment: ``COMMIT_EVERY_RECORDS`` (10000), ``COMMIT_INTERVAL_MS`` (1000).
+    Environment: ``COMMIT_EVERY_RECORDS`` (100000), ``COMMIT_INTERVAL_MS`` (1000).
     """
 
-    every_records: int = 10_000
+    every_records: int = 100_000
     interval_s: float = 1.0
 
     def __post_init__(self) -> None:

@@ -304,7 +304,11 @@ class KafkaConsumerRunner:
             dlq.poll()
             carried = len(self._carried)
             wanted = max(1, batch_size - carried) if parallel is None else parallel.fetch_limit(batch_size - carried)
-            messages = consumer.consume(wanted, 0.0 if carried else self._poll_timeout(now))
+            messages = consumer.consume(wanted, 0.0)
+            if not messages and not carried:
+                # consume(n, timeout) waits for n records or the timeout, which at a low rate would hold every
+                # record for the whole timeout: wait for the first one only; the next turn takes the rest.
+                messages = consumer.consume(1, self._poll_timeout(now))
             self.health.poll_tick(clock.monotonic())
             if self._carried:  # what is left of it after the rebalance callbacks consume() may have run
                 messages, self._carried = self._carried + messages, []

@@ -9,7 +9,7 @@ variable                          default    meaning
 ``RETRY_MAX_ATTEMPTS``            5          tries per record before ``retries_exhausted``
 ``RETRY_BACKOFF_INITIAL_MS``      200        first backoff; doubles per attempt, with jitter
 ``RETRY_BACKOFF_MAX_MS``          30000      cap on one backoff
-``COMMIT_EVERY_RECORDS``          10000      commit after this many completed records ...
+``COMMIT_EVERY_RECORDS``          100000     commit after this many completed records ...
 ``COMMIT_INTERVAL_MS``            1000       ... or this much time, whichever comes first
 ``DLQ_WRITE_TIMEOUT_MS``          30000      one dead-letter write attempt; failures are re-sent
 ``CIRCUIT_MAX_CONSECUTIVE_DLQ``   100        stop after this many dead-letters in a row (0: never)
@@ -125,7 +125,7 @@ class RunnerSettings:
             "topics": reader.topics("KAFKA_TOPICS") or tuple(getattr(defaults_from, "topics", ()) or ()),
             "retry": retry,
             "commit": CommitPolicy(
-                every_records=reader.number("COMMIT_EVERY_RECORDS", 10_000, int, minimum=1),
+                every_records=reader.number("COMMIT_EVERY_RECORDS", 100_000, int, minimum=1),
                 interval_s=reader.number("COMMIT_INTERVAL_MS", 1000, int, minimum=1) / 1000,
             ),
             "dlq": DlqPolicy(

@@ -135,7 +135,7 @@ def test_the_dlq_producer_carries_records_above_librdkafkas_default_size_unless_
 def test_defaults_are_the_documented_ones() -> None:
     settings = RunnerSettings.from_env(MINIMAL)
     assert (settings.retry.max_attempts, settings.retry.initial_backoff_s, settings.retry.max_backoff_s) == (5, 0.2, 30)
-    assert (settings.commit.every_records, settings.commit.interval_s) == (10_000, 1)
+    assert (settings.commit.every_records, settings.commit.interval_s) == (100_000, 1)
     assert settings.dlq.write_timeout_s == 30
     assert (settings.circuit.max_consecutive, settings.circuit.max_ratio, settings.circuit.window) == (100, 0.5, 1000)
     assert (settings.max_pending_per_partition, settings.shutdown_grace_s) == (10_000, 30)
