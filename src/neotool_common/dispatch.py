@@ -1,20 +1,20 @@
-"""The worker side of the throughput modes: ordering chains, a thread pool or an asyncio loop, and completions.
+"""The workers of the throughput modes: a thread pool for ``def`` handlers, one asyncio loop for ``async def``.
 
-The poll thread hands records over as :class:`Work` (:meth:`Dispatcher.submit`). Each record joins the *chain*
-of its ordering key — its partition, its partition and key, or none when unordered — and a chain runs one unit
-at a time: a worker claims the chain, takes its first record (for ``process_batch``: the first records of as
-many ready chains as fit in a batch), runs the handler with its retries, and releases the chain, whose next
-record is then ready for any worker. The poll thread plays no part between two records of a chain.
+The poll thread hands records over with :meth:`Dispatcher.submit`; they wait in their :mod:`~.chains` until a
+worker takes them. A worker takes a *unit*: for ``process_batch``, up to ``batch_size`` records (waiting up to
+``batch_max_wait_s`` for it to fill); otherwise a share of what is queued (at most :data:`MAX_UNIT`), which it
+runs one record after another, so that the cost of a hand-over is spread over many cheap records while slow
+ones still spread over every worker. The poll thread plays no part between two records of a chain.
 
-Every record ends in exactly one final :class:`Completion`: ``OK``; ``DEAD`` (to be dead-lettered, with the
-reason, the error and the attempts); ``ABANDONED`` (its lane was halted before it finished, so it will be
-redelivered); or ``FATAL`` (a ``BaseException`` that must stop the runner). A failed attempt that will be tried
-again also reports ``RETRY``, and a failed batch ``SPLIT``. Completions go to the ``complete`` callback (a
-thread-safe queue the poll thread drains): offsets, metrics, logs and dead-letter writes stay on the poll thread.
+Every record ends in exactly one final :class:`~.chains.Completion` (``OK``, ``DEAD``, ``ABANDONED``, ``FATAL``),
+plus one ``RETRY`` per failed attempt that will be tried again and a ``SPLIT`` per failed batch. A record that
+fails and will be retried gives the rest of its unit back to the queue and keeps only its own chain: the
+retries, and the backoffs between them, happen in the worker and hold back nothing else. A failed batch puts
+its records back to be run one by one. Completions go to ``complete`` (thread-safe), for the poll thread.
 
-A :class:`Lane` is one assigned partition's share of the work. Halting it (revoke, shutdown) removes its queued
-records, stops the ones a worker has taken but not started, and cuts its retry backoffs short; records already
-inside the handler run to their end.
+Halting a :class:`~.chains.Lane` (revoke, shutdown) removes its queued records (returned to the caller, who
+accounts for them), makes workers skip its taken-but-unstarted ones (``ABANDONED``), and cuts its backoffs
+short; records already inside the handler run to their end.
 """
 
 from __future__ import annotations
@@ -25,190 +25,41 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from enum import Enum
 from typing import Any
 
+from neotool_common.chains import Chains, Completion, Lane, Outcome, Work
 from neotool_common.errors import InvalidRecordError
 from neotool_common.headers import DlqReason
 from neotool_common.message import Message
 from neotool_common.retry import RetryPolicy
-from neotool_common.throughput import Ordering, ThroughputPolicy
+from neotool_common.throughput import ThroughputPolicy
 
-__all__ = ["AsyncDispatcher", "Completion", "Dispatcher", "Lane", "Outcome", "ThreadDispatcher", "Work"]
+__all__ = ["MAX_UNIT", "AsyncDispatcher", "Dispatcher", "ThreadDispatcher"]
 
-
-class Outcome(Enum):
-    OK = "ok"
-    DEAD = "dead"
-    ABANDONED = "abandoned"
-    FATAL = "fatal"
-    RETRY = "retry"  # not final: the record is tried again after ``backoff`` seconds
-    SPLIT = "split"  # not final: the batch failed; its records are run one by one
+# The most records a worker takes at once for process(): enough to make a hand-over cheap per record.
+MAX_UNIT = 64
+# Records whose handler takes longer than this on average are taken one at a time: the hand-over (a few µs) is
+# then cheap beside the work, and a slow record never holds back records that an idle worker could have run.
+QUICK_RECORD_S = 0.00005
 
 
-FINAL = frozenset({Outcome.OK, Outcome.DEAD, Outcome.ABANDONED, Outcome.FATAL})
+class _Unit:
+    """The records a worker took, the chains it claimed, and the outcome of each record so far."""
 
+    __slots__ = ("claimed", "done", "durations", "works")
 
-class Lane:
-    """One assigned partition's share. ``halted`` is read by workers; the counters belong to the poll thread."""
-
-    __slots__ = ("halted", "reported", "revoked", "state", "submitted")
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        self.halted = threading.Event()
-        self.revoked = False  # completions arriving after this are ignored: the new owner redelivers
-        self.submitted = 0
-        self.reported = 0
-
-    @property
-    def outstanding(self) -> int:
-        return self.submitted - self.reported
-
-
-class Work:
-    """One record handed to the workers. ``raw`` and ``received`` are the poll thread's, carried back to it."""
-
-    __slots__ = ("alone", "lane", "message", "raw", "received")
-
-    def __init__(self, lane: Lane, message: Message, raw: Any, received: float) -> None:
-        self.lane = lane
-        self.message = message
-        self.raw = raw
-        self.received = received
-        self.alone = False  # its batch failed: run it by itself
-
-
-class Completion:
-    __slots__ = ("attempts", "backoff", "duration", "error", "outcome", "reason", "works")
-
-    def __init__(
-        self,
-        outcome: Outcome,
-        works: Sequence[Work],
-        attempts: int = 1,
-        duration: float = 0.0,
-        error: BaseException | None = None,
-        reason: str = "",
-        backoff: float = 0.0,
-    ) -> None:
-        self.outcome = outcome
-        self.works = works
-        self.attempts = attempts
-        self.duration = duration
-        self.error = error
-        self.reason = reason
-        self.backoff = backoff
-
-
-class _Chain:
-    __slots__ = ("claimed", "key", "queued", "works")
-
-    def __init__(self, key: Hashable) -> None:
-        self.key = key
-        self.works: deque[Work] = deque()
-        self.claimed = False  # a worker runs its head
-        self.queued = False  # it sits in the ready queue
-
-
-class _Chains:
-    """The ordering chains and the ready queue. Holds no lock: the dispatcher holds its own around every call."""
-
-    def __init__(self, ordering: Ordering) -> None:
-        self._chains: dict[Hashable, _Chain] = {}
-        self.ready: deque[_Chain | Work] = deque()
-        self._key_of: Callable[[Work], Hashable] = {
-            Ordering.PARTITION: _partition_key,
-            Ordering.KEY: _record_key,
-            Ordering.UNORDERED: _no_key,
-        }[ordering]
-
-    def put(self, work: Work) -> None:
-        key = self._key_of(work)
-        if key is None:
-            self.ready.append(work)
-            return
-        chain = self._chains.get(key)
-        if chain is None:
-            chain = self._chains[key] = _Chain(key)
-        chain.works.append(work)
-        if not (chain.claimed or chain.queued):
-            chain.queued = True
-            self.ready.append(chain)
-
-    def take(self, limit: int, into: list[Work], claimed: list[_Chain]) -> None:
-        """Move up to ``limit`` ready records into ``into``, claiming their chains; a lone record comes alone."""
-        ready = self.ready
-        while ready and len(into) < limit:
-            item = ready[0]
-            alone = item.works[0].alone if isinstance(item, _Chain) else item.alone
-            if alone and into:
-                return
-            ready.popleft()
-            if isinstance(item, _Chain):
-                item.queued = False
-                item.claimed = True
-                claimed.append(item)
-                works = item.works
-                into.append(works.popleft())
-                while not alone and works and len(into) < limit and not works[0].alone:
-                    into.append(works.popleft())
-            else:
-                into.append(item)
-            if alone:
-                return
-
-    def put_back(self, works: Sequence[Work]) -> None:
-        """Return a failed batch's records to the heads of their (still claimed) chains, to be run one by one."""
-        for work in reversed(works):
-            work.alone = True
-            key = self._key_of(work)
-            if key is None:
-                self.ready.appendleft(work)
-            else:
-                self._chains[key].works.appendleft(work)
-
-    def release(self, claimed: Iterable[_Chain]) -> None:
-        for chain in claimed:
-            chain.claimed = False
-            if chain.works:
-                chain.queued = True
-                self.ready.append(chain)
-            else:
-                del self._chains[chain.key]
-
-    def drop(self, lanes: set[Lane]) -> list[Work]:
-        """Remove the queued records of ``lanes``; claimed chains stay claimed until their unit is released."""
-        dropped = [item for item in self.ready if isinstance(item, Work) and item.lane in lanes]
-        for key, chain in list(self._chains.items()):
-            dropped += [work for work in chain.works if work.lane in lanes]
-            chain.works = deque(work for work in chain.works if work.lane not in lanes)
-            if not chain.works and not chain.claimed:
-                del self._chains[key]
-        self.ready = deque(
-            item for item in self.ready if (item.works if isinstance(item, _Chain) else item.lane not in lanes)
-        )
-        return dropped
-
-
-def _partition_key(work: Work) -> Hashable:
-    return work.lane
-
-
-def _record_key(work: Work) -> Hashable:
-    key = work.message.key
-    return None if key is None else (work.lane, key)  # a record without a key waits for nothing
-
-
-def _no_key(work: Work) -> Hashable:
-    return None
+    def __init__(self) -> None:
+        self.works: list[Work] = []
+        self.claimed: list[Hashable] = []
+        self.done: list[Work] = []
+        self.durations: list[float] = []
 
 
 class Dispatcher:
-    """What the thread pool and the asyncio loop share: the chains, halting lanes, and judging failures.
+    """What the thread pool and the asyncio loop share: the chains, taking units, halting lanes, judging failures.
 
     ``process`` handles one message; ``process_batch`` (or None) a list of them. ``complete`` receives every
-    :class:`Completion`, from the worker that produced it, and must be thread-safe.
+    :class:`~.chains.Completion`, from the worker that produced it, and must be thread-safe.
     """
 
     def __init__(
@@ -224,11 +75,11 @@ class Dispatcher:
         self._process = process
         self._process_batch = process_batch
         self._complete = complete
-        self._limit = policy.batch_size if process_batch is not None else 1
         self._lock = threading.Lock()
-        self._chains = _Chains(policy.ordering)
+        self._chains = Chains(policy.ordering)
         self._closed = False
         self._broken = False  # a handler raised a BaseException: no worker starts anything more
+        self._mean_s = 1.0  # moving average of a record's handler time; records count as slow until measured
 
     @property
     def batching(self) -> bool:
@@ -238,7 +89,7 @@ class Dispatcher:
         raise NotImplementedError
 
     def submit(self, works: Sequence[Work]) -> None:
-        """Queue records (from the poll thread); each one's lane is not halted."""
+        """Queue records (from the poll thread)."""
         raise NotImplementedError
 
     def close(self, timeout: float) -> bool:
@@ -246,18 +97,73 @@ class Dispatcher:
         raise NotImplementedError
 
     def halt(self, lanes: Iterable[Lane]) -> list[Work]:
-        """Halt ``lanes``: returns their queued records, which will never start (nor report a completion)."""
+        """Halt ``lanes``: returns their queued records, which will never start nor report a completion."""
         halted = set(lanes)
         for lane in halted:
             lane.halted.set()
         with self._lock:
             return self._chains.drop(halted)
 
-    def _unhalted(self, works: list[Work]) -> list[Work]:
-        live = [work for work in works if not work.lane.halted.is_set()]
-        if len(live) < len(works):
-            self._complete(Completion(Outcome.ABANDONED, [work for work in works if work.lane.halted.is_set()]))
-        return live
+    # -- taking and giving back (the lock is held) --------------------------------------------------
+
+    def _take(self, unit: _Unit) -> None:
+        if self._process_batch is not None:
+            limit = self._policy.batch_size
+        elif self._slow:
+            limit = 1
+        else:
+            limit = MAX_UNIT
+        self._chains.take(limit, unit.works, unit.claimed)
+
+    @property
+    def _slow(self) -> bool:
+        """Slow records go one per worker, each waking the next; quick ones in units, to as few workers as
+        keep up (under the GIL more threads would only take turns)."""
+        return self._mean_s > QUICK_RECORD_S
+
+    @property
+    def quick(self) -> bool:
+        """Records take the handler less than :data:`QUICK_RECORD_S` on average (as last measured)."""
+        return self._mean_s <= QUICK_RECORD_S
+
+    def note(self, duration: float) -> None:
+        """A record ran ``duration`` seconds elsewhere (on the poll thread)."""
+        self._mean_s = 0.8 * self._mean_s + 0.2 * duration
+
+    def idle(self, lane: Lane, key: bytes | None) -> bool:
+        """Nothing of this record's chain is queued or running (ask from the submitting thread only)."""
+        return self._chains.idle(lane, key)
+
+    def _batch_wanted(self, unit: _Unit) -> bool:
+        return self._process_batch is not None and not unit.works[0].alone
+
+    def _give_back(self, unit: _Unit, index: int) -> None:
+        """Record ``index`` of ``unit`` will be retried: the records after it go back to the queue, and every chain
+        but its own is released, so that only its own chain waits for it."""
+        own = unit.works[index].chain
+        with self._lock:
+            self._chains.put_back(unit.works[index + 1 :], alone=False)
+            self._chains.release(key for key in unit.claimed if key != own)
+            unit.claimed = [] if own is None else [own]
+            unit.works = unit.works[: index + 1]
+            more = bool(self._chains.ready)
+        if more:
+            self._wake_others()
+
+    def _wake_others(self) -> None:
+        raise NotImplementedError
+
+    # -- judging outcomes ----------------------------------------------------------------------------
+
+    def _abandoned(self, works: Sequence[Work]) -> None:
+        self._complete(Completion(Outcome.ABANDONED, works))
+
+    def _succeeded(self, unit: _Unit) -> None:
+        if unit.done:
+            durations = unit.durations
+            self._mean_s = 0.8 * self._mean_s + 0.2 * sum(durations) / len(durations)  # racy, and only a hint
+            self._complete(Completion(Outcome.OK, unit.done, durations=durations))
+            unit.done, unit.durations = [], []
 
     def _failed(self, work: Work, attempt: int, duration: float, exc: Exception) -> float | None:
         """Report a failed attempt; the backoff before the next one, or None when the record is done with."""
@@ -271,22 +177,16 @@ class Dispatcher:
         self._complete(Completion(Outcome.RETRY, (work,), attempt, duration, exc, backoff=backoff))
         return backoff
 
-    def _batch_failed(self, works: list[Work], duration: float, exc: Exception) -> None:
-        self._complete(Completion(Outcome.SPLIT, works, 1, duration, exc))
+    def _batch_failed(self, unit: _Unit, duration: float, exc: Exception) -> None:
+        self._complete(Completion(Outcome.SPLIT, unit.works, 1, duration, exc))
         with self._lock:
-            self._chains.put_back(works)
+            self._chains.put_back(unit.works, alone=True)
 
-    def _take_more(self, works: list[Work], claimed: list[_Chain]) -> bool:
-        """Add ready records to a batch being filled (the lock is held); True if any were added."""
-        before = len(works)
-        self._chains.take(self._limit, works, claimed)
-        return len(works) > before
-
-    def _release(self, claimed: list[_Chain]) -> bool:
-        """Release a unit's chains; True when records are ready for another worker."""
-        with self._lock:
-            self._chains.release(claimed)
-            return bool(self._chains.ready)
+    def _fatal(self, unit: _Unit, exc: BaseException) -> None:
+        self._broken = True
+        unfinished = [work for work in unit.works if work not in unit.done]
+        self._succeeded(unit)
+        self._complete(Completion(Outcome.FATAL, unfinished, error=exc))
 
 
 class ThreadDispatcher(Dispatcher):
@@ -309,7 +209,11 @@ class ThreadDispatcher(Dispatcher):
             put = self._chains.put
             for work in works:
                 put(work)
-            self._cond.notify(len(works))
+            self._cond.notify()  # one worker; it wakes another if it leaves work behind
+
+    def _wake_others(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def close(self, timeout: float) -> bool:
         with self._cond:
@@ -322,80 +226,102 @@ class ThreadDispatcher(Dispatcher):
 
     def _work(self) -> None:
         while True:
-            works: list[Work] = []
-            claimed: list[_Chain] = []
+            unit = _Unit()
             with self._cond:
                 while not self._chains.ready or self._broken:
                     if self._closed or self._broken:
                         return
                     self._cond.wait()
-                self._chains.take(self._limit, works, claimed)
-                if self._chains.ready:
-                    self._cond.notify()  # pass the baton: more is ready than this worker took
-            if self._limit > 1 and not works[0].alone:
-                self._fill(works, claimed)
+                self._take(unit)
+                if self._chains.ready and self._slow:
+                    self._cond.notify()  # pass the baton
             try:
-                fatal = self._run(works)
+                if self._batch_wanted(unit):
+                    self._fill(unit)
+                    self._run_batch(unit)
+                else:
+                    self._run_records(unit)
+            except BaseException as exc:  # noqa: BLE001 - handed to the poll thread, which re-raises it
+                self._fatal(unit, exc)
             finally:
                 with self._cond:
-                    self._chains.release(claimed)
-                    if self._chains.ready:
+                    self._chains.release(unit.claimed)
+                    if self._chains.ready and self._slow:
                         self._cond.notify()
-            if fatal:
-                return
 
-    def _fill(self, works: list[Work], claimed: list[_Chain]) -> None:
+    def _fill(self, unit: _Unit) -> None:
         """Wait up to ``batch_max_wait_s`` after the first record's arrival for the batch to fill up."""
-        deadline = works[0].received + self._policy.batch_max_wait_s
-        while len(works) < self._limit and (left := deadline - time.perf_counter()) > 0:
+        deadline = unit.works[0].received + self._policy.batch_max_wait_s
+        limit = self._policy.batch_size
+        while len(unit.works) < limit and (left := deadline - time.perf_counter()) > 0:
             with self._cond:
-                if not self._take_more(works, claimed):
+                before = len(unit.works)
+                self._take(unit)
+                if len(unit.works) == before:
                     if self._chains.ready:
                         return  # what is ready next must run by itself
                     self._cond.wait(left)
 
-    def _run(self, works: list[Work]) -> bool:
-        """Run one unit; True when a ``BaseException`` must stop this worker (the poll thread stops the runner)."""
-        live = self._unhalted(works)
+    def _run_batch(self, unit: _Unit) -> None:
+        assert self._process_batch is not None
+        live = [work for work in unit.works if not work.lane.halted.is_set()]
+        if len(live) < len(unit.works):
+            self._abandoned([work for work in unit.works if work.lane.halted.is_set()])
+            unit.works = live
         if not live:
-            return False
+            return
+        started = time.perf_counter()
         try:
-            if self._process_batch is not None and not live[0].alone:
-                self._run_batch(live, self._process_batch)
-            else:
-                self._run_one(live[0])
-        except BaseException as exc:  # noqa: BLE001 - handed to the poll thread, which re-raises it
-            self._broken = True
-            self._complete(Completion(Outcome.FATAL, live, error=exc))
-            return True
-        return False
+            self._process_batch([work.message for work in live])
+        except Exception as exc:  # noqa: BLE001 - every record of it is tried again by itself
+            self._batch_failed(unit, time.perf_counter() - started, exc)
+            return
+        duration = time.perf_counter() - started
+        self._complete(Completion(Outcome.OK, live, duration=duration))
 
-    def _run_one(self, work: Work) -> None:
+    def _run_records(self, unit: _Unit) -> None:
+        process, works = self._process, unit.works
+        if works[0].retry_in:
+            self._run_retries(works[0], works[0].retry_in)
+            return
+        for index, work in enumerate(works):
+            if work.lane.halted.is_set():
+                self._abandoned((work,))
+                continue
+            started = time.perf_counter()
+            try:
+                process(work.message)
+            except Exception as exc:  # noqa: BLE001 - judged: dead-letter, or retry after a backoff
+                backoff = self._failed(work, 1, time.perf_counter() - started, exc)
+                if backoff is None:
+                    continue
+                self._succeeded(unit)
+                self._give_back(unit, index)
+                self._run_retries(work, backoff)
+                return
+            unit.done.append(work)
+            unit.durations.append(time.perf_counter() - started)
+        self._succeeded(unit)
+
+    def _run_retries(self, work: Work, backoff: float) -> None:
         attempt = 1
         while True:
+            if work.lane.halted.wait(backoff):
+                self._abandoned((work,))
+                return
+            attempt += 1
             started = time.perf_counter()
             try:
                 self._process(work.message)
-            except Exception as exc:  # noqa: BLE001 - judged: dead-letter, or retry after a backoff
-                backoff = self._failed(work, attempt, time.perf_counter() - started, exc)
-                if backoff is None:
+            except Exception as exc:  # noqa: BLE001 - judged again
+                failed_backoff = self._failed(work, attempt, time.perf_counter() - started, exc)
+                if failed_backoff is None:
                     return
-                if work.lane.halted.wait(backoff):
-                    self._complete(Completion(Outcome.ABANDONED, (work,), attempt))
-                    return
-                attempt += 1
+                backoff = failed_backoff
                 continue
-            self._complete(Completion(Outcome.OK, (work,), attempt, time.perf_counter() - started))
+            duration = time.perf_counter() - started
+            self._complete(Completion(Outcome.OK, (work,), attempt, durations=(duration,)))
             return
-
-    def _run_batch(self, works: list[Work], process_batch: Callable[[list[Message]], Any]) -> None:
-        started = time.perf_counter()
-        try:
-            process_batch([work.message for work in works])
-        except Exception as exc:  # noqa: BLE001 - every record of it is tried again by itself
-            self._batch_failed(works, time.perf_counter() - started, exc)
-            return
-        self._complete(Completion(Outcome.OK, works, 1, time.perf_counter() - started))
 
 
 class AsyncDispatcher(Dispatcher):
@@ -410,7 +336,7 @@ class AsyncDispatcher(Dispatcher):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="neotool-event-loop", daemon=True)
         self._started = threading.Event()
-        self._ready: asyncio.Event | None = None
+        self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for records, woken one at a time
         self._halts: dict[Lane, asyncio.Event] = {}
 
     def start(self) -> None:
@@ -422,20 +348,20 @@ class AsyncDispatcher(Dispatcher):
             put = self._chains.put
             for work in works:
                 put(work)
-        self._loop.call_soon_threadsafe(self._wake)
+        self._loop.call_soon_threadsafe(self._wake_one)
 
     def halt(self, lanes: Iterable[Lane]) -> list[Work]:
         lanes = list(lanes)
         dropped = super().halt(lanes)
-        if not self._loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # the loop has already stopped
             self._loop.call_soon_threadsafe(self._wake_sleepers, lanes)
         return dropped
 
     def close(self, timeout: float) -> bool:
         with self._lock:
             self._closed = True
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._wake_all)
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -447,14 +373,28 @@ class AsyncDispatcher(Dispatcher):
             self._loop.close()
 
     async def _main(self) -> None:
-        self._ready = asyncio.Event()
         workers = [asyncio.create_task(self._work()) for _ in range(self._policy.max_concurrency)]
         self._started.set()
         await asyncio.gather(*workers)
 
-    def _wake(self) -> None:
-        assert self._ready is not None
-        self._ready.set()
+    async def _idle_wait(self, timeout: float | None = None) -> None:
+        waiter = self._loop.create_future()
+        self._idle.append(waiter)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, timeout)
+
+    def _wake_one(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _wake_all(self) -> None:
+        while self._idle:
+            self._wake_one()
+
+    _wake_others = _wake_one  # on the loop thread, like the workers
 
     def _wake_sleepers(self, lanes: list[Lane]) -> None:
         for lane in lanes:
@@ -463,87 +403,106 @@ class AsyncDispatcher(Dispatcher):
                 event.set()
 
     async def _work(self) -> None:
-        ready = self._ready
-        assert ready is not None
-        while True:
-            works: list[Work] = []
-            claimed: list[_Chain] = []
-            if self._broken:
-                return
+        while not self._broken:
+            unit = _Unit()
             with self._lock:
-                self._chains.take(self._limit, works, claimed)
+                self._take(unit)
                 closed = self._closed
-            if not works:
+                more = bool(self._chains.ready)
+            if not unit.works:
                 if closed:
                     return
-                ready.clear()
-                await ready.wait()
+                await self._idle_wait()
                 continue
-            if self._limit > 1 and not works[0].alone:
-                await self._fill(works, claimed)
+            if more and self._slow:
+                self._wake_one()  # pass the baton
             try:
-                fatal = await self._run(works)
+                if self._batch_wanted(unit):
+                    await self._fill(unit)
+                    await self._run_batch(unit)
+                else:
+                    await self._run_records(unit)
+            except BaseException as exc:  # noqa: BLE001 - handed to the poll thread, which re-raises it
+                self._fatal(unit, exc)
             finally:
-                if self._release(claimed):
-                    ready.set()
-            if fatal:
-                return
+                with self._lock:
+                    self._chains.release(unit.claimed)
+                    more = bool(self._chains.ready)
+                if more and self._slow:
+                    self._wake_one()
 
-    async def _fill(self, works: list[Work], claimed: list[_Chain]) -> None:
-        ready = self._ready
-        assert ready is not None
-        deadline = works[0].received + self._policy.batch_max_wait_s
-        while len(works) < self._limit and (left := deadline - time.perf_counter()) > 0:
+    async def _fill(self, unit: _Unit) -> None:
+        deadline = unit.works[0].received + self._policy.batch_max_wait_s
+        while len(unit.works) < self._policy.batch_size and (left := deadline - time.perf_counter()) > 0:
             with self._lock:
-                if self._take_more(works, claimed):
+                before = len(unit.works)
+                self._take(unit)
+                if len(unit.works) > before:
                     continue
                 if self._chains.ready:
                     return  # what is ready next must run by itself
-            ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), left)
+            await self._idle_wait(left)
 
-    async def _run(self, works: list[Work]) -> bool:
-        live = self._unhalted(works)
+    async def _run_batch(self, unit: _Unit) -> None:
+        assert self._process_batch is not None
+        live = [work for work in unit.works if not work.lane.halted.is_set()]
+        if len(live) < len(unit.works):
+            self._abandoned([work for work in unit.works if work.lane.halted.is_set()])
+            unit.works = live
         if not live:
-            return False
+            return
+        started = time.perf_counter()
         try:
-            if self._process_batch is not None and not live[0].alone:
-                await self._run_batch(live, self._process_batch)
-            else:
-                await self._run_one(live[0])
-        except BaseException as exc:  # noqa: BLE001 - handed to the poll thread, which re-raises it
-            self._broken = True
-            self._complete(Completion(Outcome.FATAL, live, error=exc))
-            return True
-        return False
+            await self._process_batch([work.message for work in live])
+        except Exception as exc:  # noqa: BLE001 - every record of it is tried again by itself
+            self._batch_failed(unit, time.perf_counter() - started, exc)
+            return
+        duration = time.perf_counter() - started
+        self._complete(Completion(Outcome.OK, live, duration=duration))
 
-    async def _run_one(self, work: Work) -> None:
+    async def _run_records(self, unit: _Unit) -> None:
+        process, works = self._process, unit.works
+        if works[0].retry_in:
+            await self._run_retries(works[0], works[0].retry_in)
+            return
+        for index, work in enumerate(works):
+            if work.lane.halted.is_set():
+                self._abandoned((work,))
+                continue
+            started = time.perf_counter()
+            try:
+                await process(work.message)
+            except Exception as exc:  # noqa: BLE001 - judged: dead-letter, or retry after a backoff
+                backoff = self._failed(work, 1, time.perf_counter() - started, exc)
+                if backoff is None:
+                    continue
+                self._succeeded(unit)
+                self._give_back(unit, index)
+                await self._run_retries(work, backoff)
+                return
+            unit.done.append(work)
+            unit.durations.append(time.perf_counter() - started)
+        self._succeeded(unit)
+
+    async def _run_retries(self, work: Work, backoff: float) -> None:
         attempt = 1
         while True:
+            if await self._backoff(work.lane, backoff):
+                self._abandoned((work,))
+                return
+            attempt += 1
             started = time.perf_counter()
             try:
                 await self._process(work.message)
-            except Exception as exc:  # noqa: BLE001 - judged: dead-letter, or retry after a backoff
-                backoff = self._failed(work, attempt, time.perf_counter() - started, exc)
-                if backoff is None:
+            except Exception as exc:  # noqa: BLE001 - judged again
+                failed_backoff = self._failed(work, attempt, time.perf_counter() - started, exc)
+                if failed_backoff is None:
                     return
-                if await self._backoff(work.lane, backoff):
-                    self._complete(Completion(Outcome.ABANDONED, (work,), attempt))
-                    return
-                attempt += 1
+                backoff = failed_backoff
                 continue
-            self._complete(Completion(Outcome.OK, (work,), attempt, time.perf_counter() - started))
+            duration = time.perf_counter() - started
+            self._complete(Completion(Outcome.OK, (work,), attempt, durations=(duration,)))
             return
-
-    async def _run_batch(self, works: list[Work], process_batch: Callable[[list[Message]], Any]) -> None:
-        started = time.perf_counter()
-        try:
-            await process_batch([work.message for work in works])
-        except Exception as exc:  # noqa: BLE001 - every record of it is tried again by itself
-            self._batch_failed(works, time.perf_counter() - started, exc)
-            return
-        self._complete(Completion(Outcome.OK, works, 1, time.perf_counter() - started))
 
     async def _backoff(self, lane: Lane, seconds: float) -> bool:
         """Wait ``seconds``, or less if the lane is halted meanwhile; True when it was."""

@@ -23,17 +23,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from neotool_common.dispatch import (
-    FINAL,
-    AsyncDispatcher,
-    Completion,
-    Dispatcher,
-    Lane,
-    Outcome,
-    ThreadDispatcher,
-    Work,
-)
-from neotool_common.errors import CircuitOpenError
+from neotool_common.chains import FINAL, Completion, Lane, Outcome, Work
+from neotool_common.dispatch import AsyncDispatcher, Dispatcher, ThreadDispatcher
+from neotool_common.errors import CircuitOpenError, InvalidRecordError
+from neotool_common.headers import DlqReason
 from neotool_common.message import Message
 from neotool_common.partition import PartitionState
 
@@ -44,13 +37,23 @@ __all__ = ["ParallelProcessing"]
 
 # Records read from one fetch are handed to the workers in slices of this size, so they start early.
 HANDOFF_SLICE = 64
+# With the in-flight bound reached, how long the poll thread waits for completions before pausing partitions.
+BUSY_WAIT_S = 0.005
 
 
 class ParallelProcessing:
     """Owns the dispatcher of one runner while it runs."""
 
-    def __init__(self, runner: KafkaConsumerRunner, dispatcher: Dispatcher, completions: queue.SimpleQueue[Any]):
+    def __init__(
+        self,
+        runner: KafkaConsumerRunner,
+        dispatcher: Dispatcher,
+        completions: queue.SimpleQueue[Any],
+        inline: Callable[[Message], Any] | None = None,
+    ) -> None:
         self._runner = runner
+        self._inline = inline is not None
+        self._process: Callable[[Message], Any] = inline or _never
         self._dispatcher = dispatcher
         self._completions: queue.SimpleQueue[Completion] = completions
         self._lanes: dict[PartitionState, Lane] = {}
@@ -82,11 +85,8 @@ class ParallelProcessing:
             runner.process_batch if has_batch else None,
             completions.put,
         )
-        return cls(runner, dispatcher, completions)
-
-    @property
-    def mode(self) -> str:
-        return type(self._dispatcher).__name__
+        inline = None if is_async or has_batch else process
+        return cls(runner, dispatcher, completions, inline)
 
     def start(self) -> None:
         self._dispatcher.start()
@@ -94,24 +94,90 @@ class ParallelProcessing:
     # -- the poll loop ---------------------------------------------------------------------------
 
     def submit(self, state: PartitionState, msg: Any, message: Message, received: float) -> None:
+        """Hand a validated record to the workers, or run it here when it is quick and its chain is idle."""
         lane = self._lanes.get(state)
         if lane is None:
             lane = self._lanes[state] = Lane(state)
-        state.offsets.begin(message.offset)
-        lane.submitted += 1
+        dispatcher = self._dispatcher
+        if self._inline and dispatcher.quick:
+            if self._pending:
+                self._hand_off()
+            if dispatcher.idle(lane, message.key):
+                self._run_here(lane, msg, message, received)
+                return
+        self._queue(Work(lane, message, msg, received))
+
+    def _queue(self, work: Work) -> None:
+        work.lane.state.offsets.begin(work.message.offset)
+        work.lane.submitted += 1
         self.in_flight += 1
         pending = self._pending
-        pending.append(Work(lane, message, msg, received))
+        pending.append(work)
         if len(pending) >= HANDOFF_SLICE:
             self._hand_off()
+
+    def _run_here(self, lane: Lane, msg: Any, message: Message, received: float) -> None:
+        """The sequential runner's path, for a quick record whose chain has nothing in the workers.
+
+        Handing records that take microseconds to threads only adds the hand-over to them (the GIL lets one
+        thread run at a time). A failure that will be retried goes to the workers, which wait out the backoff;
+        the records of its chain then queue behind it there.
+        """
+        state = lane.state
+        started = time.perf_counter()
+        try:
+            self._process(message)
+        except InvalidRecordError as exc:
+            state.metrics.processing.observe(time.perf_counter() - started)
+            self._runner._dead_letter(state, msg, exc, exc.reason, 1, received, message)
+            return
+        except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
+            self._retry_elsewhere(lane, msg, message, received, time.perf_counter() - started, exc)
+            return
+        finished = time.perf_counter()
+        self._dispatcher.note(finished - started)
+        metrics = state.metrics
+        metrics.processing.observe(finished - started)
+        metrics.ack_latency.observe(finished - received)
+        state.offsets.done(message.offset)
+        state.processed_unflushed += 1
+        state.last_ingested_at = message.ingested_at
+        self._runner._circuit.consecutive = 0
+        if self._runner._debug:
+            self._runner._record_log(message, msg).debug("record processed", attempt=1)
+
+    def _retry_elsewhere(
+        self, lane: Lane, msg: Any, message: Message, received: float, duration: float, exc: Exception
+    ) -> None:
+        retry = self._runner.settings.retry
+        work = Work(lane, message, msg, received)
+        if retry.max_attempts == 1:
+            lane.state.metrics.processing.observe(duration)
+            self._runner._dead_letter(lane.state, msg, exc, DlqReason.RETRIES_EXHAUSTED, 1, received, message)
+            return
+        work.retry_in = retry.backoff(1)
+        work.alone = True
+        self._retrying(Completion(Outcome.RETRY, (work,), 1, duration, exc, backoff=work.retry_in))
+        self._queue(work)
+        self._hand_off()
 
     @property
     def busy(self) -> bool:
         return self.in_flight > 0
 
     def fetch_limit(self, wanted: int) -> int:
-        """How many records the next ``consume()`` may return without overshooting the in-flight bound."""
-        return max(1, min(wanted, self._limit - self.in_flight))
+        """How many records the next ``consume()`` may return without overshooting the in-flight bound.
+
+        When the bound is reached, completions are awaited for a moment first; only when none come are the
+        partitions paused (a pause drops what the client had fetched, so pausing at every turn would cost a fetch).
+        """
+        room = self._limit - self.in_flight
+        if room <= 0:
+            self._await_completions(BUSY_WAIT_S)
+            room = self._limit - self.in_flight
+            if room <= 0:
+                self._pause()
+        return max(1, min(wanted, room))
 
     def turn(self) -> None:
         """Once per loop turn: hand off what was read, apply what completed, pause or resume partitions."""
@@ -120,7 +186,8 @@ class ParallelProcessing:
         completions = self._completions
         while not completions.empty():
             self._apply(completions.get_nowait())
-        self._balance()
+        if self._paused:
+            self._balance()
         if self._deferred is not None:
             error, self._deferred = self._deferred, None
             raise error
@@ -129,19 +196,33 @@ class ParallelProcessing:
         works, self._pending = self._pending, []
         self._dispatcher.submit(works)
 
-    def _balance(self) -> None:
+    def _await_completions(self, timeout: float) -> None:
+        try:
+            completion = self._completions.get(timeout=timeout)
+        except queue.Empty:
+            return
+        self._apply(completion)
+        while not self._completions.empty():
+            self._apply(self._completions.get_nowait())
+
+    def _pause(self) -> None:
+        """Pause every assigned partition (new ones included) until half of the records out came back."""
         consumer = self._runner._consumer
-        if self.in_flight >= self._limit:
-            for state in self._runner._partitions.values():
-                if state not in self._paused:
-                    self._paused.add(state)
-                    consumer.pause([state.tp])
-        elif self._paused and self.in_flight <= self._limit // 2:
-            assigned = self._runner._partitions
-            for state in self._paused:
-                if assigned.get((state.topic, state.partition)) is state and not state.throttled:
-                    consumer.resume([state.tp])
-            self._paused.clear()
+        for state in self._runner._partitions.values():
+            if state not in self._paused:
+                self._paused.add(state)
+                consumer.pause([state.tp])
+
+    def _balance(self) -> None:
+        if self.in_flight > self._limit // 2:
+            self._pause()
+            return
+        consumer = self._runner._consumer
+        assigned = self._runner._partitions
+        for state in self._paused:
+            if assigned.get((state.topic, state.partition)) is state and not state.throttled:
+                consumer.resume([state.tp])
+        self._paused.clear()
 
     # -- completions -------------------------------------------------------------------------------
 
@@ -165,24 +246,26 @@ class ParallelProcessing:
 
     def _processed(self, completion: Completion) -> None:
         now = time.perf_counter()
-        first = completion.works[0].lane.state
-        first.metrics.processing.observe(completion.duration)
-        for work in completion.works:
+        durations = completion.durations
+        if not durations:  # one process_batch() call
+            completion.works[0].lane.state.metrics.processing.observe(completion.duration)
+        for index, work in enumerate(completion.works):
             lane = work.lane
             if lane.revoked:
                 continue
             state = lane.state
             message = work.message
+            metrics = state.metrics
             state.offsets.finish(message.offset)
             state.processed_unflushed += 1
             state.last_ingested_at = message.ingested_at
-            state.metrics.ack_latency.observe(now - work.received)
+            metrics.ack_latency.observe(now - work.received)
+            if durations:
+                metrics.processing.observe(durations[index])
         self._runner._circuit.consecutive = 0
         if self._runner._debug:
             for work in completion.works:
-                self._runner._record_log(work.message, work.raw).debug(
-                    "record processed", attempt=completion.attempts, duration_s=completion.duration
-                )
+                self._runner._record_log(work.message, work.raw).debug("record processed", attempt=completion.attempts)
 
     def _dead(self, completion: Completion) -> None:
         (work,) = completion.works
@@ -270,7 +353,7 @@ class ParallelProcessing:
     def _wait(self, lanes: list[Lane], timeout: float) -> None:
         """Apply completions until ``lanes`` have nothing outstanding, or ``timeout`` passed."""
         deadline = time.monotonic() + timeout
-        while any(lane.outstanding for lane in lanes):
+        while any(lane.outstanding > 0 for lane in lanes):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -292,6 +375,10 @@ class ParallelProcessing:
                 state.metrics.processed.inc(count)
                 runner.records_processed += count
                 runner._completed_since_commit += count
+
+
+def _never(message: Message) -> None:
+    raise AssertionError("records of async and batch handlers never run on the poll thread")
 
 
 def _is_async(kind: type, has_process: bool, has_batch: bool) -> bool:

@@ -10,14 +10,15 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from neotool_common.dispatch import AsyncDispatcher, Completion, Dispatcher, Lane, Outcome, ThreadDispatcher, Work
+from neotool_common.chains import Chains, Completion, Lane, Outcome, Work
+from neotool_common.dispatch import AsyncDispatcher, Dispatcher, ThreadDispatcher
 from neotool_common.errors import PoisonMessageError
 from neotool_common.message import Message
 from neotool_common.retry import RetryPolicy
@@ -408,3 +409,56 @@ def test_async_retries_wait_in_the_loop_and_then_succeed() -> None:
     assert collector.offsets(Outcome.OK) == [0, 1]
     assert dict(attempts) == {0: 3, 1: 3}
     assert [c.attempts for c in collector.seen if c.outcome is Outcome.OK] == [3, 3]
+
+
+def test_quick_records_are_taken_many_at_a_time_and_a_retry_gives_the_rest_of_its_unit_back() -> None:
+    ledger = Ledger()
+    failed: list[int] = []
+    release = threading.Event()
+
+    def process(message: Message) -> None:
+        ledger.enter(message)
+        if message.offset == 100 and not failed:
+            failed.append(100)
+            ledger.leave(message)
+            raise ConnectionError("once")
+        if message.offset == 100:
+            release.wait(5)  # the retry: holds its key until the other keys are done
+        ledger.leave(message)
+
+    retry = RetryPolicy(max_attempts=3, initial_backoff_s=0.001, max_backoff_s=0.001)
+    keys = [f"k{i % 50}" for i in range(1000)]
+    with dispatching(ThreadDispatcher, process, concurrency=4, retry=retry) as (dispatcher, collector):
+        for _ in range(100):
+            dispatcher.note(0.000001)  # as measured on the poll thread: records take a microsecond
+        assert dispatcher.quick
+        dispatcher.submit(works(Lane(None), keys))
+        collector.wait_for(1000 - 20)  # every record but offset 100 and the 19 of its key behind it
+        assert collector.offsets(Outcome.OK) == [o for o in range(1000) if keys[o] != "k0" or o < 100]
+        release.set()
+        collector.wait_for(1000)
+    oks = [c for c in collector.seen if c.outcome is Outcome.OK]
+    assert len(oks) < 1000 / 8, "quick records come back many to a completion"
+    for key, offsets in ledger.offsets_by_key().items():
+        assert offsets == sorted(offsets), f"{key!r} out of order"
+    assert ledger.offsets_by_key()[b"k0"].count(100) == 2
+
+
+def test_dropping_a_lane_whose_chain_is_claimed_keeps_the_claim_and_drops_what_waits_behind() -> None:
+    chains = Chains(Ordering.PARTITION)
+    lane = Lane(None)
+    for work in works(lane, ["a", "b", "c"]):
+        chains.put(work)
+    taken: list[Work] = []
+    claimed: list[Hashable] = []
+    chains.take(2, taken, claimed)
+    assert [w.message.offset for w in taken] == [0, 1]
+    assert [w.message.offset for w in chains.drop({lane})] == [2]
+    assert chains.queued == 0
+    assert not chains.idle(lane, None), "still claimed by the unit in hand"
+    chains.take(1, taken, claimed)  # nothing is ready
+    chains.put_back(taken[1:], alone=False)  # e.g. its first record will be retried
+    assert [w.message.offset for w in chains.drop({lane})] == [1]
+    chains.release(claimed)
+    assert chains.idle(lane, None)
+    assert not chains.ready

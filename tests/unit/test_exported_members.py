@@ -20,6 +20,7 @@ MODULES = [
     "neotool_common.producer",
     "neotool_common.throughput",
     "neotool_common.dispatch",
+    "neotool_common.chains",
     "neotool_common.parallel",
 ]
 

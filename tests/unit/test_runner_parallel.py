@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,15 +17,20 @@ from neotool_common.errors import PoisonMessageError
 from neotool_common.message import Message
 from neotool_common.testing.harness import running, wait_until
 
-from .runner_fakes import FakeProducer
+from .runner_fakes import FakeConsumer, FakeProducer
 from .test_runner_loop import Recorder, values
 
 
 class Parallel(Recorder):
     """Calls ``on_process`` first, and records the record only once it returned. Commits every 10 ms."""
 
-    def __init__(self, partitions: dict[int, list[bytes]], **env: str) -> None:
-        super().__init__(partitions, 0.0, lambda fake: None, **{"COMMIT_INTERVAL_MS": "10", **env})
+    def __init__(
+        self,
+        partitions: dict[int, list[bytes]],
+        prepare: Callable[[FakeConsumer], None] = lambda fake: None,
+        **env: str,
+    ) -> None:
+        super().__init__(partitions, 0.0, prepare, **{"COMMIT_INTERVAL_MS": "10", **env})
 
     def process(self, message: Message) -> None:
         self.on_process(message)
@@ -270,3 +277,40 @@ def test_process_and_process_batch_must_agree_on_being_async() -> None:
 
     with pytest.raises(TypeError, match="must both be async"):
         Mixed({0: []})
+
+
+def keyed(keys: int) -> Callable[[FakeConsumer], None]:
+    def prepare(fake: FakeConsumer) -> None:
+        for message in fake.log[0]:
+            message._key = f"k{message._offset % keys}".encode()
+
+    return prepare
+
+
+def test_quick_records_run_on_the_poll_thread_and_a_retried_one_waits_in_a_worker_holding_back_only_its_key() -> None:
+    # Ten records out at a time: the workers have measured that records take microseconds long before offset 200.
+    runner = Parallel(
+        {0: values(400)},
+        keyed(10),
+        MAX_CONCURRENCY="4",
+        ORDERING="key",
+        MAX_IN_FLIGHT="10",
+        RETRY_BACKOFF_INITIAL_MS="50",
+    )
+    ran: dict[int, list[str]] = defaultdict(list)
+
+    def fail_300_once(message: Message) -> None:
+        ran[message.offset].append(threading.current_thread().name)
+        if message.offset == 300 and len(ran[300]) == 1:
+            raise ConnectionError("directory unavailable")
+
+    runner.on_process = fail_300_once
+    with running(runner):
+        wait_until(lambda: runner.consumer.committed == {0: 400}, what="every record committed")
+    assert ran[300][0] == "runner-g", "the first attempt ran on the poll thread"
+    assert ran[300][1].startswith("neotool-worker-"), "the retry ran in a worker"
+    assert {ran[o][0] for o in range(200, 400) if o % 10 != 0} == {"runner-g"}, "other keys stayed on the poll thread"
+    key_0 = [offset for _, offset in runner.processed if offset % 10 == 0]
+    assert key_0 == sorted(key_0), "its key's later records waited behind it"
+    assert sorted(offset for _, offset in runner.processed) == list(range(400))
+    assert metric(runner, "neotool_consumer_retries_total", topic="bank.v1") == 1
