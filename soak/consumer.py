@@ -1,0 +1,280 @@
+"""The soak consumer: a ``KafkaConsumerRunner`` that writes everything it does to the ledger.
+
+Run as a process by the scenarios: ``python -m soak.consumer``, configured like any consumer from the
+environment (``KAFKA_BROKERS``, ``KAFKA_TOPICS``, ``KAFKA_GROUP_ID``, ``COMMIT_*``...), plus:
+
+==================  ============================================================================
+``SOAK_LEDGER``     the scenario's ledger file (:mod:`soak.ledger`)
+``SOAK_MEMBER``     this process's name in the ledger (``c2.5``: slot 2, fifth start)
+``SOAK_WORK_MS``    simulated work per record (default 0)
+``SOAK_HANDLER``    ``normal`` (default), ``fixed`` (the release that accepts ``fixable`` records),
+                    ``reject-all`` (a bad deploy: every record is poison), ``strict-schema`` (a bad deploy:
+                    a payload schema no record meets)
+``SOAK_FAULT``      a fault hook: ``dlq-sent@P:O`` / ``dlq-acked@P:O`` SIGKILL this process right after the
+                    dead-letter write of source partition P offset O was handed to the producer /
+                    acknowledged (before any commit); ``stop-after@N`` SIGSTOPs it inside ``process()`` of its
+                    N-th record, after the ledger has it
+==================  ============================================================================
+
+What the handler does with a record is written in its payload (:mod:`soak.workload`): ``poison`` raises
+``PoisonMessageError``; ``fixable`` too, unless the handler is ``fixed``; ``fail_times: n`` raises a transient
+``ConnectionError`` on the first n attempts; ``slow_first_ms`` sleeps that long on the first delivery only.
+
+The hooks observe the runner from outside its code: the librdkafka consumer and the DLQ producer are
+given to the runner through its ``consumer_factory`` and ``producer_factory`` parameters, wrapped to write
+every commit, commit result, assignment change and dead-letter write to the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.errors import PoisonMessageError
+from neotool_common.headers import DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION
+from neotool_common.message import Message
+from neotool_common.settings import RunnerSettings
+from soak.ledger import EventKind, Ledger
+
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["seq"],
+    "properties": {
+        "seq": {"type": "integer"},
+        "poison": {"type": "boolean"},
+        "fixable": {"type": "boolean"},
+        "fail_times": {"type": "integer", "minimum": 0},
+        "slow_first_ms": {"type": "integer", "minimum": 0},
+        "pad": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class FaultHook:
+    """A parsed ``SOAK_FAULT``: which point, and for which source record or record count."""
+
+    point: str = ""
+    partition: int = -1
+    offset: int = -1
+    count: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> FaultHook:
+        if not text:
+            return cls()
+        point, _, where = text.partition("@")
+        if point == "stop-after":
+            return cls(point, count=int(where))
+        partition, _, offset = where.partition(":")
+        return cls(point, int(partition), int(offset))
+
+    def matches(self, point: str, partition: int, offset: int) -> bool:
+        return self.point == point and (self.partition, self.offset) == (partition, offset)
+
+
+class RecordingConsumer:
+    """The librdkafka consumer, writing commits, commit results and assignment changes to the ledger."""
+
+    def __init__(self, config: dict[str, Any], ledger: Ledger, member: str) -> None:
+        self._ledger = ledger
+        self._member = member
+        runner_on_commit = config["on_commit"]
+
+        def on_commit(err: Any, partitions: list[TopicPartition]) -> None:
+            self._record_results(err, partitions)
+            runner_on_commit(err, partitions)
+
+        self._consumer = Consumer({**config, "on_commit": on_commit})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    def subscribe(self, topics: list[str], *, on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
+        self._consumer.subscribe(
+            topics,
+            on_assign=self._logged(EventKind.ASSIGNED, on_assign, first=True),
+            # after the runner's own revoke work: its synchronous commit belongs to the partitions it gives up
+            on_revoke=self._logged(EventKind.REVOKED, on_revoke, first=False),
+            on_lost=self._logged(EventKind.LOST, on_lost, first=True),
+        )
+
+    def _logged(self, kind: str, callback: Callable[[Any, list[TopicPartition]], None], *, first: bool) -> Any:
+        def log(partitions: list[TopicPartition]) -> None:
+            self._ledger.record_many(self._member, kind, [(tp.topic, tp.partition, -1, None) for tp in partitions])
+
+        def logged(consumer: Any, partitions: list[TopicPartition]) -> None:
+            if first:
+                log(partitions)
+            callback(consumer, partitions)
+            if not first:
+                log(partitions)
+
+        return logged
+
+    def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> Any:
+        mode = "async" if asynchronous else "sync"
+        self._ledger.record_many(
+            self._member, EventKind.COMMIT, [(t.topic, t.partition, t.offset, mode) for t in offsets]
+        )
+        try:
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+                return None
+            result = self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            self._ledger.record_many(
+                self._member, EventKind.COMMIT_FAILED, [(t.topic, t.partition, t.offset, str(exc)) for t in offsets]
+            )
+            raise
+        self._record_results(None, result)  # a synchronous commit answers here, not in on_commit
+        return result
+
+    def _record_results(self, err: Any, partitions: list[TopicPartition]) -> None:
+        rows_ok = [(tp.topic, tp.partition, tp.offset, None) for tp in partitions if err is None and tp.error is None]
+        rows_failed = [
+            (tp.topic, tp.partition, tp.offset, str(err or tp.error))
+            for tp in partitions
+            if err is not None or tp.error is not None
+        ]
+        if rows_ok:
+            self._ledger.record_many(self._member, EventKind.COMMIT_OK, rows_ok)
+        if rows_failed:
+            self._ledger.record_many(self._member, EventKind.COMMIT_FAILED, rows_failed)
+
+
+class RecordingProducer:
+    """The DLQ producer, writing each dead-letter write and its acknowledgement to the ledger; fault hooks."""
+
+    def __init__(self, config: dict[str, Any], ledger: Ledger, member: str, fault: FaultHook) -> None:
+        self._producer = Producer(config)
+        self._ledger = ledger
+        self._member = member
+        self._fault = fault
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
+        headers = dict(kwargs.get("headers") or ())
+        partition = int(headers[DLQ_ORIGINAL_PARTITION])
+        offset = int(headers[DLQ_ORIGINAL_OFFSET])
+        source = topic.removesuffix(".dlq")
+        record_id = key.decode("utf-8", "replace") if isinstance(key, bytes) else None
+        runner_on_delivery = kwargs["on_delivery"]
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            kind = EventKind.DLQ_ACKED if err is None else EventKind.DLQ_FAILED
+            self._ledger.record(
+                self._member, kind, source, partition, offset, record_id, None if err is None else str(err)
+            )
+            runner_on_delivery(err, msg)
+            if err is None and self._fault.matches("dlq-acked", partition, offset):
+                self._die(partition, offset)  # acknowledged, and not yet committed
+
+        self._ledger.record(self._member, EventKind.DLQ_SENT, source, partition, offset, record_id)
+        self._producer.produce(topic, value=value, key=key, **{**kwargs, "on_delivery": on_delivery})
+        if self._fault.matches("dlq-sent", partition, offset):
+            self._die(partition, offset)  # handed to the producer, not yet acknowledged
+
+    def _die(self, partition: int, offset: int) -> None:
+        """SIGKILL this process at the hook; the ledger's FAULT event names it as ``SOAK_FAULT`` did."""
+        hook = f"{self._fault.point}@{partition}:{offset}"
+        self._ledger.record(self._member, EventKind.FAULT, None, partition, offset, None, hook)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SoakConsumer(KafkaConsumerRunner):
+    group_id = "soak"
+    payload_schema: ClassVar[dict[str, Any]] = PAYLOAD_SCHEMA
+
+    def __init__(self, settings: RunnerSettings | None = None, **kwargs: Any) -> None:
+        self.ledger = Ledger(os.environ["SOAK_LEDGER"])
+        self.member = os.environ.get("SOAK_MEMBER", f"pid{os.getpid()}")
+        self.handler = os.environ.get("SOAK_HANDLER", "normal")
+        self.work_s = int(os.environ.get("SOAK_WORK_MS", "0")) / 1000
+        self.fault = FaultHook.parse(os.environ.get("SOAK_FAULT", ""))
+        self.handled_here = 0
+        super().__init__(
+            settings,
+            consumer_factory=lambda config: RecordingConsumer(config, self.ledger, self.member),
+            producer_factory=lambda config: RecordingProducer(config, self.ledger, self.member, self.fault),
+            **kwargs,
+        )
+
+    def setup(self) -> None:
+        self.ledger.record(self.member, EventKind.STARTED, detail=str(os.getpid()))
+
+    def process(self, message: Message) -> None:
+        payload = message.payload
+        if self.handler == "reject-all":
+            raise PoisonMessageError("bad deploy: this release rejects every record", "$.payload")
+        if payload.get("poison"):
+            raise PoisonMessageError("poison record", "$.payload.poison")
+        if payload.get("fixable") and self.handler != "fixed":
+            raise PoisonMessageError("rejected until the fix is deployed", "$.payload.fixable")
+        if payload.get("fail_times"):
+            self._fail_transiently(message, int(payload["fail_times"]))
+        if payload.get("slow_first_ms") and not self.ledger.deliveries_of(message.record_id):
+            time.sleep(payload["slow_first_ms"] / 1000)  # the handler's own slowness, the fault under test
+        if self.work_s:
+            time.sleep(self.work_s)  # the work a real consumer would do
+        self.ledger.record_processed(self.member, message.topic, message.partition, message.offset, message.record_id)
+        self.handled_here += 1
+        if self.fault.point == "stop-after" and self.handled_here == self.fault.count:
+            self.ledger.record(
+                self.member,
+                EventKind.FAULT,
+                message.topic,
+                message.partition,
+                message.offset,
+                message.record_id,
+                "SIGSTOP inside process()",
+            )
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _fail_transiently(self, message: Message, fail_times: int) -> None:
+        failed = self.ledger.count(EventKind.ATTEMPT_FAILED, record_id=message.record_id)
+        if failed < fail_times:
+            attempt = failed + 1
+            self.ledger.record(
+                self.member,
+                EventKind.ATTEMPT_FAILED,
+                message.topic,
+                message.partition,
+                message.offset,
+                message.record_id,
+                str(attempt),
+            )
+            raise ConnectionError(f"enrichment service unavailable (attempt {attempt})")
+
+    def teardown(self) -> None:
+        self.ledger.close()
+
+
+class StrictSchemaConsumer(SoakConsumer):
+    """A bad deploy of the payload schema: it requires a field no producer sends."""
+
+    payload_schema: ClassVar[dict[str, Any]] = {
+        **PAYLOAD_SCHEMA,
+        "required": ["seq", "account_iban"],
+        "properties": {**PAYLOAD_SCHEMA["properties"], "account_iban": {"type": "string"}},
+    }
+
+
+def main() -> int:
+    kind = StrictSchemaConsumer if os.environ.get("SOAK_HANDLER") == "strict-schema" else SoakConsumer
+    return kind.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

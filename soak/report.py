@@ -1,0 +1,79 @@
+"""The report table: one row per scenario run, written to ``soak/results/latest.md`` by ``make soak``."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import confluent_kafka
+
+from neotool_common.testing.kafka import KAFKA_VERSION
+
+__all__ = ["Report", "Row"]
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: str
+    records: int
+    lost: int
+    duplicates: int
+    dlq: int
+    seconds: float
+    result: str
+    notes: str = ""
+
+
+@dataclass
+class Report:
+    profile: str
+    rows: list[Row] = field(default_factory=list)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+
+    def table(self) -> str:
+        lines = [
+            "| scenario | records | lost | duplicates | DLQ | time (s) | result | figures |",
+            "|---|--:|--:|--:|--:|--:|---|---|",
+        ]
+        for row in self.rows:
+            lines.append(
+                f"| {row.scenario} | {row.records} | {row.lost} | {row.duplicates} | {row.dlq} | "
+                f"{row.seconds:.1f} | {row.result} | {row.notes} |"
+            )
+        return "\n".join(lines)
+
+    def markdown(self, elapsed_s: float) -> str:
+        failed = sum(1 for row in self.rows if row.result != "pass")
+        return "\n".join(
+            [
+                "# Soak report",
+                "",
+                f"Run {self.started:%Y-%m-%d %H:%M} UTC, profile `{self.profile}`, {len(self.rows)} scenario runs, "
+                f"{failed} failed, {elapsed_s / 60:.1f} min in all.",
+                f"Apache Kafka {KAFKA_VERSION} (KRaft, local JVMs), confluent-kafka {confluent_kafka.version()[0]} "
+                f"(librdkafka {confluent_kafka.libversion()[0]}), Python {platform.python_version()}, "
+                f"{_cpus()} CPU cores.",
+                "",
+                "*lost*: acknowledged by the producer, neither processed nor dead-lettered (P - (O | D)). "
+                "*duplicates*: processings beyond the first (sum of  deliveries - 1). *DLQ*: distinct records in "
+                "the dead-letter topic. The invariants and bounds are described in `soak/README.md`.",
+                "",
+                self.table(),
+                "",
+            ]
+        )
+
+    def write(self, path: Path, elapsed_s: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.markdown(elapsed_s), encoding="utf-8")
+
+
+def _cpus() -> int:
+    import os  # noqa: PLC0415 - only for the report's header
+
+    return len(os.sched_getaffinity(0))
