@@ -3,13 +3,15 @@
 Configured like any consumer, from the environment (``KAFKA_BROKERS``, ``KAFKA_TOPICS``, ``KAFKA_GROUP_ID``...),
 plus two test settings: ``HANDLED_FILE``, where the ``record_id`` of every record whose ``process()`` returned is
 appended and fsync'd before ``process()`` returns, and ``WORK_MS``, simulated work per record. A payload with
-``"poison": true`` raises :class:`~neotool_common.errors.PoisonMessageError`.
+``"poison": true`` raises :class:`~neotool_common.errors.PoisonMessageError`. ``MAX_CONCURRENCY`` and ``ORDERING``
+run it in a throughput mode (the file is then written from several threads, one whole line at a time).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import IO
 
@@ -24,15 +26,17 @@ class FileRecordingConsumer(KafkaConsumerRunner):
     def setup(self) -> None:
         self._work_s = int(os.environ.get("WORK_MS", "0")) / 1000
         self._handled: IO[str] = open(os.environ["HANDLED_FILE"], "a", encoding="utf-8")  # noqa: SIM115 - closed in teardown
+        self._lock = threading.Lock()
 
     def process(self, message: Message) -> None:
         if message.payload.get("poison"):
             raise PoisonMessageError("poison by request", "$.payload.poison")
         if self._work_s:
             time.sleep(self._work_s)  # the work a real consumer would do
-        self._handled.write(message.record_id + "\n")
-        self._handled.flush()
-        os.fsync(self._handled.fileno())
+        with self._lock:
+            self._handled.write(message.record_id + "\n")
+            self._handled.flush()
+            os.fsync(self._handled.fileno())
 
     def teardown(self) -> None:
         self._handled.close()
