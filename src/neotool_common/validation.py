@@ -54,8 +54,12 @@ def _path_part(part: object) -> str:
     return f"[{part}]" if isinstance(part, int) else f".{part}"
 
 
-def _compile(schema: dict[str, Any], prefix: str) -> Validator:
-    check = fastjsonschema.compile(schema)
+def _compile(schema: dict[str, Any], prefix: str, setting: str = "payload_schema") -> Validator:
+    try:
+        check = fastjsonschema.compile(schema)
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        # Valid by the meta-schema, yet self-contradictory (a required member that additionalProperties forbids).
+        raise ConfigurationError(setting, f"cannot be compiled: {exc}") from None
 
     def validate(document: Any) -> Any:
         try:
@@ -129,9 +133,9 @@ class EnvelopeReader:
         self._decode = (decoder or JsonObjectDecoder()).decode
         envelope_schema = load_schema(ENVELOPE_SCHEMA, "envelope schema")
         self._envelope_is_valid = EnvelopeShortcut(envelope_schema)
-        self._validate_envelope = _compile(envelope_schema, "$")
+        self._validate_envelope = _compile(envelope_schema, "$", "envelope schema")
         self._validate_payload: Validator | None = (
-            _compile(load_schema(payload_schema), "$.payload") if payload_schema is not None else None
+            _compile(load_schema(payload_schema), "$.payload", "payload_schema") if payload_schema is not None else None
         )
         self._payload_model = payload_model
 
