@@ -79,7 +79,7 @@ class Dispatcher:
         self._chains = Chains(policy.ordering)
         self._closed = False
         self._broken = False  # a handler raised a BaseException: no worker starts anything more
-        self._mean_s = 1.0  # moving average of a record's handler time; records count as slow until measured
+        self.mean_s = 1.0  # moving average of a record's handler time; records count as slow until measured
 
     @property
     def batching(self) -> bool:
@@ -119,20 +119,21 @@ class Dispatcher:
     def _slow(self) -> bool:
         """Slow records go one per worker, each waking the next; quick ones in units, to as few workers as
         keep up (under the GIL more threads would only take turns)."""
-        return self._mean_s > QUICK_RECORD_S
+        return self.mean_s > QUICK_RECORD_S
 
     @property
     def quick(self) -> bool:
         """Records take the handler less than :data:`QUICK_RECORD_S` on average (as last measured)."""
-        return self._mean_s <= QUICK_RECORD_S
+        return self.mean_s <= QUICK_RECORD_S
 
     def note(self, duration: float) -> None:
         """A record ran ``duration`` seconds elsewhere (on the poll thread)."""
-        self._mean_s = 0.8 * self._mean_s + 0.2 * duration
+        self.mean_s = 0.8 * self.mean_s + 0.2 * duration
 
-    def idle(self, lane: Lane, key: bytes | None) -> bool:
-        """Nothing of this record's chain is queued or running (ask from the submitting thread only)."""
-        return self._chains.idle(lane, key)
+    @property
+    def idle(self) -> Callable[[Lane, bytes | None], bool]:
+        """Whether nothing of a record's chain is queued or running (ask from the submitting thread only)."""
+        return self._chains.idle
 
     def _batch_wanted(self, unit: _Unit) -> bool:
         return self._process_batch is not None and not unit.works[0].alone
@@ -161,7 +162,7 @@ class Dispatcher:
     def _succeeded(self, unit: _Unit) -> None:
         if unit.done:
             durations = unit.durations
-            self._mean_s = 0.8 * self._mean_s + 0.2 * sum(durations) / len(durations)  # racy, and only a hint
+            self.mean_s = 0.8 * self.mean_s + 0.2 * sum(durations) / len(durations)  # racy, and only a hint
             self._complete(Completion(Outcome.OK, unit.done, durations=durations))
             unit.done, unit.durations = [], []
 
@@ -225,9 +226,11 @@ class ThreadDispatcher(Dispatcher):
         return not any(thread.is_alive() for thread in self._threads)
 
     def _work(self) -> None:
+        done: list[Hashable] = []  # the chains of the unit just run, released together with taking the next
         while True:
             unit = _Unit()
             with self._cond:
+                self._chains.release(done)
                 while not self._chains.ready or self._broken:
                     if self._closed or self._broken:
                         return
@@ -243,11 +246,10 @@ class ThreadDispatcher(Dispatcher):
                     self._run_records(unit)
             except BaseException as exc:  # noqa: BLE001 - handed to the poll thread, which re-raises it
                 self._fatal(unit, exc)
-            finally:
                 with self._cond:
                     self._chains.release(unit.claimed)
-                    if self._chains.ready and self._slow:
-                        self._cond.notify()
+                return
+            done = unit.claimed
 
     def _fill(self, unit: _Unit) -> None:
         """Wait up to ``batch_max_wait_s`` after the first record's arrival for the batch to fill up."""

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from neotool_common.chains import FINAL, Completion, Lane, Outcome, Work
-from neotool_common.dispatch import AsyncDispatcher, Dispatcher, ThreadDispatcher
+from neotool_common.dispatch import QUICK_RECORD_S, AsyncDispatcher, Dispatcher, ThreadDispatcher
 from neotool_common.errors import CircuitOpenError, InvalidRecordError
 from neotool_common.headers import DlqReason
 from neotool_common.message import Message
@@ -53,6 +53,7 @@ class ParallelProcessing:
     ) -> None:
         self._runner = runner
         self._inline = inline is not None
+        self._chain_idle = dispatcher.idle
         self._process: Callable[[Message], Any] = inline or _never
         self._dispatcher = dispatcher
         self._completions: queue.SimpleQueue[Completion] = completions
@@ -98,11 +99,10 @@ class ParallelProcessing:
         lane = self._lanes.get(state)
         if lane is None:
             lane = self._lanes[state] = Lane(state)
-        dispatcher = self._dispatcher
-        if self._inline and dispatcher.quick:
+        if self._inline and self._dispatcher.mean_s <= QUICK_RECORD_S:
             if self._pending:
                 self._hand_off()
-            if dispatcher.idle(lane, message.key):
+            if self._chain_idle(lane, message.key):
                 self._run_here(lane, msg, message, received)
                 return
         self._queue(Work(lane, message, msg, received))

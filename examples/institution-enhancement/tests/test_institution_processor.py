@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -9,6 +10,7 @@ from datetime import timedelta
 import pytest
 from conftest import message_for
 
+from institution_enhancement.flows.consumer import InstitutionConsumer
 from institution_enhancement.tasks.config import AppConfig
 from institution_enhancement.tasks.directory import DirectoryRateLimitedError, SimulatedFedDirectory
 from institution_enhancement.tasks.migrations import migrate
@@ -21,6 +23,8 @@ from institution_enhancement.tasks.processor import (
 from institution_enhancement.tasks.samples import Outcome, SampleRecord, sample_records
 from institution_enhancement.tasks.store import InstitutionStore, open_store
 from neotool_common.errors import PoisonMessageError
+from neotool_common.settings import RunnerSettings
+from neotool_common.throughput import Ordering
 
 RECORDS = sample_records(60, seed=11, poison_ratio=0.05, rate_limited_ratio=0.05)
 
@@ -177,3 +181,31 @@ def test_classify_institution(name: str, kind: str) -> None:
 )
 def test_website_domain(website: str | None, domain: str | None) -> None:
     assert website_domain(website) == domain
+
+
+def test_eight_threads_at_once_store_every_row_once(processor: InstitutionProcessor, store: InstitutionStore) -> None:
+    stored = [r for r in RECORDS if r.outcome is Outcome.STORED]
+    errors: list[BaseException] = []
+
+    def work(records: list[SampleRecord]) -> None:
+        try:
+            for offset, record in enumerate(records):
+                processor.process(message_for(record, offset=offset))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(stored[n::8],)) for n in range(8)]  # as the runner's workers do
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert store.count() == len(stored)
+
+
+def test_the_consumer_runs_eight_records_at_a_time_in_key_order_unless_told_otherwise() -> None:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9092"}
+    declared = RunnerSettings.from_env(env, defaults_from=InstitutionConsumer).throughput
+    assert (declared.max_concurrency, declared.ordering) == (8, Ordering.KEY)
+    overridden = RunnerSettings.from_env({**env, "MAX_CONCURRENCY": "1"}, defaults_from=InstitutionConsumer)
+    assert overridden.throughput.max_concurrency == 1

@@ -8,6 +8,13 @@ the payload schema, commits, retries and dead-letters; this class only says what
 
 Start-up: :meth:`InstitutionConsumer.setup` applies the pending migrations (unless ``DATABASE_MIGRATE``
 is false) and opens the store, both before the first record is read.
+
+Throughput mode: ``ordering = "key"`` with ``max_concurrency = 8``. Each record waits on the routing directory (a
+remote, rate-limited lookup in production), and institutions are independent of each other, so eight lookups
+run at once; records with the same key (the ``record_id``) still apply in offset order, and a lookup that was
+rate-limited holds back only its own institution while it waits out its backoff. ``process_batch`` would save
+database round trips, but the lookup is per record anyway, and a single bad routing number would make every batch
+fall back to one record at a time. ``MAX_CONCURRENCY`` / ``ORDERING`` change it without a rebuild.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class InstitutionConsumer(KafkaConsumerRunner):
     group_id = "institution-enhancement"
     payload_schema = files("institution_enhancement") / "schemas" / "institution.v1.json"
     task_name = "institution_enhancement"
+    ordering = "key"
+    max_concurrency = 8
 
     def __init__(
         self,

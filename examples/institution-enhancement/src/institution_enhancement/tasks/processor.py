@@ -46,7 +46,8 @@ _TYPE_KEYWORDS: Final = (
 
 
 class InstitutionProcessor:
-    """Turns one validated message into one upserted row. Not thread-safe: the runner calls it from one thread."""
+    """Turns one validated message into one upserted row. Thread-safe when its store and directory are (both of
+    this package's are): the runner calls it from several worker threads at once."""
 
     def __init__(self, store: InstitutionStore, directory: RoutingDirectory) -> None:
         self._store = store

@@ -6,11 +6,16 @@ and an older version of a record never overwrites a newer one (``ingested_at`` d
 
 The PostgreSQL store reconnects on its next call after the connection broke, so a database restart is
 a transient error the runner retries, not a crash.
+
+Both stores may be called from several threads at once (the consumer runs eight records at a time): each holds
+one connection and lets one statement at a time use it. Upserts are short beside the directory lookup that
+precedes them; with a connection pool (``psycopg_pool``) they would overlap as well.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -62,7 +67,8 @@ COLUMNS: Final = (
 
 
 class InstitutionStore(Protocol):
-    """The table of enriched institutions. Calls may block on I/O and raise the driver's errors."""
+    """The table of enriched institutions. Calls may block on I/O, raise the driver's errors, and come from
+    several threads at once."""
 
     def upsert(self, row: EnhancedInstitution) -> None:
         """Insert the row, or update the existing one with the same ``record_id`` unless it is newer."""
@@ -97,7 +103,7 @@ def _parameters(row: EnhancedInstitution, ingested_at: object) -> dict[str, obje
 
 
 class PostgresInstitutionStore:
-    """psycopg 3, one connection in autocommit mode, reopened after it broke."""
+    """psycopg 3, one connection in autocommit mode, reopened after it broke, one statement at a time."""
 
     _UPSERT: Final = _upsert_sql(POSTGRES_TABLE, lambda c: f"%({c})s", "now()")
 
@@ -105,6 +111,7 @@ class PostgresInstitutionStore:
         self._url = url
         self._connect_timeout_s = connect_timeout_s
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._lock = threading.Lock()
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
@@ -120,24 +127,28 @@ class PostgresInstitutionStore:
         return self._conn
 
     def upsert(self, row: EnhancedInstitution) -> None:
-        self._connection().execute(self._UPSERT, _parameters(row, row.ingested_at))
+        with self._lock:
+            self._connection().execute(self._UPSERT, _parameters(row, row.ingested_at))
 
     def count(self) -> int:
-        result = self._connection().execute(f"SELECT count(*) AS n FROM {POSTGRES_TABLE}").fetchone()  # noqa: S608
+        with self._lock:
+            result = self._connection().execute(f"SELECT count(*) AS n FROM {POSTGRES_TABLE}").fetchone()  # noqa: S608
         assert result is not None
         return int(result["n"])
 
     def fetch(self, record_id: str) -> dict[str, Any] | None:
         query = f"SELECT * FROM {POSTGRES_TABLE} WHERE record_id = %s"  # noqa: S608
-        row = self._connection().execute(query, (record_id,)).fetchone()
+        with self._lock:
+            row = self._connection().execute(query, (record_id,)).fetchone()
         if row is None:
             return None
         return {**row, "batch_id": str(row["batch_id"])}
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 class SqliteInstitutionStore:
@@ -146,21 +157,25 @@ class SqliteInstitutionStore:
     _UPSERT: Final = _upsert_sql(SQLITE_TABLE, lambda c: f":{c}", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')")
 
     def __init__(self, path: str) -> None:
-        # The runner may call setup() and process() from different threads, never at the same time.
+        # setup() and the worker threads all use this connection; the lock lets one statement at a time use it.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()
 
     def upsert(self, row: EnhancedInstitution) -> None:
-        self._conn.execute(self._UPSERT, _parameters(row, _utc_text(row.ingested_at)))
+        with self._lock:
+            self._conn.execute(self._UPSERT, _parameters(row, _utc_text(row.ingested_at)))
 
     def count(self) -> int:
-        (n,) = self._conn.execute(f"SELECT count(*) FROM {SQLITE_TABLE}").fetchone()  # noqa: S608
+        with self._lock:
+            (n,) = self._conn.execute(f"SELECT count(*) FROM {SQLITE_TABLE}").fetchone()  # noqa: S608
         return int(n)
 
     def fetch(self, record_id: str) -> dict[str, Any] | None:
         query = f"SELECT * FROM {SQLITE_TABLE} WHERE record_id = ?"  # noqa: S608
-        row = self._conn.execute(query, (record_id,)).fetchone()
+        with self._lock:
+            row = self._conn.execute(query, (record_id,)).fetchone()
         if row is None:
             return None
         stored = dict(row)
@@ -169,7 +184,8 @@ class SqliteInstitutionStore:
         return stored
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()
 
 
 def _utc_text(moment: datetime) -> str:
