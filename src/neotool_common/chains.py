@@ -20,7 +20,7 @@ from typing import Any
 from neotool_common.message import Message
 from neotool_common.throughput import Ordering
 
-__all__ = ["FINAL", "Chains", "Completion", "Lane", "Outcome", "Work"]
+__all__ = ["Chains", "Completion", "Lane", "Outcome", "Work"]
 
 
 class Outcome(Enum):
@@ -30,9 +30,6 @@ class Outcome(Enum):
     FATAL = "fatal"  # a BaseException that stops the runner
     RETRY = "retry"  # not final: the record is tried again after ``backoff`` seconds
     SPLIT = "split"  # not final: the batch failed, its records are run one by one
-
-
-FINAL = frozenset({Outcome.OK, Outcome.DEAD, Outcome.ABANDONED, Outcome.FATAL})
 
 
 class Lane:

@@ -175,7 +175,7 @@ class ConsumerMetrics:
         self.ack_latency = FastHistogram(
             "neotool_consumer_ack_latency_seconds", "Receive to committable", topic_group, _LATENCY_BUCKETS
         )
-        # duration of one successful or failed process() call
+        # duration of one successful or failed process() call (or process_batch() call)
         self.processing = FastHistogram(
             "neotool_consumer_processing_seconds", "Duration of process()", topic_group, _LATENCY_BUCKETS
         )

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from neotool_common.chains import FINAL, Completion, Lane, Outcome, Work
+from neotool_common.chains import Completion, Lane, Outcome, Work
 from neotool_common.dispatch import QUICK_RECORD_S, AsyncDispatcher, Dispatcher, ThreadDispatcher
 from neotool_common.errors import CircuitOpenError, InvalidRecordError
 from neotool_common.headers import DlqReason
@@ -230,16 +230,17 @@ class ParallelProcessing:
         outcome = completion.outcome
         if outcome is Outcome.OK:
             self._processed(completion)
-        elif outcome is Outcome.DEAD:
-            self._dead(completion)
         elif outcome is Outcome.RETRY:
             self._retrying(completion)
+            return
         elif outcome is Outcome.SPLIT:
             self._split(completion)
-        if outcome in FINAL:
-            for work in completion.works:
-                work.lane.reported += 1
-            self.in_flight -= len(completion.works)
+            return
+        elif outcome is Outcome.DEAD:
+            self._dead(completion)
+        for work in completion.works:  # a final outcome: the records are no longer out
+            work.lane.reported += 1
+        self.in_flight -= len(completion.works)
         if outcome is Outcome.FATAL:
             assert completion.error is not None
             raise completion.error
