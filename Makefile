@@ -49,7 +49,7 @@ PEERS         := bench/.venv-peers
 PEERS_STAMP   := $(PEERS)/.installed
 BENCH_RECORDS ?= 1000000
 BENCH_NOTE    ?=
-.PHONY: bench-smoke
+.PHONY: bench-smoke bench-modes
 
 $(PEERS_STAMP): bench/requirements-peers.txt
 	$(PYTHON) -m venv $(PEERS)
@@ -59,6 +59,11 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 bench: kafka-jars $(PEERS_STAMP)
 	$(BIN)/python -m bench.run --records $(BENCH_RECORDS) --rounds 3 --rss-check --profile runner,runner-poison \
 		--note "$(BENCH_NOTE)"
+
+# The throughput modes (docs/throughput.md): I/O-bound and no-op handlers, sequential against key-ordered,
+# unordered and async; results in bench/results/throughput-modes.{md,json}.
+bench-modes: kafka-jars
+	$(BIN)/python -m bench.throughput_modes
 
 # The harness on 2,000 records with the in-tree variants only (also part of `make test`).
 bench-smoke: kafka-jars

@@ -577,7 +577,7 @@ class KafkaConsumerRunner:
             )
         elif state.throttled and held < limit // 2:
             state.throttled = False
-            if not state.blocked:
+            if not state.blocked and not (self._parallel is not None and self._parallel.holds(state)):
                 self._consumer.resume([state.tp])
 
     # -- commits -------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ class ThreadDispatcher(Dispatcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._cond = threading.Condition(self._lock)
+        self._running = False
         self._threads = [
             threading.Thread(target=self._work, name=f"neotool-worker-{n}", daemon=True)
             for n in range(self._policy.max_concurrency)
@@ -204,6 +205,7 @@ class ThreadDispatcher(Dispatcher):
     def start(self) -> None:
         for thread in self._threads:
             thread.start()
+        self._running = True
 
     def submit(self, works: Sequence[Work]) -> None:
         with self._cond:
@@ -220,6 +222,8 @@ class ThreadDispatcher(Dispatcher):
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if not self._running:  # run() failed before the workers started
+            return True
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -335,44 +339,53 @@ class AsyncDispatcher(Dispatcher):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None  # made by start(): a loop never run is never closed
         self._thread = threading.Thread(target=self._serve, name="neotool-event-loop", daemon=True)
         self._started = threading.Event()
         self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for records, woken one at a time
         self._halts: dict[Lane, asyncio.Event] = {}
 
     def start(self) -> None:
+        self._loop = asyncio.new_event_loop()
         self._thread.start()
         self._started.wait()
+
+    def _call_soon(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback`` on the loop, if it runs (before start() there is nothing to wake)."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already stopped
+                self._loop.call_soon_threadsafe(callback, *args)
 
     def submit(self, works: Sequence[Work]) -> None:
         with self._lock:
             put = self._chains.put
             for work in works:
                 put(work)
-        self._loop.call_soon_threadsafe(self._wake_one)
+        self._call_soon(self._wake_one)
 
     def halt(self, lanes: Iterable[Lane]) -> list[Work]:
         lanes = list(lanes)
         dropped = super().halt(lanes)
-        with contextlib.suppress(RuntimeError):  # the loop has already stopped
-            self._loop.call_soon_threadsafe(self._wake_sleepers, lanes)
+        self._call_soon(self._wake_sleepers, lanes)
         return dropped
 
     def close(self, timeout: float) -> bool:
         with self._lock:
             self._closed = True
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._wake_all)
+        self._call_soon(self._wake_all)
+        if self._loop is None:
+            return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
     def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
         try:
-            self._loop.run_until_complete(self._main())
+            loop.run_until_complete(self._main())
         finally:
-            self._loop.close()
+            loop.close()
 
     async def _main(self) -> None:
         workers = [asyncio.create_task(self._work()) for _ in range(self._policy.max_concurrency)]
@@ -380,7 +393,7 @@ class AsyncDispatcher(Dispatcher):
         await asyncio.gather(*workers)
 
     async def _idle_wait(self, timeout: float | None = None) -> None:
-        waiter = self._loop.create_future()
+        waiter = asyncio.get_running_loop().create_future()
         self._idle.append(waiter)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, timeout)

@@ -7,8 +7,9 @@ everything it owned in the sequential runner: offsets, metrics, logs, dead-lette
 * A record read (and validated) is *begun* in its partition's offsets, in offset order, and handed to the
   :mod:`~neotool_common.dispatch` workers; its completion *finishes* it. The committable offset of a partition
   is the lowest offset not yet complete (processed, or acknowledged in the DLQ).
-* Backpressure: once ``max_in_flight`` records are out, every assigned partition is paused (the loop keeps
-  polling, so the member stays in its group) until half of them came back.
+* Backpressure: once ``max_in_flight`` records are out, the poll thread waits a moment for completions; when
+  none come, every assigned partition is paused (the loop keeps polling, so the member stays in its group) until
+  half of them came back.
 * Revoke: the partition's queued records are dropped, records in a backoff give up, and the ones inside the
   handler are waited for (bounded); what completed is committed, the rest is redelivered to the new owner, and
   completions that arrive later are ignored. A lost partition waits for nothing.
@@ -212,6 +213,10 @@ class ParallelProcessing:
             if state not in self._paused:
                 self._paused.add(state)
                 consumer.pause([state.tp])
+
+    def holds(self, state: PartitionState) -> bool:
+        """True while ``state``'s partition is paused for the in-flight bound (nobody else may resume it)."""
+        return state in self._paused
 
     def _balance(self) -> None:
         if self.in_flight > self._limit // 2:

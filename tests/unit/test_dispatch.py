@@ -6,6 +6,7 @@ Completions are collected as the poll thread would receive them; the handlers re
 from __future__ import annotations
 
 import asyncio
+import gc
 import queue
 import threading
 import time
@@ -462,3 +463,14 @@ def test_dropping_a_lane_whose_chain_is_claimed_keeps_the_claim_and_drops_what_w
     chains.release(claimed)
     assert chains.idle(lane, None)
     assert not chains.ready
+
+
+@pytest.mark.parametrize("kind", [ThreadDispatcher, AsyncDispatcher])
+def test_closing_a_dispatcher_that_never_started_returns_at_once_and_leaves_nothing_open(
+    kind: type[Dispatcher],
+) -> None:
+    """What the runner's shutdown does when setup() failed before the workers started."""
+    dispatcher = kind(ThroughputPolicy(4), NO_BACKOFF, lambda message: None, None, lambda completion: None)
+    assert dispatcher.halt([Lane(None)]) == []
+    assert dispatcher.close(5.0)
+    gc.collect()  # an event loop made and never closed would warn here, and warnings are errors
