@@ -164,6 +164,11 @@ class Chains:
                 behind.appendleft(work)
         self.queued += len(works)
 
+    @property
+    def busy(self) -> dict[Hashable, deque[Work] | None]:
+        """The chains with a record queued or running (the same dict for ever; empty when nothing is out)."""
+        return self._chains
+
     def idle(self, lane: Lane, key: bytes | None) -> bool:
         """True when no record of this chain is queued or running. Safe without the lock from the thread that
         puts records: only it adds chains, so a chain it finds absent cannot appear behind its back."""

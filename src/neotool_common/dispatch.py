@@ -131,6 +131,11 @@ class Dispatcher:
         self.mean_s = 0.8 * self.mean_s + 0.2 * duration
 
     @property
+    def busy(self) -> dict[Hashable, deque[Work] | None]:
+        """The chains with a record queued or running (read without the lock from the submitting thread only)."""
+        return self._chains.busy
+
+    @property
     def idle(self) -> Callable[[Lane, bytes | None], bool]:
         """Whether nothing of a record's chain is queued or running (ask from the submitting thread only)."""
         return self._chains.idle

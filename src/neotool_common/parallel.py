@@ -55,6 +55,7 @@ class ParallelProcessing:
         self._runner = runner
         self._inline = inline is not None
         self._chain_idle = dispatcher.idle
+        self._busy = dispatcher.busy
         self._process: Callable[[Message], Any] = inline or _never
         self._dispatcher = dispatcher
         self._completions: queue.SimpleQueue[Completion] = completions
@@ -103,7 +104,7 @@ class ParallelProcessing:
         if self._inline and self._dispatcher.mean_s <= QUICK_RECORD_S:
             if self._pending:
                 self._hand_off()
-            if self._chain_idle(lane, message.key):
+            if not self._busy or self._chain_idle(lane, message.key):
                 self._run_here(lane, msg, message, received)
                 return
         self._queue(Work(lane, message, msg, received))
@@ -136,7 +137,8 @@ class ParallelProcessing:
             self._retry_elsewhere(lane, msg, message, received, time.perf_counter() - started, exc)
             return
         finished = time.perf_counter()
-        self._dispatcher.note(finished - started)
+        dispatcher = self._dispatcher
+        dispatcher.mean_s = 0.8 * dispatcher.mean_s + 0.2 * (finished - started)  # as Dispatcher.note()
         metrics = state.metrics
         metrics.processing.observe(finished - started)
         metrics.ack_latency.observe(finished - received)
