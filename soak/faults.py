@@ -89,6 +89,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Exit:
+    member: str
     code: int
     seconds: float
 
@@ -147,7 +148,7 @@ class Fleet:
         started = time.monotonic()
         member.process.send_signal(signal.SIGTERM)
         code = self.wait(member, timeout)
-        return Exit(code, time.monotonic() - started)
+        return Exit(member.name, code, time.monotonic() - started)
 
     def kill(self, member: Member) -> None:
         self.fault(member, "SIGKILL")
@@ -187,10 +188,16 @@ class Fleet:
             self._let_go.add(member.name)
             member.process.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        return [Exit(self.wait(m, timeout), time.monotonic() - started) for m in running]
+        return [Exit(m.name, self.wait(m, timeout), time.monotonic() - started) for m in running]
 
-    def tails(self) -> str:
-        return "\n".join(m.tail(2000) for m in self.members)
+    def tails(self, *names: str) -> str:
+        """The log tails of the members called ``names`` (default: all)."""
+        return "\n".join(m.tail(3000) for m in self.members if not names or m.name in names)
+
+    def up(self) -> list[Member]:
+        """Running members whose runner has started (its signal handlers are installed)."""
+        started = {e.member for e in self.ledger.events(EventKind.STARTED)}
+        return [m for m in self.alive() if m.name in started]
 
 
 @dataclass

@@ -11,6 +11,7 @@ right reason                   every DLQ copy carries the ``dlq.reason`` its rec
 order                          per partition, the first processings of records follow their offsets
 commits only completed work    every commit requested for offset c of a partition came after every offset
                                below c was processed or acknowledged in the DLQ (the ledger's global order)
+no rewind                      no offset is processed again after a commit past it was accepted
 duplicates                     sum of (deliveries - 1) over O, and DLQ copies beyond the first, against the bound
                                the scenario states
 =============================  ================================================================================
@@ -27,7 +28,7 @@ from neotool_common.testing.harness import ReadRecord, read_topic
 from soak.ledger import EventKind, Ledger
 from soak.workload import Produced
 
-__all__ = ["Verdict", "judge"]
+__all__ = ["KillWindow", "Verdict", "judge", "kill_window", "read_dlq", "repeated_outside_windows"]
 
 
 @dataclass
@@ -81,7 +82,6 @@ def judge(
     topic: str,
     *,
     allowed_valid_in_dlq: int = 0,
-    audit_commits: bool = True,
 ) -> Verdict:
     deliveries = ledger.deliveries()
     dead = Counter(_key(r) for r in dead_letters)
@@ -115,8 +115,7 @@ def judge(
         problems.append(f"{len(poison_in_o)} records that must fail were processed: {sorted(poison_in_o)[:10]}")
     problems += _wrong_dead_letters(produced, dead_letters, topic)
     problems += _out_of_order(ledger, topic)
-    if audit_commits:
-        problems += _commits_past_incomplete_work(ledger, topic)
+    problems += _commits_past_incomplete_work(ledger, topic)
     problems += _processed_after_accepted_commit(ledger, topic)
     return verdict
 

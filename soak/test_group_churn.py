@@ -52,16 +52,19 @@ def test_members_joining_and_leaving_every_few_seconds_lose_nothing_and_never_cr
         deadline = time.monotonic() + duration
         while time.monotonic() < deadline:
             schedule.delay(1.0, 4.0)
-            alive = fleet.alive()
-            if len(alive) <= 1 or (len(alive) < MAX_MEMBERS and schedule.rng.random() < 0.5):
+            alive, up = fleet.alive(), fleet.up()
+            # Only a member that is up is asked to leave: before its runner installs the SIGTERM handler (still
+            # importing, nothing consumed), the signal's default action ends it, which proves nothing here.
+            if len(alive) < MAX_MEMBERS and (len(alive) <= 1 or not up or schedule.rng.random() < 0.5):
                 fleet.start(joins := joins + 1)
-            else:
-                exits.append(fleet.terminate(schedule.choice(alive)))
+            elif up:
+                exits.append(fleet.terminate(schedule.choice(up)))
         produced = producer.stop()
         ends = end_offsets(bootstrap, topic)
         wait_committed(fleet, bootstrap, scenario.group, topic, ends, timeout=300)
         exits += fleet.stop_all()
         logs = "".join(m.logs() for m in fleet.members)
+        tails = fleet.tails(*(e.member for e in exits if e.code != 0 or e.seconds >= GRACE_MS / 1000))
 
     verdict = conclude(scenario, produced, bootstrap, topic)
     rebalances = scenario.ledger.count(EventKind.ASSIGNED) + scenario.ledger.count(EventKind.REVOKED)
@@ -72,8 +75,8 @@ def test_members_joining_and_leaving_every_few_seconds_lose_nothing_and_never_cr
         commits_refused=scenario.ledger.count(EventKind.COMMIT_FAILED),
         duplicate_bound=verdict.uncommitted_processings,
     )
-    assert [e.code for e in exits] == [0] * len(exits), "every member left cleanly"
-    assert all(e.seconds < GRACE_MS / 1000 for e in exits), exits
+    unclean = [e for e in exits if e.code != 0 or e.seconds >= GRACE_MS / 1000]
+    assert not unclean, f"every member leaves with 0 within the grace period: {unclean}\n{tails}"
     assert "Traceback" not in logs
-    assert joins >= duration // 5, "the group changed every few seconds"
+    assert joins + len(exits) >= duration // 5, "the group changed every few seconds"
     verdict.require_within_handoff_windows()
