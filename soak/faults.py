@@ -173,6 +173,10 @@ class Fleet:
         """Until ``member`` has processed a record: it joined, got partitions and works."""
         self.watch(lambda: self.ledger.processed_count(member.name) > 0, f"{member.name} processing", timeout)
 
+    def wait_up(self, timeout: float = 120.0) -> None:
+        """Until every running member's runner has started (a SIGTERM then meets its handler)."""
+        self.watch(lambda: len(self.up()) == len(self.alive()), "every member up", timeout)
+
     def wait(self, member: Member, timeout: float) -> int:
         self._let_go.add(member.name)
         try:

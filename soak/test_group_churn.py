@@ -62,6 +62,7 @@ def test_members_joining_and_leaving_every_few_seconds_lose_nothing_and_never_cr
         produced = producer.stop()
         ends = end_offsets(bootstrap, topic)
         wait_committed(fleet, bootstrap, scenario.group, topic, ends, timeout=300)
+        fleet.wait_up()
         exits += fleet.stop_all()
         logs = "".join(m.logs() for m in fleet.members)
         tails = fleet.tails(*(e.member for e in exits if e.code != 0 or e.seconds >= GRACE_MS / 1000))
