@@ -235,20 +235,20 @@ class ParallelProcessing:
 
     def _apply(self, completion: Completion) -> None:
         outcome = completion.outcome
-        if outcome is Outcome.OK:
-            self._processed(completion)
-        elif outcome is Outcome.RETRY:
+        if outcome is Outcome.RETRY:
             self._retrying(completion)
             return
-        elif outcome is Outcome.SPLIT:
+        if outcome is Outcome.SPLIT:
             self._split(completion)
             return
+        for work in completion.works:  # a final outcome: the records are no longer out (counted first: what
+            work.lane.reported += 1  # follows may raise, the circuit breaker for one)
+        self.in_flight -= len(completion.works)
+        if outcome is Outcome.OK:
+            self._processed(completion)
         elif outcome is Outcome.DEAD:
             self._dead(completion)
-        for work in completion.works:  # a final outcome: the records are no longer out
-            work.lane.reported += 1
-        self.in_flight -= len(completion.works)
-        if outcome is Outcome.FATAL:
+        elif outcome is Outcome.FATAL:
             assert completion.error is not None
             raise completion.error
 

@@ -314,3 +314,17 @@ def test_quick_records_run_on_the_poll_thread_and_a_retried_one_waits_in_a_worke
     assert key_0 == sorted(key_0), "its key's later records waited behind it"
     assert sorted(offset for _, offset in runner.processed) == list(range(400))
     assert metric(runner, "neotool_consumer_retries_total", topic="bank.v1") == 1
+
+
+class AllPoison(Parallel):
+    def process(self, message: Message) -> None:
+        raise PoisonMessageError("bad routing number")
+
+
+def test_the_circuit_breaker_stops_a_parallel_runner_without_waiting_out_the_grace_period() -> None:
+    runner = AllPoison({0: values(50)}, MAX_CONCURRENCY="4", CIRCUIT_MAX_CONSECUTIVE_DLQ="3", SHUTDOWN_GRACE_MS="20000")
+    started = time.monotonic()
+    assert runner.run_to_exit_code() == 3
+    assert time.monotonic() - started < 10, "stopped at once, not after SHUTDOWN_GRACE_MS"
+    assert runner.records_dead_lettered >= 3
+    assert runner.consumer.committed.get(0, 0) <= runner.records_dead_lettered
