@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ class Report:
             "| scenario | records | lost | duplicates | DLQ | time (s) | result | figures |",
             "|---|--:|--:|--:|--:|--:|---|---|",
         ]
-        for row in self.rows:
+        for row in sorted(self.rows, key=_scenario_number):
             lines.append(
                 f"| {row.scenario} | {row.records} | {row.lost} | {row.duplicates} | {row.dlq} | "
                 f"{row.seconds:.1f} | {row.result} | {row.notes} |"
@@ -55,13 +56,14 @@ class Report:
                 "",
                 f"Run {self.started:%Y-%m-%d %H:%M} UTC, profile `{self.profile}`, {len(self.rows)} scenario runs, "
                 f"{failed} failed, {elapsed_s / 60:.1f} min in all.",
-                f"Apache Kafka {KAFKA_VERSION} (KRaft, local JVMs), confluent-kafka {confluent_kafka.version()[0]} "
+                f"Apache Kafka {KAFKA_VERSION} (KRaft, local JVMs), confluent-kafka {confluent_kafka.version()} "
                 f"(librdkafka {confluent_kafka.libversion()[0]}), Python {platform.python_version()}, "
                 f"{_cpus()} CPU cores.",
                 "",
                 "*lost*: acknowledged by the producer, neither processed nor dead-lettered (P - (O | D)). "
-                "*duplicates*: processings beyond the first (sum of  deliveries - 1). *DLQ*: distinct records in "
-                "the dead-letter topic. The invariants and bounds are described in `soak/README.md`.",
+                "*duplicates*: processings beyond the first (the sum of deliveries - 1 over O). "
+                "*DLQ*: distinct records in the dead-letter topic. "
+                "The invariants and bounds are described in `soak/README.md`.",
                 "",
                 self.table(),
                 "",
@@ -73,7 +75,9 @@ class Report:
         path.write_text(self.markdown(elapsed_s), encoding="utf-8")
 
 
-def _cpus() -> int:
-    import os  # noqa: PLC0415 - only for the report's header
+def _scenario_number(row: Row) -> int:
+    return int(row.scenario.split(".", 1)[0])
 
+
+def _cpus() -> int:
     return len(os.sched_getaffinity(0))
