@@ -126,7 +126,8 @@ def test_a_member_frozen_beyond_its_session_has_its_stale_commits_rejected_and_l
         frozen_s=round(frozen_for, 1),
         stale_commits=len(stale_commits),
         rejected=len([e for e in stale if e.kind == EventKind.COMMIT_FAILED]),
-        window=window.size,
+        window_at_freeze=window.size,
+        processed_after_waking=len(stale_processed),
     )
     assert frozen_for > SESSION_TIMEOUT_MS / 1000
     assert stale_commits, "the woken member tried to commit what it had finished for its lost partitions"
