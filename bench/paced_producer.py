@@ -11,7 +11,7 @@ import time
 
 from confluent_kafka import Producer
 
-from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
+from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
 
 TICK_S = 0.001
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
+from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
 
 __all__ = ["POISON_EVERY", "envelope_values", "is_poison", "poison_count"]
 

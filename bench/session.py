@@ -16,7 +16,7 @@ from bench import kafka_perf, pyspy
 from bench.catalogue import Interpreter, Variant
 from bench.prefill import Topic, prefill
 from bench.processes import Child, pin_process, spawn, stop, wait
-from neotool_common.headers import dlq_topic_for
+from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.testing.kafka import KafkaEndpoint, kafka_classpath
 
 __all__ = ["Session", "Settings"]

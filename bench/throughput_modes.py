@@ -40,11 +40,11 @@ from typing import Any, ClassVar
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
-from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
-from neotool_common.logs import configure_logging
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common.observability.logs import configure_logging
+from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import running
 from neotool_common.testing.kafka import KafkaEndpoint, LocalKafkaCluster
 

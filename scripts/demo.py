@@ -21,11 +21,8 @@ from institution_enhancement.flows.consumer import TOPIC, InstitutionConsumer
 from institution_enhancement.tasks.config import AppConfig
 from institution_enhancement.tasks.samples import Outcome, sample_records
 from institution_enhancement.tasks.store import count_rows
-from neotool_common.connection import KafkaConnection
-from neotool_common.headers import dlq_topic_for
-from neotool_common.logs import configure_logging
-from neotool_common.producer import EnvelopeProducer
-from neotool_common.settings import RunnerSettings
+from neotool_common import EnvelopeProducer, KafkaConnection, RunnerSettings, dlq_topic_for
+from neotool_common.observability.logs import configure_logging
 from neotool_common.testing.harness import read_topic, running, wait_until
 from neotool_common.testing.kafka import free_port, provide_kafka
 

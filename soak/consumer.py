@@ -37,11 +37,11 @@ from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.deadletter.headers import DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION
 from neotool_common.errors import PoisonMessageError
-from neotool_common.headers import DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common.records.message import Message
 from soak.ledger import EventKind, Ledger
 
 PAYLOAD_SCHEMA: dict[str, Any] = {

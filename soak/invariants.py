@@ -23,7 +23,12 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from neotool_common.headers import DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC, DLQ_REASON
+from neotool_common.deadletter.headers import (
+    DLQ_ORIGINAL_OFFSET,
+    DLQ_ORIGINAL_PARTITION,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_REASON,
+)
 from neotool_common.testing.harness import ReadRecord, read_topic
 from soak.ledger import EventKind, Ledger
 from soak.workload import Produced

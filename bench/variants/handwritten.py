@@ -1,6 +1,6 @@
 """Variant 2: what a careful engineer writes without a framework.
 
-The same decoding and envelope validation as the runner (:class:`~neotool_common.validation.EnvelopeReader`),
+The same decoding and envelope validation as the runner (:class:`~neotool_common.records.validation.EnvelopeReader`),
 the offset of each record stored once it is handled (``store_offsets``), and an asynchronous commit of the
 stored offsets once a second. Invalid records are only counted: this variant reads the clean topic.
 """
@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, KafkaException
 
 from bench.meter import Meter, parse_variant_args
 from neotool_common.errors import InvalidRecordError
-from neotool_common.message import Message
-from neotool_common.validation import EnvelopeReader
+from neotool_common.records.message import Message
+from neotool_common.records.validation import EnvelopeReader
 
 BATCH = 1000
 POLL_TIMEOUT_S = 0.2

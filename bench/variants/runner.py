@@ -13,10 +13,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.meter import Meter, VariantArgs, parse_variant_args
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
-from neotool_common.logs import configure_logging
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common.observability.logs import configure_logging
+from neotool_common.records.message import Message
 from neotool_common.testing.kafka import free_port
 
 COMMITS = "neotool_consumer_commits_total"

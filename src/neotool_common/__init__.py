@@ -3,12 +3,12 @@
 Start at :class:`~neotool_common.consumer_base.KafkaConsumerRunner`; README.md has the whole tour.
 """
 
-from neotool_common.circuit import CircuitBreakerPolicy
-from neotool_common.commit import CommitPolicy
-from neotool_common.connection import KafkaConnection, Secret
+from neotool_common.config.connection import KafkaConnection, Secret
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
-from neotool_common.dlq import DlqPolicy
-from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
+from neotool_common.deadletter.circuit import CircuitBreakerPolicy
+from neotool_common.deadletter.headers import DlqReason, dlq_topic_for
+from neotool_common.deadletter.publisher import DlqPolicy
 from neotool_common.errors import (
     CircuitOpenError,
     ConfigurationError,
@@ -19,12 +19,12 @@ from neotool_common.errors import (
     PoisonMessageError,
     SchemaValidationError,
 )
-from neotool_common.headers import DlqReason, dlq_topic_for
-from neotool_common.message import Message
-from neotool_common.producer import EnvelopeProducer
-from neotool_common.retry import RetryPolicy
-from neotool_common.settings import RunnerSettings
-from neotool_common.throughput import Ordering, ThroughputPolicy
+from neotool_common.policies.commit import CommitPolicy
+from neotool_common.policies.retry import RetryPolicy
+from neotool_common.policies.throughput import Ordering, ThroughputPolicy
+from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
+from neotool_common.producing.producer import EnvelopeProducer
+from neotool_common.records.message import Message
 
 __all__ = [
     "CircuitBreakerPolicy",

@@ -16,7 +16,7 @@ Delivery contract:
 
 * An offset becomes committable only after ``process()`` returned for its record, or after the record's
   dead-letter write was acknowledged by the broker. Nothing is ever committed past a record that is
-  neither. Commits are asynchronous and amortised (:class:`~neotool_common.commit.CommitPolicy`),
+  neither. Commits are asynchronous and amortised (:class:`~neotool_common.policies.commit.CommitPolicy`),
   synchronous on partition revoke and on shutdown, and never made for partitions reported lost.
 * ``process()`` runs on the poll thread, one record at a time per partition, in offset order. It may block
   for as long as ``max.poll.interval.ms`` allows (default 5 minutes). It may raise:
@@ -27,7 +27,7 @@ Delivery contract:
 * Records that cannot be decoded or break the schemas never reach ``process()``: they are dead-lettered
   with ``dlq.reason`` ``decode`` or ``validation`` and the failing JSON path.
 
-Throughput modes (:mod:`~neotool_common.throughput`, ``docs/throughput.md``): with ``max_concurrency`` above 1,
+Throughput modes (:mod:`~neotool_common.policies.throughput`, ``docs/throughput.md``): with ``max_concurrency`` above 1,
 an ``async def process()`` or a ``process_batch()``, records are handled by workers (:mod:`.parallel`), in the
 order ``ordering`` asks; the contract above holds with "one record at a time per partition" replaced by that
 order, and retries wait in the worker, holding back only the record's own chain.
@@ -47,19 +47,19 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka import Message as KafkaMessage
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from neotool_common.circuit import CircuitBreaker
 from neotool_common.clock import Clock, SystemClock
-from neotool_common.dlq import DeadLetter, DeadLetterPublisher, describe_failure
+from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.workers import ParallelProcessing
+from neotool_common.deadletter.circuit import CircuitBreaker
+from neotool_common.deadletter.headers import DlqReason, dlq_topic_for
+from neotool_common.deadletter.publisher import DeadLetter, DeadLetterPublisher, describe_failure
 from neotool_common.errors import CircuitOpenError, ConfigurationError, DecodeError, InvalidRecordError
-from neotool_common.headers import DlqReason, dlq_topic_for
-from neotool_common.health import HealthServer, HealthState
-from neotool_common.logs import configure_logging, get_logger, register_secret, trace_id_from_traceparent
-from neotool_common.message import Message
-from neotool_common.metrics import ConsumerMetrics
-from neotool_common.parallel import ParallelProcessing
-from neotool_common.partition import PartitionState
-from neotool_common.settings import RunnerSettings
-from neotool_common.validation import EnvelopeReader, SchemaSource
+from neotool_common.observability.health import HealthServer, HealthState
+from neotool_common.observability.logs import configure_logging, get_logger, register_secret, trace_id_from_traceparent
+from neotool_common.observability.metrics import ConsumerMetrics
+from neotool_common.records.message import Message
+from neotool_common.records.validation import EnvelopeReader, SchemaSource
 
 __all__ = ["KafkaConsumerRunner"]
 

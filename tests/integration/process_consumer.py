@@ -17,7 +17,7 @@ from typing import IO
 
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import PoisonMessageError
-from neotool_common.message import Message
+from neotool_common.records.message import Message
 
 
 class FileRecordingConsumer(KafkaConsumerRunner):

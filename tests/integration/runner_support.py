@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import PoisonMessageError
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common.records.message import Message
 
 BATCH_ID = str(uuid.uuid4())
 

@@ -13,11 +13,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from neotool_common.cli.dlq import main
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.errors import PoisonMessageError
-from neotool_common.headers import dlq_topic_for
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import committed_offsets, read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 

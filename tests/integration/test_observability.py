@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from neotool_common.headers import dlq_topic_for
-from neotool_common.logs import configure_logging, reset_logging
-from neotool_common.message import Message
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.observability.logs import configure_logging, reset_logging
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 

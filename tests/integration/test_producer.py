@@ -12,9 +12,9 @@ import orjson
 import pytest
 from confluent_kafka import Consumer
 
-from neotool_common.connection import KafkaConnection
-from neotool_common.producer import Acknowledgement, DeliveryReport, EnvelopeProducer
-from neotool_common.spool import Spool
+from neotool_common.config.connection import KafkaConnection
+from neotool_common.producing.producer import Acknowledgement, DeliveryReport, EnvelopeProducer
+from neotool_common.producing.spool import Spool
 from neotool_common.testing.kafka import KafkaEndpoint
 
 pytestmark = pytest.mark.kafka

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from neotool_common.headers import dlq_topic_for
+from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.testing.harness import committed_offsets, read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from neotool_common.headers import dlq_topic_for
+from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.testing.harness import committed_offsets, read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 

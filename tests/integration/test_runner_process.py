@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from neotool_common.headers import dlq_topic_for
+from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.testing.harness import committed_offsets, read_topic, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 

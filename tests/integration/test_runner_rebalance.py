@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from neotool_common.headers import dlq_topic_for
-from neotool_common.message import Message
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import committed_offsets, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 

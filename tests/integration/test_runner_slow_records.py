@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from neotool_common.headers import dlq_topic_for
-from neotool_common.message import Message
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import committed_offsets, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 

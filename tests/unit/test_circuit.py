@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from neotool_common.circuit import CircuitBreaker, CircuitBreakerPolicy
+from neotool_common.deadletter.circuit import CircuitBreaker, CircuitBreakerPolicy
 from neotool_common.errors import CircuitOpenError
 
 

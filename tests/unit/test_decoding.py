@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from neotool_common.decoding import JsonObjectDecoder
 from neotool_common.errors import DecodeError
+from neotool_common.records.decoding import JsonObjectDecoder
 
 DECODER = JsonObjectDecoder()
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from neotool_common.chains import Chains, Completion, Lane, Outcome, Work
-from neotool_common.dispatch import AsyncDispatcher, Dispatcher, ThreadDispatcher
+from neotool_common.concurrency.chains import Chains, Completion, Lane, Outcome, Work
+from neotool_common.concurrency.dispatch import AsyncDispatcher, Dispatcher, ThreadDispatcher
 from neotool_common.errors import PoisonMessageError
-from neotool_common.message import Message
-from neotool_common.retry import RetryPolicy
-from neotool_common.throughput import Ordering, ThroughputPolicy
+from neotool_common.policies.retry import RetryPolicy
+from neotool_common.policies.throughput import Ordering, ThroughputPolicy
+from neotool_common.records.message import Message
 
 NO_BACKOFF = RetryPolicy(max_attempts=3, initial_backoff_s=0.0, max_backoff_s=0.0)
 LONG_BACKOFF = RetryPolicy(max_attempts=3, initial_backoff_s=60.0, max_backoff_s=60.0, jitter_s=0.0)

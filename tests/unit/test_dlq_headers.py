@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from neotool_common.dlq import DlqPolicy, describe_failure
+from neotool_common.deadletter.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT
+from neotool_common.deadletter.publisher import DlqPolicy, describe_failure
 from neotool_common.errors import PoisonMessageError, SchemaValidationError
-from neotool_common.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT
 
 NOW = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC).timestamp()
 OWN_HEADERS: list[tuple[str, bytes | None]] = [

@@ -13,7 +13,7 @@ import jsonschema
 import orjson
 import pytest
 
-from neotool_common.envelope_builder import (
+from neotool_common.producing.envelope import (
     RECORD_ID_MAX_LENGTH,
     UuidV7Generator,
     build_envelope,

@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from neotool_common.errors import ConfigurationError
-from neotool_common.health import HealthServer, HealthState
+from neotool_common.observability.health import HealthServer, HealthState
 
 MAX_POLL_S = 300.0
 

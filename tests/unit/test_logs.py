@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import structlog
 
-from neotool_common import logs
-from neotool_common.connection import Secret
+from neotool_common.config.connection import Secret
 from neotool_common.errors import ConfigurationError
+from neotool_common.observability import logs
 from neotool_common.testing.logs import capture_logs
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"

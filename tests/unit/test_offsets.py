@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neotool_common.offsets import PartitionOffsets
+from neotool_common.consumer.offsets import PartitionOffsets
 
 
 def test_nothing_is_committable_before_a_record_completes() -> None:

@@ -13,16 +13,16 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from structlog.testing import capture_logs
 
-from neotool_common.connection import KafkaConnection
+from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
-from neotool_common.producer import (
+from neotool_common.producing.producer import (
     Acknowledgement,
     DeliveryError,
     DeliveryReport,
     EnvelopeProducer,
     check_producer_config,
 )
-from neotool_common.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
+from neotool_common.producing.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
 TIMED_OUT = KafkaError(KafkaError._MSG_TIMED_OUT)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from neotool_common.retry import RetryPolicy
+from neotool_common.policies.retry import RetryPolicy
 
 SAMPLES = 200
 

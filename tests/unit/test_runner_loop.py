@@ -10,9 +10,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import running, wait_until
 
 from .runner_fakes import FakeConsumer, FakeProducer, UndecodableHeaderName

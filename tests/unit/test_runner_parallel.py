@@ -14,7 +14,7 @@ import pytest
 
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import PoisonMessageError
-from neotool_common.message import Message
+from neotool_common.records.message import Message
 from neotool_common.testing.harness import running, wait_until
 
 from .runner_fakes import FakeConsumer, FakeProducer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neotool_common.errors import ConfigurationError
-from neotool_common.validation import EnvelopeReader
+from neotool_common.records.validation import EnvelopeReader
 
 # Every record must have "iban", and no member but "seq" is allowed: no document can ever pass.
 CONTRADICTORY = {

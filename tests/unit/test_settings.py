@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 import pytest
 from prometheus_client import CollectorRegistry
 
-from neotool_common import settings as settings_module
+from neotool_common.config import settings as settings_module
+from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import ConfigurationError
-from neotool_common.settings import RunnerSettings
-from neotool_common.throughput import Ordering, ThroughputPolicy
+from neotool_common.policies.throughput import Ordering, ThroughputPolicy
 
 SASL_PASSWORD = "sasl-Pa55-never-shown"
 KEY_PASSWORD = "key-Pa55-never-shown"

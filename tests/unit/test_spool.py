@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from neotool_common.errors import ConfigurationError
-from neotool_common.spool import SPOOL_DIR_ENV, SPOOL_FILE_NAME, Spool, SpoolCorruptError, SpooledRecord
+from neotool_common.producing.spool import SPOOL_DIR_ENV, SPOOL_FILE_NAME, Spool, SpoolCorruptError, SpooledRecord
 
 FAILED_AT = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ import pydantic
 import pytest
 
 from neotool_common.errors import ConfigurationError, DecodeError, SchemaValidationError
-from neotool_common.message import Message
-from neotool_common.validation import EnvelopeReader
+from neotool_common.records.message import Message
+from neotool_common.records.validation import EnvelopeReader
 
 UUID_V7 = "018f3e1c-7b2a-7cde-8f00-0123456789ab"
 PAYLOAD_SCHEMA: dict[str, Any] = {
@@ -255,7 +255,7 @@ def test_a_schema_and_a_model_together_are_refused() -> None:
 def test_the_envelope_shortcut_never_accepts_what_the_schema_rejects() -> None:
     import itertools  # noqa: PLC0415
 
-    from neotool_common.validation import ENVELOPE_SCHEMA, EnvelopeShortcut, _compile, load_schema  # noqa: PLC0415
+    from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeShortcut, _compile, load_schema  # noqa: PLC0415
 
     schema = load_schema(ENVELOPE_SCHEMA)
     shortcut, full = EnvelopeShortcut(schema), _compile(schema, "$")

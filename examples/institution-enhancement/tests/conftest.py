@@ -29,10 +29,9 @@ from institution_enhancement.flows.consumer import InstitutionConsumer
 from institution_enhancement.tasks.config import AppConfig
 from institution_enhancement.tasks.directory import SimulatedFedDirectory
 from institution_enhancement.tasks.samples import SampleRecord
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
+from neotool_common import Message, RunnerSettings
+from neotool_common.records.validation import EnvelopeReader
 from neotool_common.testing.kafka import KafkaEndpoint
-from neotool_common.validation import EnvelopeReader
 
 EXAMPLE_ROOT = Path(__file__).resolve().parents[1]
 REPO_ROOT = EXAMPLE_ROOT.parents[1]

@@ -21,7 +21,7 @@ from conftest import DeadLetters, RunningConsumer, wait_for
 
 from institution_enhancement.tasks.samples import Outcome, SampleRecord, publish_samples, sample_records
 from institution_enhancement.tasks.store import APPLICATION_NAME, count_rows
-from neotool_common.headers import DLQ_ORIGINAL_TOPIC, DLQ_REASON, dlq_topic_for
+from neotool_common.deadletter.headers import DLQ_ORIGINAL_TOPIC, DLQ_REASON, dlq_topic_for
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 
 pytestmark = pytest.mark.kafka

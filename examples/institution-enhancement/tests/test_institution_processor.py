@@ -22,9 +22,8 @@ from institution_enhancement.tasks.processor import (
 )
 from institution_enhancement.tasks.samples import Outcome, SampleRecord, sample_records
 from institution_enhancement.tasks.store import InstitutionStore, open_store
+from neotool_common import Ordering, RunnerSettings
 from neotool_common.errors import PoisonMessageError
-from neotool_common.settings import RunnerSettings
-from neotool_common.throughput import Ordering
 
 RECORDS = sample_records(60, seed=11, poison_ratio=0.05, rate_limited_ratio=0.05)
 

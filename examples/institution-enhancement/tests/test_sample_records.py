@@ -13,7 +13,7 @@ from institution_enhancement.tasks.directory import RATE_LIMITED_ONCE, SIMULATE_
 from institution_enhancement.tasks.routing import InvalidRoutingNumberError, parse_routing_number
 from institution_enhancement.tasks.samples import Outcome, sample_records
 from neotool_common.errors import SchemaValidationError
-from neotool_common.validation import EnvelopeReader
+from neotool_common.records.validation import EnvelopeReader
 
 
 def test_the_same_seed_gives_the_same_records_and_another_seed_others() -> None:

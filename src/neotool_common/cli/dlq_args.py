@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from neotool_common.dlq_tools.replay import ReplayTuning
-from neotool_common.headers import DlqReason
+from neotool_common.deadletter.headers import DlqReason
+from neotool_common.deadletter.tools.replay import ReplayTuning
 
 __all__ = ["EXIT_USAGE", "build_parser"]
 

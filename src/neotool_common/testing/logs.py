@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 from structlog.typing import EventDict
 
-from neotool_common import logs
+from neotool_common.observability import logs
 
 __all__ = ["capture_logs"]
 
@@ -29,8 +29,8 @@ __all__ = ["capture_logs"]
 def capture_logs(level: str = "DEBUG") -> Iterator[list[EventDict]]:
     """Collect events instead of writing them, for the duration of the ``with`` block.
 
-    Under :func:`neotool_common.logs.configure_logging` its level applies; otherwise events at ``level`` and
-    above are captured and logging is left unconfigured afterwards.
+    Under :func:`~neotool_common.observability.logs.configure_logging` its level applies; otherwise events at
+    ``level`` and above are captured and logging is left unconfigured afterwards.
     """
     with logs._captured_events(level) as events:
         yield events

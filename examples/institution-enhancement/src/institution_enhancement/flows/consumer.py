@@ -29,9 +29,8 @@ from institution_enhancement.tasks.directory import RoutingDirectory, SimulatedF
 from institution_enhancement.tasks.migrations import migrate
 from institution_enhancement.tasks.processor import InstitutionProcessor
 from institution_enhancement.tasks.store import InstitutionStore, open_store
+from neotool_common import Message, RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
-from neotool_common.message import Message
-from neotool_common.settings import RunnerSettings
 
 __all__ = ["TOPIC", "InstitutionConsumer", "main"]
 

@@ -27,8 +27,8 @@ from institution_enhancement.tasks.directory import (
 from institution_enhancement.tasks.message import EnhancedInstitution, Institution, SourcePosition
 from institution_enhancement.tasks.routing import InvalidRoutingNumberError, RoutingNumber, parse_routing_number
 from institution_enhancement.tasks.store import InstitutionStore
+from neotool_common import Message
 from neotool_common.errors import PoisonMessageError
-from neotool_common.message import Message
 
 __all__ = ["InstitutionProcessor", "classify_institution", "enhance", "normalize_name", "website_domain"]
 

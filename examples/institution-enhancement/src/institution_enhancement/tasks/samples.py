@@ -26,8 +26,7 @@ import orjson
 
 from institution_enhancement.tasks.directory import RATE_LIMITED_ONCE, SIMULATE_HEADER
 from institution_enhancement.tasks.routing import check_digit
-from neotool_common.connection import KafkaConnection
-from neotool_common.producer import EnvelopeProducer
+from neotool_common import EnvelopeProducer, KafkaConnection
 
 __all__ = ["DEFAULT_START", "Outcome", "SampleRecord", "publish_samples", "sample_records"]
 

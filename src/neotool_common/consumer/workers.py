@@ -5,8 +5,8 @@ Used instead of calling ``process()`` on the poll thread when a consumer has ``m
 everything it owned in the sequential runner: offsets, metrics, logs, dead-letter writes, commits.
 
 * A record read (and validated) is *begun* in its partition's offsets, in offset order, and handed to the
-  :mod:`~neotool_common.dispatch` workers; its completion *finishes* it. The committable offset of a partition
-  is the lowest offset not yet complete (processed, or acknowledged in the DLQ).
+  :mod:`~neotool_common.concurrency.dispatch` workers; its completion *finishes* it. The committable offset of a
+  partition is the lowest offset not yet complete (processed, or acknowledged in the DLQ).
 * Backpressure: once ``max_in_flight`` records are out, the poll thread waits a moment for completions; when
   none come, every assigned partition is paused (the loop keeps polling, so the member stays in its group) until
   half of them came back.
@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from neotool_common.chains import Completion, Lane, Outcome, Work
-from neotool_common.dispatch import QUICK_RECORD_S, AsyncDispatcher, Dispatcher, ThreadDispatcher
+from neotool_common.concurrency.chains import Completion, Lane, Outcome, Work
+from neotool_common.concurrency.dispatch import QUICK_RECORD_S, AsyncDispatcher, Dispatcher, ThreadDispatcher
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.deadletter.headers import DlqReason
 from neotool_common.errors import CircuitOpenError, InvalidRecordError
-from neotool_common.headers import DlqReason
-from neotool_common.message import Message
-from neotool_common.partition import PartitionState
+from neotool_common.records.message import Message
 
 if TYPE_CHECKING:
     from neotool_common.consumer_base import KafkaConsumerRunner

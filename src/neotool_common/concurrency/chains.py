@@ -17,8 +17,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from enum import Enum
 from typing import Any
 
-from neotool_common.message import Message
-from neotool_common.throughput import Ordering
+from neotool_common.policies.throughput import Ordering
+from neotool_common.records.message import Message
 
 __all__ = ["Chains", "Completion", "Lane", "Outcome", "Work"]
 

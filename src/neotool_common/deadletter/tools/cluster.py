@@ -17,7 +17,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from neotool_common.connection import KafkaConnection
+from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["DlqCluster", "OffsetRange", "TopicInfo"]

@@ -1,8 +1,8 @@
 """The producer settings platform standard §4.3 requires, checked before any producer is made.
 
 ``acks=all``, ``enable.idempotence=true``, ``compression.type`` zstd or snappy, ``linger.ms`` <= 10 and
-``retries`` >= 5. :meth:`KafkaConnection.producer_config <neotool_common.connection.KafkaConnection.producer_config>`
-meets them; :func:`check_producer_config` catches an override (``KAFKA_CONFIG_*`` or code) that breaks them,
+``retries`` >= 5. :meth:`~neotool_common.config.connection.KafkaConnection.producer_config` meets them;
+:func:`check_producer_config` catches an override (``KAFKA_CONFIG_*`` or code) that breaks them,
 under any of the names librdkafka accepts for the setting.
 """
 

@@ -18,14 +18,14 @@
 
 from __future__ import annotations
 
-from neotool_common.dlq_tools.cluster import DlqCluster, OffsetRange, TopicInfo
-from neotool_common.dlq_tools.decisions import Action, Decision, ReplayPolicy, decide, default_group
-from neotool_common.dlq_tools.filters import RecordFilter, TimeBound, parse_time_bound
-from neotool_common.dlq_tools.inspect import Scan, fetch_record, scan
-from neotool_common.dlq_tools.planning import plan_replay
-from neotool_common.dlq_tools.records import DlqRecord, parse_record
-from neotool_common.dlq_tools.replay import Replay, ReplayReport, ReplayTuning
-from neotool_common.dlq_tools.stats import DlqStats
+from neotool_common.deadletter.tools.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy, decide, default_group
+from neotool_common.deadletter.tools.filters import RecordFilter, TimeBound, parse_time_bound
+from neotool_common.deadletter.tools.inspect import Scan, fetch_record, scan
+from neotool_common.deadletter.tools.planning import plan_replay
+from neotool_common.deadletter.tools.records import DlqRecord, parse_record
+from neotool_common.deadletter.tools.replay import Replay, ReplayReport, ReplayTuning
+from neotool_common.deadletter.tools.stats import DlqStats
 
 __all__ = [
     "Action",

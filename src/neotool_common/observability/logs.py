@@ -32,7 +32,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
-from neotool_common.connection import REDACTED, Secret
+from neotool_common.config.connection import REDACTED, Secret
 from neotool_common.errors import ConfigurationError
 
 __all__ = [

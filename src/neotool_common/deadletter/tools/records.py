@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from neotool_common.headers import (
+from neotool_common.deadletter.headers import (
     DLQ_ATTEMPTS,
     DLQ_CONSUMER_GROUP,
     DLQ_EXCEPTION_MESSAGE,

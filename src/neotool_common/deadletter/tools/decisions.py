@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from neotool_common.dlq_tools.filters import RecordFilter
-from neotool_common.dlq_tools.records import DlqRecord, Header
+from neotool_common.deadletter.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT, PARKED_SUFFIX, is_dlq_topic
+from neotool_common.deadletter.tools.filters import RecordFilter
+from neotool_common.deadletter.tools.records import DlqRecord, Header
 from neotool_common.errors import ConfigurationError
-from neotool_common.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT, PARKED_SUFFIX, is_dlq_topic
 
 __all__ = [
     "GROUP_PREFIX",

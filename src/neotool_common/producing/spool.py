@@ -1,6 +1,6 @@
 """A durable local spool for records the broker finally refused (platform standard §3.3, fallback storage).
 
-:class:`~neotool_common.producer.EnvelopeProducer` appends a :class:`SpooledRecord` for every record whose
+:class:`~neotool_common.producing.producer.EnvelopeProducer` appends a :class:`SpooledRecord` for every record whose
 delivery finally failed, and ``resend_spooled()`` publishes them again and removes the acknowledged ones.
 
 On disk: one file, ``<directory>/spool.jsonl``, one JSON object per line; key, value and header values are

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from confluent_kafka import TopicPartition
 
-from neotool_common.metrics import TopicMetrics
-from neotool_common.offsets import PartitionOffsets
+from neotool_common.consumer.offsets import PartitionOffsets
+from neotool_common.observability.metrics import TopicMetrics
 
 __all__ = ["PartitionState"]
 

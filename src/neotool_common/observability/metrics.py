@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from neotool_common.headers import DlqReason
+from neotool_common.deadletter.headers import DlqReason
 
 __all__ = ["METRIC_NAMES", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
 

@@ -26,7 +26,7 @@ Delivery is asynchronous: ``publish`` returns once librdkafka has queued the rec
 known when a later ``publish``, ``flush`` or ``close`` serves the delivery reports. librdkafka retries on its
 own until ``delivery.timeout.ms``; a failure after that is final, and a final failure is never silent:
 
-* with a :class:`~neotool_common.spool.Spool`, the record (topic, key, value, headers, error, failed_at) is
+* with a :class:`~neotool_common.producing.spool.Spool`, the record (topic, key, value, headers, error, failed_at) is
   appended to it and counted as ``spooled``; :meth:`EnvelopeProducer.resend_spooled` publishes it again;
 * without one, or when the spool write itself fails, :meth:`EnvelopeProducer.flush` raises
   :class:`DeliveryError` naming every such record.
@@ -52,12 +52,12 @@ from typing import Any, Final, Protocol, Self
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from neotool_common.connection import KafkaConnection
-from neotool_common.delivery import Acknowledgement, DeliveryError, DeliveryReport, FailedDelivery
-from neotool_common.envelope_builder import build_envelope, encode_envelope, new_batch_id
+from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
-from neotool_common.producer_config import check_producer_config
-from neotool_common.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
+from neotool_common.producing.config import check_producer_config
+from neotool_common.producing.delivery import Acknowledgement, DeliveryError, DeliveryReport, FailedDelivery
+from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
+from neotool_common.producing.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
 
 __all__ = [
     "Acknowledgement",

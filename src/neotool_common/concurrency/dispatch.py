@@ -27,12 +27,12 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
-from neotool_common.chains import Chains, Completion, Lane, Outcome, Work
+from neotool_common.concurrency.chains import Chains, Completion, Lane, Outcome, Work
+from neotool_common.deadletter.headers import DlqReason
 from neotool_common.errors import InvalidRecordError
-from neotool_common.headers import DlqReason
-from neotool_common.message import Message
-from neotool_common.retry import RetryPolicy
-from neotool_common.throughput import ThroughputPolicy
+from neotool_common.policies.retry import RetryPolicy
+from neotool_common.policies.throughput import ThroughputPolicy
+from neotool_common.records.message import Message
 
 __all__ = ["MAX_UNIT", "AsyncDispatcher", "Dispatcher", "ThreadDispatcher"]
 

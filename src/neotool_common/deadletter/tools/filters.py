@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from neotool_common.dlq_tools.records import DlqRecord, parse_timestamp
+from neotool_common.deadletter.headers import DlqReason
+from neotool_common.deadletter.tools.records import DlqRecord, parse_timestamp
 from neotool_common.errors import ConfigurationError
-from neotool_common.headers import DlqReason
 
 __all__ = ["RecordFilter", "TimeBound", "parse_time_bound", "select"]
 

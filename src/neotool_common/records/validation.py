@@ -1,4 +1,4 @@
-"""From record bytes to a validated :class:`~neotool_common.message.Message`.
+"""From record bytes to a validated :class:`~neotool_common.records.message.Message`.
 
 The envelope schema (``schemas/envelope.v1.json``) and a consumer's payload schema are compiled once into
 Python code (fastjsonschema) when the runner starts; the schema files themselves are checked against the
@@ -21,9 +21,9 @@ import fastjsonschema
 import jsonschema
 import pydantic
 
-from neotool_common.decoding import JsonObjectDecoder
 from neotool_common.errors import ConfigurationError, SchemaValidationError
-from neotool_common.message import Message
+from neotool_common.records.decoding import JsonObjectDecoder
+from neotool_common.records.message import Message
 
 __all__ = ["ENVELOPE_SCHEMA", "EnvelopeReader", "EnvelopeShortcut", "SchemaSource", "load_schema"]
 

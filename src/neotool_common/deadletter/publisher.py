@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from neotool_common.clock import Clock
-from neotool_common.headers import (
+from neotool_common.deadletter.headers import (
     DLQ_ATTEMPTS,
     DLQ_CONSUMER_GROUP,
     DLQ_EXCEPTION_MESSAGE,
@@ -30,7 +30,7 @@ from neotool_common.headers import (
     DLQ_REASON,
     dlq_topic_for,
 )
-from neotool_common.retry import RetryPolicy
+from neotool_common.policies.retry import RetryPolicy
 
 __all__ = ["DeadLetter", "DeadLetterPublisher", "DlqPolicy"]
 

@@ -38,13 +38,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from neotool_common.circuit import CircuitBreakerPolicy
-from neotool_common.commit import CommitPolicy
-from neotool_common.connection import KafkaConnection
-from neotool_common.dlq import DlqPolicy
+from neotool_common.config.connection import KafkaConnection
+from neotool_common.deadletter.circuit import CircuitBreakerPolicy
+from neotool_common.deadletter.publisher import DlqPolicy
 from neotool_common.errors import ConfigurationError
-from neotool_common.retry import RetryPolicy
-from neotool_common.throughput import Ordering, ThroughputPolicy
+from neotool_common.policies.commit import CommitPolicy
+from neotool_common.policies.retry import RetryPolicy
+from neotool_common.policies.throughput import Ordering, ThroughputPolicy
 
 __all__ = ["RunnerSettings"]
 
