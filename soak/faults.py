@@ -36,6 +36,7 @@ def consumer_env(bootstrap: str, topic: str, group: str, ledger: Path, **setting
     """The environment of a soak consumer process; ``settings`` override the defaults."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
         "PYTHONDONTWRITEBYTECODE": "1",
         "KAFKA_BROKERS": bootstrap,
         "KAFKA_TOPICS": topic,

@@ -9,7 +9,12 @@ The tree::
     │   ├── SchemaValidationError the object breaks the envelope or payload schema       (dlq.reason=validation)
     │   └── PoisonMessageError    raised by ``process()``: this record can never succeed (dlq.reason=poison)
     ├── DeadLetterError           a dead-letter write was not acknowledged by the broker (retried, never dropped)
-    └── CircuitOpenError          dead-lettering ran away; the runner stops instead of emptying the topic
+    ├── CircuitOpenError          dead-lettering ran away; the runner stops instead of emptying the topic
+    └── FatalClientError          the Kafka client can never recover (fenced, authorization); exit code 1
+
+    BaseException
+    └── HandlerContractError      a hook broke its contract (a plain ``def process`` returned an awaitable);
+                                  no retry or dead-letter may absorb it: the runner stops with exit code 1
 
 Any other ``Exception`` raised by ``process()`` is transient: the record is retried with backoff and
 dead-lettered with ``dlq.reason=retries_exhausted`` once the attempts are used up. A ``BaseException``
@@ -23,6 +28,8 @@ __all__ = [
     "ConfigurationError",
     "DeadLetterError",
     "DecodeError",
+    "FatalClientError",
+    "HandlerContractError",
     "InvalidRecordError",
     "NeotoolError",
     "PoisonMessageError",
@@ -80,3 +87,11 @@ class DeadLetterError(NeotoolError):
 
 class CircuitOpenError(NeotoolError):
     """Too many records went to the DLQ in a row or in a window: a bad deploy, not bad records."""
+
+
+class FatalClientError(NeotoolError):
+    """The consumer or the dead-letter producer reported an error it cannot recover from; the runner exits 1."""
+
+
+class HandlerContractError(BaseException):
+    """A hook broke its contract; not an ``Exception``, so that nothing treats it as a transient failure."""

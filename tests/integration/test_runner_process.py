@@ -60,7 +60,9 @@ class ConsumerProcess:
 
 
 def base_env(**env: str) -> dict[str, str]:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", **env}
+    """A clean environment, but for what makes the child import the same code as this process."""
+    inherited = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
+    return {"PATH": "/usr/bin:/bin", **inherited, "PYTHONDONTWRITEBYTECODE": "1", **env}
 
 
 def consumer_env(kafka: KafkaEndpoint, topic: str, group: str, **env: str) -> dict[str, str]:

@@ -57,18 +57,40 @@ def test_a_late_finish_does_not_move_the_position_backwards() -> None:
     assert offsets.highest_done == 5
 
 
-def test_the_window_counts_the_offsets_held_behind_the_lowest_pending_one() -> None:
+def test_held_counts_the_records_behind_the_lowest_pending_one() -> None:
     offsets = PartitionOffsets()
-    assert offsets.window() == 0
+    assert offsets.held() == 0
     offsets.done(0)
-    assert offsets.window() == 0, "nothing is held without a pending record"
+    assert offsets.held() == 0, "nothing is held without a pending record"
     offsets.begin(1)
-    assert offsets.window() == 0, "the pending record itself holds nothing yet"
+    assert offsets.held() == 0, "the pending record itself holds nothing yet"
     for offset in range(2, 10):
         offsets.done(offset)
-    assert offsets.window() == 9
+    assert offsets.held() == 8
     offsets.finish(1)
-    assert offsets.window() == 0
+    assert offsets.held() == 0
+
+
+def test_held_counts_records_not_offsets_across_gaps() -> None:
+    offsets = PartitionOffsets()
+    offsets.begin(10)
+    offsets.done(500)  # compaction, or transaction markers, left offsets 11-499 empty
+    offsets.begin(900)
+    assert offsets.held() == 2
+    offsets.finish(900)
+    assert offsets.held() == 2, "an upper bound while the lowest is still out"
+    offsets.finish(10)
+    assert offsets.held() == 0
+
+
+def test_a_settled_partition_commits_the_position_past_transaction_markers() -> None:
+    offsets = PartitionOffsets()
+    offsets.done(29)
+    assert offsets.committable(position=31) == 31, "offset 30 is a commit marker: no record to wait for"
+    assert offsets.committable() == 30
+    assert offsets.committable(position=-1001) == 30, "an unknown position changes nothing"
+    offsets.begin(31)
+    assert offsets.committable(position=40) == 31, "never past a pending record"
 
 
 def test_committed_starts_unknown_and_is_only_set_by_the_runner() -> None:

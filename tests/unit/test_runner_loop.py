@@ -13,9 +13,8 @@ from prometheus_client import CollectorRegistry
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.records.message import Message
+from neotool_common.testing.fakes import FakeConsumer, FakeProducer, UndecodableHeaderName
 from neotool_common.testing.harness import running, wait_until
-
-from .runner_fakes import FakeConsumer, FakeProducer, UndecodableHeaderName
 
 TOPIC = "bank.v1"
 BATCH_ID = str(uuid.uuid4())

@@ -15,9 +15,9 @@ import pytest
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import PoisonMessageError
 from neotool_common.records.message import Message
+from neotool_common.testing.fakes import FakeConsumer, FakeProducer
 from neotool_common.testing.harness import running, wait_until
 
-from .runner_fakes import FakeConsumer, FakeProducer
 from .test_runner_loop import Recorder, values
 
 
@@ -74,8 +74,8 @@ def test_max_concurrency_1_runs_process_on_the_poll_thread_and_more_runs_it_on_w
     workers = threads_that_ran_process(MAX_CONCURRENCY="4")
     assert workers, "some worker ran"
     assert all(name.startswith("neotool-worker-") for name in workers), workers
-    assert Parallel({0: []})._parallel is None
-    assert Parallel({0: []}, MAX_CONCURRENCY="2")._parallel is not None
+    assert Parallel({0: []})._engine.workers is None
+    assert Parallel({0: []}, MAX_CONCURRENCY="2")._engine.workers is not None
 
 
 def test_the_commit_stops_at_the_lowest_record_not_yet_complete() -> None:
@@ -99,7 +99,7 @@ def test_the_in_flight_bound_pauses_the_partition_while_the_loop_keeps_polling()
         wait_until(lambda: runner.consumer.paused == {0}, what="the partition paused")
         polls = runner.consumer.consume_calls
         wait_until(lambda: runner.consumer.consume_calls > polls + 20, what="polls while paused")
-        assert runner.consumer.position[0] == 20, "no more than MAX_IN_FLIGHT records handed out"
+        assert runner.consumer.positions[0] == 20, "no more than MAX_IN_FLIGHT records handed out"
         gate.opened.set()
         wait_until(lambda: runner.consumer.committed == {0: 200}, what="every record committed")
         assert runner.consumer.paused == set(), "resumed once the workers caught up"
@@ -156,7 +156,7 @@ def test_stop_finishes_the_records_in_hand_drops_the_queue_and_commits_exactly_t
 
     runner.on_process = stop_at_50
     with running(runner):
-        wait_until(lambda: runner._stop_requested, what="the stop")
+        wait_until(lambda: runner._engine.stop_requested, what="the stop")
     done = {offset for _, offset in runner.processed}
     first_missing = min(set(range(301)) - done)
     assert 50 < first_missing < 150, "the records in hand finished, the queue was dropped"
@@ -212,7 +212,7 @@ def test_retries_and_dead_letters_keep_the_sequential_runners_metrics_and_dlq_wr
         return producers[-1]
 
     runner = Flaky({0: values(6)}, MAX_CONCURRENCY="4", ORDERING="key", RETRY_BACKOFF_INITIAL_MS="1")
-    runner._producer_factory = producer
+    runner._engine._producer_factory = producer
     with running(runner):
         wait_until(lambda: runner.consumer.committed == {0: 6}, what="every record complete")
     (dlq,) = producers

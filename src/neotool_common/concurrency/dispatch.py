@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Iterable, Sequence
 from typing import Any
 
 from neotool_common.concurrency.chains import Chains, Completion, Lane, Outcome, Work
 from neotool_common.deadletter.headers import DlqReason
-from neotool_common.errors import InvalidRecordError
+from neotool_common.errors import HandlerContractError, InvalidRecordError
 from neotool_common.policies.retry import RetryPolicy
 from neotool_common.policies.throughput import ThroughputPolicy
 from neotool_common.records.message import Message
@@ -283,7 +284,9 @@ class ThreadDispatcher(Dispatcher):
             return
         started = time.perf_counter()
         try:
-            self._process_batch([work.message for work in live])
+            result = self._process_batch([work.message for work in live])
+            if result is not None:
+                check_not_awaitable(result, "process_batch()")
         except Exception as exc:  # noqa: BLE001 - every record of it is tried again by itself
             self._batch_failed(unit, time.perf_counter() - started, exc)
             return
@@ -301,7 +304,9 @@ class ThreadDispatcher(Dispatcher):
                 continue
             started = time.perf_counter()
             try:
-                process(work.message)
+                result = process(work.message)
+                if result is not None:
+                    check_not_awaitable(result, "process()")
             except Exception as exc:  # noqa: BLE001 - judged: dead-letter, or retry after a backoff
                 backoff = self._failed(work, 1, time.perf_counter() - started, exc)
                 if backoff is None:
@@ -323,7 +328,9 @@ class ThreadDispatcher(Dispatcher):
             attempt += 1
             started = time.perf_counter()
             try:
-                self._process(work.message)
+                result = self._process(work.message)
+                if result is not None:
+                    check_not_awaitable(result, "process()")
             except Exception as exc:  # noqa: BLE001 - judged again
                 failed_backoff = self._failed(work, attempt, time.perf_counter() - started, exc)
                 if failed_backoff is None:
@@ -354,6 +361,13 @@ class AsyncDispatcher(Dispatcher):
         self._loop = asyncio.new_event_loop()
         self._thread.start()
         self._started.wait()
+
+    def run_coroutine(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None) -> None:
+        """Run ``coroutine`` on the loop (an ``async def`` setup or teardown) and wait for it."""
+        if self._loop is None or not self._thread.is_alive():
+            coroutine.close()
+            raise RuntimeError("the event loop is not running")
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def _call_soon(self, callback: Callable[..., None], *args: Any) -> None:
         """Run ``callback`` on the loop, if it runs (before start() there is nothing to wake)."""
@@ -532,3 +546,18 @@ class AsyncDispatcher(Dispatcher):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
         return lane.halted.is_set()
+
+
+def check_not_awaitable(result: Any, hook: str) -> None:
+    """A plain ``def`` hook that returned an awaitable (a decorator around an ``async def``) did not run.
+
+    Completing its records would drop them; a :class:`~neotool_common.errors.HandlerContractError` (not an
+    ``Exception``, so no retry absorbs it) stops the runner instead.
+    """
+    if inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # no "coroutine was never awaited" warning on top of this error
+        raise HandlerContractError(
+            f"{hook} returned an awaitable instead of running: declare it 'async def' (a decorator hid that)"
+        )

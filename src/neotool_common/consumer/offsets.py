@@ -5,6 +5,11 @@ committable offset of a partition is the lowest offset not yet complete: everyth
 Records that complete at once (the sequential path) are recorded with :meth:`PartitionOffsets.done`;
 records that complete later (a dead-letter write in flight, a concurrent handler) are bracketed by
 :meth:`~PartitionOffsets.begin` and :meth:`~PartitionOffsets.finish`. Records are begun in offset order.
+
+Offsets are not records: transaction markers and aborted batches take offsets no record is delivered for,
+and compaction leaves gaps. So a partition with nothing pending may commit the client's *position* (the
+offset after the last record it delivered, markers included) rather than "highest done + 1", which would
+leave lag at 1 for ever behind a commit marker; and backpressure counts records held, not offset distance.
 """
 
 from __future__ import annotations
@@ -13,24 +18,32 @@ __all__ = ["PartitionOffsets"]
 
 
 class PartitionOffsets:
-    __slots__ = ("_highest_done", "_pending", "committed")
+    __slots__ = ("_held", "_highest_done", "_pending", "committed")
 
     def __init__(self) -> None:
         self._pending: dict[int, None] = {}  # insertion-ordered, so the first key is the lowest offset
         self._highest_done = -1
+        self._held = 0  # records completed while something below them was still pending
         self.committed = -1  # the last offset whose commit the coordinator acknowledged (or -1)
 
     def done(self, offset: int) -> None:
         """``offset`` completed without ever being pending."""
         self._highest_done = offset
+        if self._pending:
+            self._held += 1
 
     def begin(self, offset: int) -> None:
         """``offset`` will complete later; nothing at or above it is committable until it does."""
         self._pending[offset] = None
 
     def finish(self, offset: int) -> None:
-        del self._pending[offset]
+        pending = self._pending
+        del pending[offset]
         self._highest_done = max(self._highest_done, offset)
+        if not pending:
+            self._held = 0
+        elif offset > next(iter(pending)):
+            self._held += 1
 
     def is_pending(self, offset: int) -> bool:
         return offset in self._pending
@@ -43,14 +56,25 @@ class PartitionOffsets:
     def highest_done(self) -> int:
         return self._highest_done
 
-    def committable(self) -> int | None:
-        """The offset to commit (the next record to read after a restart), or None if nothing completed."""
+    def committable(self, position: int | None = None) -> int | None:
+        """The offset to commit (the next record to read after a restart), or None if nothing completed.
+
+        ``position`` is the client's position, to be given only when every record the client delivered for
+        this partition has completed (none waits in a batch, a retry or a worker).
+        """
         if self._pending:
             return next(iter(self._pending))
-        return self._highest_done + 1 if self._highest_done >= 0 else None
+        done = self._highest_done + 1 if self._highest_done >= 0 else None
+        if position is not None and position >= 0 and (done is None or position > done):
+            return position
+        return done
 
-    def window(self) -> int:
-        """How many offsets are held back behind the lowest pending one (for backpressure)."""
-        if not self._pending:
-            return 0
-        return max(0, self._highest_done - next(iter(self._pending)) + 1)
+    def held(self) -> int:
+        """How many records wait behind the lowest pending one, pending or complete (for backpressure).
+
+        Records, not offsets: gaps left by compaction or transaction markers hold nothing. An upper bound
+        once the lowest pending record completes while others are still out; exact again (0) when nothing is
+        pending.
+        """
+        pending = self._pending
+        return len(pending) - 1 + self._held if pending else 0

@@ -16,12 +16,14 @@ class PartitionState:
     """Offsets, retry bookkeeping and per-batch counters of one assigned partition.
 
     A partition is *blocked* while one of its records waits out a retry backoff: the partition is paused
-    and seeked back to that record, so nothing after it is processed until it succeeds or is dead-lettered.
+    (:class:`~neotool_common.consumer.flow.PauseReason` ``RETRY_BACKOFF``) and sought back to that record,
+    so records fetched after it are dropped until it succeeds or is dead-lettered.
     """
 
     __slots__ = (
         "blocked",
         "commit_sent",
+        "key",
         "last_ingested_at",
         "metrics",
         "offsets",
@@ -30,7 +32,6 @@ class PartitionState:
         "resume_at",
         "retry_attempts",
         "retry_offset",
-        "throttled",
         "topic",
         "tp",
     )
@@ -38,12 +39,12 @@ class PartitionState:
     def __init__(self, topic: str, partition: int, metrics: TopicMetrics) -> None:
         self.topic = topic
         self.partition = partition
+        self.key = (topic, partition)
         self.tp = TopicPartition(topic, partition)
         self.metrics = metrics
         self.offsets = PartitionOffsets()
         self.commit_sent = -1
         self.blocked = False
-        self.throttled = False
         self.resume_at = 0.0
         self.retry_offset = -1
         self.retry_attempts = 0

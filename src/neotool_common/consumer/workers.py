@@ -21,20 +21,30 @@ from __future__ import annotations
 import inspect
 import queue
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from neotool_common.concurrency.chains import Completion, Lane, Outcome, Work
-from neotool_common.concurrency.dispatch import QUICK_RECORD_S, AsyncDispatcher, Dispatcher, ThreadDispatcher
+from neotool_common.concurrency.dispatch import (
+    QUICK_RECORD_S,
+    AsyncDispatcher,
+    Dispatcher,
+    ThreadDispatcher,
+    check_not_awaitable,
+)
+from neotool_common.consumer.context import RunContext
+from neotool_common.consumer.flow import PartitionFlow, PauseReason
 from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.raw import qualified
 from neotool_common.deadletter.headers import DlqReason
 from neotool_common.errors import CircuitOpenError, InvalidRecordError
 from neotool_common.records.message import Message
 
 if TYPE_CHECKING:
-    from neotool_common.consumer_base import KafkaConsumerRunner
+    from neotool_common.consumer.deadletters import DeadLetters
 
-__all__ = ["ParallelProcessing"]
+__all__ = ["Handlers", "ParallelProcessing"]
 
 # Records read from one fetch are handed to the workers in slices of this size, so they start early.
 HANDOFF_SLICE = 64
@@ -42,17 +52,36 @@ HANDOFF_SLICE = 64
 BUSY_WAIT_S = 0.005
 
 
+@dataclass(frozen=True)
+class Handlers:
+    """The hooks a consumer class defines, as the engine needs them."""
+
+    process: Callable[[Message], Any]
+    process_batch: Callable[[list[Message]], Any] | None  # None unless the class overrides process_batch()
+    has_process: bool
+    is_async: bool
+
+    @classmethod
+    def of(cls, runner: Any, base: type) -> Handlers:
+        """The hooks ``runner`` overrides of ``base`` (the class it was derived from)."""
+        kind = type(runner)
+        has_batch = kind.process_batch is not base.process_batch  # type: ignore[attr-defined]
+        has_process = kind.process is not base.process  # type: ignore[attr-defined]
+        is_async = _is_async(kind, has_process, has_batch)
+        return cls(runner.process, runner.process_batch if has_batch else None, has_process, is_async)
+
+
 class ParallelProcessing:
     """Owns the dispatcher of one runner while it runs."""
 
     def __init__(
         self,
-        runner: KafkaConsumerRunner,
+        ctx: RunContext,
         dispatcher: Dispatcher,
         completions: queue.SimpleQueue[Any],
         inline: Callable[[Message], Any] | None = None,
     ) -> None:
-        self._runner = runner
+        self._ctx = ctx
         self._inline = inline is not None
         self._chain_idle = dispatcher.idle
         self._busy = dispatcher.busy
@@ -61,35 +90,40 @@ class ParallelProcessing:
         self._completions: queue.SimpleQueue[Completion] = completions
         self._lanes: dict[PartitionState, Lane] = {}
         self._pending: list[Work] = []
-        self._paused: set[PartitionState] = set()
+        self._holding = False  # every partition is paused for the in-flight bound
         self._deferred: BaseException | None = None
-        policy = runner.settings.throughput
-        self._limit = policy.in_flight_limit(batching=dispatcher.batching)
+        self._limit = ctx.settings.throughput.in_flight_limit(batching=dispatcher.batching)
         self.in_flight = 0
 
     @classmethod
-    def for_runner(cls, runner: KafkaConsumerRunner, base: type) -> ParallelProcessing | None:
-        """The parallel path ``runner`` needs, or None for the sequential runner (one plain ``process()``)."""
-        kind = type(runner)
-        has_batch = kind.process_batch is not base.process_batch  # type: ignore[attr-defined]
-        has_process = kind.process is not base.process  # type: ignore[attr-defined]
-        is_async = _is_async(kind, has_process, has_batch)
-        if runner.settings.throughput.max_concurrency == 1 and not has_batch and not is_async:
+    def create(cls, ctx: RunContext, handlers: Handlers) -> ParallelProcessing | None:
+        """The parallel path a runner needs, or None for the sequential runner (one plain ``process()``)."""
+        settings = ctx.settings
+        has_batch = handlers.process_batch is not None
+        if settings.throughput.max_concurrency == 1 and not has_batch and not handlers.is_async:
             return None
-        process: Callable[[Message], Any] = runner.process
-        if not has_process:  # the per-record fallback of a failed batch is a batch of one
-            process = _one_by_one(runner.process_batch, is_async)
+        process = handlers.process
+        if not handlers.has_process:  # the per-record fallback of a failed batch is a batch of one
+            assert handlers.process_batch is not None
+            process = _one_by_one(handlers.process_batch, handlers.is_async)
         completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
-        factory = AsyncDispatcher if is_async else ThreadDispatcher
-        dispatcher = factory(
-            runner.settings.throughput,
-            runner.settings.retry,
-            process,
-            runner.process_batch if has_batch else None,
-            completions.put,
-        )
-        inline = None if is_async or has_batch else process
-        return cls(runner, dispatcher, completions, inline)
+        factory = AsyncDispatcher if handlers.is_async else ThreadDispatcher
+        dispatcher = factory(settings.throughput, settings.retry, process, handlers.process_batch, completions.put)
+        inline = None if handlers.is_async or has_batch else process
+        return cls(ctx, dispatcher, completions, inline)
+
+    def bind(self, flow: PartitionFlow, dead_letters: DeadLetters) -> None:
+        """The engine's parts made once the clients exist."""
+        self._flow = flow
+        self._dead_letter = dead_letters.route
+
+    def run_coroutine(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None = None) -> None:
+        """Run an ``async def`` hook (setup, teardown) on the handlers' event loop and wait for it."""
+        dispatcher = self._dispatcher
+        if not isinstance(dispatcher, AsyncDispatcher):
+            coroutine.close()
+            raise TypeError("async setup() and teardown() need an async def process() or process_batch()")
+        dispatcher.run_coroutine(coroutine, timeout)
 
     def start(self) -> None:
         self._dispatcher.start()
@@ -128,14 +162,16 @@ class ParallelProcessing:
         state = lane.state
         started = time.perf_counter()
         try:
-            self._process(message)
+            result = self._process(message)
         except InvalidRecordError as exc:
             state.metrics.processing.observe(time.perf_counter() - started)
-            self._runner._dead_letter(state, msg, exc, exc.reason, 1, received, message)
+            self._dead_letter(state, msg, exc, exc.reason, 1, received, message)
             return
         except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
             self._retry_elsewhere(lane, msg, message, received, time.perf_counter() - started, exc)
             return
+        if result is not None:
+            check_not_awaitable(result, "process()")
         finished = time.perf_counter()
         dispatcher = self._dispatcher
         dispatcher.mean_s = 0.8 * dispatcher.mean_s + 0.2 * (finished - started)  # as Dispatcher.note()
@@ -145,18 +181,18 @@ class ParallelProcessing:
         state.offsets.done(message.offset)
         state.processed_unflushed += 1
         state.last_ingested_at = message.ingested_at
-        self._runner._circuit.consecutive = 0
-        if self._runner._debug:
-            self._runner._record_log(message, msg).debug("record processed", attempt=1)
+        self._ctx.circuit.consecutive = 0
+        if self._ctx.debug:
+            self._ctx.record_log(message, msg).debug("record processed", attempt=1)
 
     def _retry_elsewhere(
         self, lane: Lane, msg: Any, message: Message, received: float, duration: float, exc: Exception
     ) -> None:
-        retry = self._runner.settings.retry
+        retry = self._ctx.settings.retry
         work = Work(lane, message, msg, received)
         if retry.max_attempts == 1:
             lane.state.metrics.processing.observe(duration)
-            self._runner._dead_letter(lane.state, msg, exc, DlqReason.RETRIES_EXHAUSTED, 1, received, message)
+            self._dead_letter(lane.state, msg, exc, DlqReason.RETRIES_EXHAUSTED, 1, received, message)
             return
         work.retry_in = retry.backoff(1)
         work.alone = True
@@ -189,7 +225,7 @@ class ParallelProcessing:
         completions = self._completions
         while not completions.empty():
             self._apply(completions.get_nowait())
-        if self._paused:
+        if self._holding:
             self._balance()
         if self._deferred is not None:
             error, self._deferred = self._deferred, None
@@ -210,26 +246,22 @@ class ParallelProcessing:
 
     def _pause(self) -> None:
         """Pause every assigned partition (new ones included) until half of the records out came back."""
-        consumer = self._runner._consumer
-        for state in self._runner._partitions.values():
-            if state not in self._paused:
-                self._paused.add(state)
-                consumer.pause([state.tp])
+        self._holding = True
+        pause = self._flow.pause
+        for key in self._ctx.partitions:
+            pause(key, PauseReason.IN_FLIGHT_LIMIT)
 
-    def holds(self, state: PartitionState) -> bool:
-        """True while ``state``'s partition is paused for the in-flight bound (nobody else may resume it)."""
-        return state in self._paused
+    def holds_records(self, state: PartitionState) -> bool:
+        """True while records of ``state``'s partition are queued here or out in the workers."""
+        lane = self._lanes.get(state)
+        return lane is not None and lane.outstanding > 0
 
     def _balance(self) -> None:
         if self.in_flight > self._limit // 2:
             self._pause()
             return
-        consumer = self._runner._consumer
-        assigned = self._runner._partitions
-        for state in self._paused:
-            if assigned.get((state.topic, state.partition)) is state and not state.throttled:
-                consumer.resume([state.tp])
-        self._paused.clear()
+        self._holding = False
+        self._flow.resume_all(PauseReason.IN_FLIGHT_LIMIT)
 
     # -- completions -------------------------------------------------------------------------------
 
@@ -270,10 +302,10 @@ class ParallelProcessing:
             metrics.ack_latency.observe(now - work.received)
             if durations:
                 metrics.processing.observe(durations[index])
-        self._runner._circuit.consecutive = 0
-        if self._runner._debug:
+        self._ctx.circuit.consecutive = 0
+        if self._ctx.debug:
             for work in completion.works:
-                self._runner._record_log(work.message, work.raw).debug("record processed", attempt=completion.attempts)
+                self._ctx.record_log(work.message, work.raw).debug("record processed", attempt=completion.attempts)
 
     def _dead(self, completion: Completion) -> None:
         (work,) = completion.works
@@ -282,7 +314,7 @@ class ParallelProcessing:
         state = work.lane.state
         state.metrics.processing.observe(completion.duration)
         assert completion.error is not None
-        self._runner._dead_letter(
+        self._dead_letter(
             state, work.raw, completion.error, completion.reason, completion.attempts, work.received, work.message
         )
 
@@ -294,12 +326,12 @@ class ParallelProcessing:
         metrics.processing.observe(completion.duration)
         metrics.retries.inc()
         error = completion.error
-        self._runner._record_log(work.message, work.raw).warning(
+        self._ctx.record_log(work.message, work.raw).warning(
             "processing failed; retrying",
             attempt=completion.attempts,
-            max_attempts=self._runner.settings.retry.max_attempts,
+            max_attempts=self._ctx.settings.retry.max_attempts,
             backoff_s=round(completion.backoff, 3),
-            exception_type=_qualified(error),
+            exception_type=qualified(error),
             error=str(error),
         )
 
@@ -307,10 +339,10 @@ class ParallelProcessing:
         first = completion.works[0]
         first.lane.state.metrics.processing.observe(completion.duration)
         error = completion.error
-        self._runner._log.warning(
+        self._ctx.log.warning(
             "process_batch failed; processing its records one by one",
             records=len(completion.works),
-            exception_type=_qualified(error),
+            exception_type=qualified(error),
             error=str(error),
         )
 
@@ -319,7 +351,7 @@ class ParallelProcessing:
     def revoke(self, states: Sequence[PartitionState], timeout: float) -> None:
         """Before the revoke commit: let the partitions' records in the handler finish (bounded), drop the rest."""
         lanes = self._halt(states)
-        if lanes and not self._runner._closing:
+        if lanes and not self._ctx.closing:
             self._wait(lanes, timeout)
         for lane in lanes:
             lane.revoked = True
@@ -337,19 +369,17 @@ class ParallelProcessing:
         self._pending = []
         lanes = self._halt(list(self._lanes))
         self._wait(lanes, timeout)
-        self._count_processed(self._runner._partitions.values())
+        self._count_processed(self._ctx.partitions.values())
         if self._deferred is not None and not isinstance(self._deferred, CircuitOpenError):
-            self._runner._log.error("a worker raised while stopping", error=repr(self._deferred))
+            self._ctx.log.error("a worker raised while stopping", error=repr(self._deferred))
         self._deferred = None
 
     def close(self, timeout: float) -> None:
         if not self._dispatcher.close(timeout):
-            self._runner._log.warning("workers still inside the handler after the grace period; not waiting for them")
+            self._ctx.log.warning("workers still inside the handler after the grace period; not waiting for them")
 
     def _halt(self, states: Iterable[PartitionState]) -> list[Lane]:
         lanes = [lane for state in states if (lane := self._lanes.pop(state, None)) is not None]
-        for state in states:
-            self._paused.discard(state)
         if not lanes:
             return []
         dropped = self._dispatcher.halt(lanes)
@@ -376,13 +406,13 @@ class ParallelProcessing:
 
     def _count_processed(self, states: Iterable[PartitionState]) -> None:
         """Count completions applied outside a loop turn (a revoked partition is forgotten before the next)."""
-        runner = self._runner
+        tally = self._ctx.tally
         for state in states:
             count, state.processed_unflushed = state.processed_unflushed, 0
             if count:
                 state.metrics.processed.inc(count)
-                runner.records_processed += count
-                runner._completed_since_commit += count
+                tally.processed += count
+                tally.since_commit += count
 
 
 def _never(message: Message) -> None:
@@ -409,8 +439,3 @@ def _one_by_one(process_batch: Callable[[list[Message]], Any], is_async: bool) -
         process_batch([message])
 
     return one
-
-
-def _qualified(error: BaseException | None) -> str:
-    kind = type(error)
-    return f"{kind.__module__}.{kind.__qualname__}"

@@ -1,7 +1,11 @@
-"""An in-memory Kafka consumer and producer for the runner: one topic, positions, commits and rebalances.
+"""Test doubles for unit tests of consumers: an in-memory Kafka consumer and a producer that records writes.
 
-Only what ``KafkaConsumerRunner`` calls is implemented. Commit results and rebalance callbacks are served
-inside ``consume()``, as librdkafka does; tests queue rebalances with :meth:`FakeConsumer.rebalance`.
+Pass them to a runner as ``consumer_factory``/``producer_factory`` (``functools.partial(FakeConsumer,
+topic=..., values=...)``). Only what ``KafkaConsumerRunner`` calls is implemented, and it behaves like
+librdkafka where that matters: commit results and rebalance callbacks are served inside ``consume()``; a
+paused partition stays paused across revoke and assign until it is resumed; a pause keeps the position, a
+seek moves it. Tests queue rebalances with :meth:`FakeConsumer.rebalance`. Integration behaviour is tested
+against a real broker (:mod:`neotool_common.testing.kafka`); these are for unit tests only.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
+
+__all__ = ["FakeConsumer", "FakeMessage", "FakeProducer", "UndecodableHeaderName"]
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -63,7 +69,7 @@ class FakeConsumer:
     def __init__(self, config: dict[str, Any], topic: str, values: dict[int, list[bytes]]) -> None:
         self.topic = topic
         self.log = {p: [FakeMessage(topic, p, o, v) for o, v in enumerate(vs)] for p, vs in values.items()}
-        self.position = dict.fromkeys(values, 0)
+        self.positions = dict.fromkeys(values, 0)
         self.committed: dict[int, int] = {}
         self.assigned: set[int] = set()
         self.paused: set[int] = set()
@@ -108,7 +114,10 @@ class FakeConsumer:
             self._serve(lambda: self._on_commit(None, offsets))
 
     def seek(self, tp: TopicPartition) -> None:
-        self.position[tp.partition] = tp.offset
+        self.positions[tp.partition] = tp.offset
+
+    def position(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, self.positions[tp.partition]) for tp in tps]
 
     def pause(self, tps: list[TopicPartition]) -> None:
         self.paused.update(tp.partition for tp in tps)
@@ -137,7 +146,7 @@ class FakeConsumer:
                 self.assigned.difference_update(revoke)
             if assign:
                 for partition in assign:
-                    self.position[partition] = self.committed.get(partition, 0)
+                    self.positions[partition] = self.committed.get(partition, 0)
                 self.assigned.update(assign)
                 self._callbacks["assign"](self, [TopicPartition(self.topic, p) for p in assign])
 
@@ -151,9 +160,9 @@ class FakeConsumer:
     def _fetch(self, limit: int) -> list[FakeMessage]:
         batch: list[FakeMessage] = []
         for partition in sorted(self.assigned - self.paused):
-            start = self.position[partition]
+            start = self.positions[partition]
             taken = self.log[partition][start : start + limit - len(batch)]
-            self.position[partition] = start + len(taken)
+            self.positions[partition] = start + len(taken)
             batch += taken
         return batch
 

@@ -1,0 +1,50 @@
+"""What the Kafka clients report on their own: connection trouble, and errors nothing can recover from.
+
+A fatal error of the consumer (a static member fenced by a newer one with its ``group.instance.id``, say) or
+of the dead-letter producer (an idempotent producer fenced or out of sequence) ends the runner: one ERROR
+line naming the cause, then exit code 1, so that the orchestrator restarts it instead of keeping a zombie
+that polls and commits nothing. Transient errors (brokers down) only make ``/readyz`` answer not ready.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError
+
+from neotool_common.consumer.context import RunContext
+from neotool_common.errors import FatalClientError
+
+__all__ = ["ClientEvents"]
+
+_DISCONNECTED = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
+
+
+class ClientEvents:
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self.fatal: FatalClientError | None = None
+
+    def on_error(self, err: KafkaError) -> None:
+        """The clients' ``error_cb`` (runs inside ``consume()``/``poll()``)."""
+        if err.code() in _DISCONNECTED:
+            self._ctx.health.set_connected(False)
+            self._ctx.metrics.ready_child.set(0)
+        if err.fatal() or err.code() == KafkaError._FATAL:
+            self.failed(err)
+        else:
+            self._ctx.log.warning("Kafka client error", error=err.str(), code=err.name())
+
+    def on_message_error(self, err: KafkaError) -> None:
+        """An error ``consume()`` returned in place of a record."""
+        if err.fatal() or err.code() == KafkaError._FATAL:
+            self.failed(err)
+            return
+        self._ctx.log.warning("consumer error", error=err.str(), code=err.name())
+
+    def failed(self, err: KafkaError) -> None:
+        """Remember the first fatal error; the loop stops at its next turn and :meth:`raise_if_fatal` ends it."""
+        if self.fatal is None:
+            self.fatal = FatalClientError(f"fatal Kafka client error ({err.name()}): {err.str()}")
+
+    def raise_if_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal

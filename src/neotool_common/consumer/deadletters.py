@@ -1,0 +1,116 @@
+"""The engine's side of dead-lettering: a record's DLQ copy, its acknowledgement, and the partition it holds.
+
+A dead-lettered record is *pending* in its partition's offsets until the broker acknowledges its DLQ copy,
+so nothing is committed past it. Failed writes are sent again by the
+:class:`~neotool_common.deadletter.publisher.DeadLetterPublisher`; while too many records of a partition wait
+behind one (``MAX_PENDING_PER_PARTITION``), the partition is paused (``DLQ_BACKPRESSURE``) and resumed once
+at most half of that many are held. Every dead-letter also feeds the circuit breaker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+from confluent_kafka import Message as KafkaMessage
+
+from neotool_common.consumer.context import RunContext
+from neotool_common.consumer.flow import PartitionFlow, PauseReason
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.raw import dlq_copy_headers, qualified
+from neotool_common.deadletter.publisher import DeadLetter, DeadLetterPublisher, describe_failure
+from neotool_common.records.message import Message
+
+__all__ = ["DeadLetters"]
+
+
+class DeadLetters:
+    def __init__(self, ctx: RunContext, producer: Any, flow: PartitionFlow) -> None:
+        self._ctx = ctx
+        self._flow = flow
+        self.publisher = DeadLetterPublisher(producer, ctx.settings.dlq, ctx.clock, self._write_failed)
+
+    def route(
+        self,
+        state: PartitionState,
+        msg: KafkaMessage,
+        error: BaseException,
+        reason: str,
+        attempts: int,
+        received: float,
+        message: Message | None = None,
+    ) -> None:
+        """Send ``msg`` to its DLQ; its offset completes when the broker acknowledges the copy."""
+        ctx = self._ctx
+        offset = cast(int, msg.offset())
+        headers = describe_failure(
+            dlq_copy_headers(msg, error),
+            topic=state.topic,
+            partition=state.partition,
+            offset=offset,
+            timestamp_ms=msg.timestamp()[1],
+            group=ctx.settings.group_id,
+            reason=str(reason),
+            error=error,
+            attempts=attempts,
+            policy=ctx.settings.dlq,
+            now=ctx.clock.time(),
+        )
+
+        def acked(letter: DeadLetter) -> None:
+            state.offsets.finish(letter.offset)
+            ctx.tally.since_commit += 1
+            state.metrics.dead_lettered(letter.reason)
+            state.metrics.ack_latency.observe(time.perf_counter() - received)
+
+        state.offsets.begin(offset)
+        if attempts > 1:
+            state.clear_retry()
+        letter = DeadLetter(
+            state.topic, state.partition, offset, msg.key(), msg.value(), msg.timestamp()[1], headers, str(reason),
+            attempts, acked,
+        )  # fmt: skip
+        ctx.record_log(message, msg).warning(
+            "dead-lettering record",
+            reason=str(reason),
+            attempts=attempts,
+            exception_type=qualified(error),
+            error=str(error),
+            path=str(getattr(error, "path", "")),
+            dlq_topic=letter.dlq_topic,
+        )
+        self.publisher.send(letter)
+        ctx.tally.dead_lettered += 1
+        ctx.tally.turn_dead += 1
+        ctx.circuit.dead_lettered()
+
+    def _write_failed(self, letter: DeadLetter, error: str) -> None:
+        state = self._ctx.partitions.get((letter.topic, letter.partition))
+        if state is not None:
+            state.metrics.dlq_write_failures.inc()
+        self._ctx.log.warning(
+            "dead-letter write failed; will retry, committing nothing past this record",
+            dlq_topic=letter.dlq_topic,
+            topic=letter.topic,
+            partition=letter.partition,
+            offset=letter.offset,
+            error=error,
+            failed_writes=letter.failed_writes,
+        )
+
+    def apply_backpressure(self, state: PartitionState) -> None:
+        """Pause a partition whose records pile up behind an unacknowledged dead-letter write."""
+        held = state.offsets.held()
+        limit = self._ctx.settings.max_pending_per_partition
+        flow = self._flow
+        if held >= limit:
+            if not flow.is_paused(state.key, PauseReason.DLQ_BACKPRESSURE):
+                flow.pause(state.key, PauseReason.DLQ_BACKPRESSURE)
+                self._ctx.log.warning(
+                    "partition paused: records held behind a dead-letter write",
+                    topic=state.topic,
+                    partition=state.partition,
+                    held=held,
+                )
+        elif held <= limit // 2:
+            flow.resume(state.key, PauseReason.DLQ_BACKPRESSURE)

@@ -1,0 +1,325 @@
+"""The engine of :class:`~neotool_common.consumer_base.KafkaConsumerRunner`: the poll loop and its lifecycle.
+
+One loop turn: resume partitions whose retry is due, serve dead-letter acknowledgements, ``consume()`` a
+batch (rebalance callbacks run inside it), hand each record to the :class:`RecordHandler`, apply the
+workers' completions, then the after-batch work: counters, backpressure, readiness, lag, commits, progress.
+The parts it composes each own one concern; see ``docs/architecture.md`` for the table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+
+from neotool_common.consumer.client_events import ClientEvents
+from neotool_common.consumer.commits import Commits
+from neotool_common.consumer.context import Key, RunContext
+from neotool_common.consumer.deadletters import DeadLetters
+from neotool_common.consumer.flow import PartitionFlow
+from neotool_common.consumer.handling import RecordHandler
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.rebalance import Rebalance
+from neotool_common.consumer.retries import Retries
+from neotool_common.consumer.workers import Handlers, ParallelProcessing
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.errors import ConfigurationError
+from neotool_common.observability.health import HealthServer
+from neotool_common.records.validation import EnvelopeReader
+
+__all__ = ["Engine"]
+
+# While workers hold records, consume() blocks no longer than this, so that their completions are applied soon.
+PARALLEL_POLL_TIMEOUT_S = 0.005
+# After a broker outage, how often the loop asks the cluster whether it is back.
+RECONNECT_PROBE_S = 5.0
+
+
+class Engine:
+    """Runs one consumer: connect, subscribe, loop until stopped, then drain, commit and close (bounded)."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        handlers: Handlers,
+        reader: EnvelopeReader,
+        registry: Any,
+        consumer_factory: Callable[[dict[str, Any]], Any],
+        producer_factory: Callable[[dict[str, Any]], Any],
+    ) -> None:
+        self.ctx = ctx
+        self._handlers = handlers
+        self._reader = reader
+        self._registry = registry
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self.events = ClientEvents(ctx)
+        self.workers = ParallelProcessing.create(ctx, handlers)
+        self.stop_requested = False
+        self._carried: list[KafkaMessage] = []
+        self._batch_budget_s = min(ctx.settings.commit.interval_s, ctx.health.max_poll_interval_s / 2)
+        self._last_progress = 0.0
+        self._last_reconnect_probe = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def run(self, setup: Callable[[], None], teardown: Callable[[], None]) -> None:
+        """Consume until :meth:`stop`; raises what ended the run (circuit open, a fatal client error, ...)."""
+        self._connect()
+        server = self._start_health_server()
+        ctx = self.ctx
+        try:
+            setup()
+            if self.workers is not None:
+                self.workers.start()
+            self._warn_about_missing_dlq_topics()
+            self.consumer.subscribe(
+                list(ctx.settings.topics),
+                on_assign=self.rebalance.on_assign,
+                on_revoke=self.rebalance.on_revoke,
+                on_lost=self.rebalance.on_lost,
+            )
+            ctx.health.set_running(True)
+            ctx.log.info("consumer started", topics=list(ctx.settings.topics))
+            self._loop()
+            self.events.raise_if_fatal()
+        finally:
+            ctx.health.set_running(False)
+            ctx.metrics.ready_child.set(0)
+            self._shutdown(teardown)
+            if server is not None:
+                server.close()
+
+    def stop(self) -> None:
+        self.stop_requested = True
+
+    def _connect(self) -> None:
+        ctx = self.ctx
+        consumer_config = ctx.settings.consumer_config()
+        producer_config = ctx.settings.dlq_producer_config()
+        producer_config.update(error_cb=self.events.on_error)
+        try:
+            self.consumer = self._consumer_factory(
+                {**consumer_config, "on_commit": self._on_commit, "error_cb": self.events.on_error}
+            )
+            producer = self._producer_factory(producer_config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigurationError("KAFKA_CONFIG_*", _client_error_text(exc)) from None
+        self.flow = PartitionFlow(self.consumer)
+        self.retries = Retries(ctx, self.consumer, self.flow)
+        self.dead_letters = DeadLetters(ctx, producer, self.flow)
+        self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed)
+        if self.workers is not None:
+            self.workers.bind(self.flow, self.dead_letters)
+        self.handler = RecordHandler(
+            ctx, self._reader, self._handlers.process, self.dead_letters, self.retries, self.workers
+        )
+        self.rebalance = Rebalance(
+            ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget_carried
+        )
+
+    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        self.commits.on_commit(err, partitions)
+
+    def _start_health_server(self) -> HealthServer | None:
+        settings = self.ctx.settings
+        if not settings.metrics_port:
+            return None
+        server = HealthServer(settings.metrics_port, self._registry, self.ctx.health, host=settings.metrics_host)
+        server.start()  # a port in use is a ConfigurationError naming METRICS_PORT
+        return server
+
+    def _warn_about_missing_dlq_topics(self) -> None:
+        ctx = self.ctx
+        try:
+            known = self.consumer.list_topics(timeout=10).topics
+        except KafkaException as exc:
+            ctx.log.warning("cannot list topics to check the DLQ topics", error=str(exc))
+            return
+        ctx.health.set_connected(True)
+        for topic in ctx.settings.topics:
+            if dlq_topic_for(topic) not in known:
+                ctx.log.warning(
+                    "dead-letter topic does not exist: records that need it will wait, holding back commits",
+                    dlq_topic=dlq_topic_for(topic),
+                )
+
+    def _shutdown(self, teardown: Callable[[], None]) -> None:
+        """Drain (bounded by ``SHUTDOWN_GRACE_MS``), commit, leave the group, then ``teardown()``."""
+        ctx = self.ctx
+        grace = ctx.settings.shutdown_grace_s
+        started = ctx.clock.monotonic()
+
+        def left() -> float:
+            return max(0.0, grace - (ctx.clock.monotonic() - started))
+
+        if self.workers is not None:
+            self.workers.stop(grace)
+        publisher = self.dead_letters.publisher
+        pending = publisher.drain(left())
+        if pending:
+            ctx.log.warning(
+                "dead-letter writes still unacknowledged at shutdown; their records will be redelivered",
+                pending=pending,
+            )
+        if self.events.fatal is None:
+            self.commits.commit(asynchronous=False)
+        ctx.closing = True
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            ctx.log.warning("closing the consumer failed", error=str(exc))
+        publisher.drain(left())
+        if self.workers is not None:
+            self.workers.close(max(1.0, left()))
+        # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
+        # on whichever thread collects the cycle (the clients hold callbacks bound to this engine).
+        del self.dead_letters, self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler
+        teardown()
+        ctx.log.info(
+            "consumer stopped", records_processed=ctx.tally.processed, records_dead_lettered=ctx.tally.dead_lettered
+        )
+
+    # -- the poll loop -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        ctx = self.ctx
+        consumer = self.consumer
+        publisher = self.dead_letters.publisher
+        retries = self.retries
+        batch_size = ctx.settings.batch_size
+        clock = ctx.clock
+        workers = self.workers
+        events = self.events
+        self._last_progress = clock.monotonic()
+        while not self.stop_requested and events.fatal is None:
+            now = clock.monotonic()
+            if retries.waiting:
+                retries.resume_due(now)
+            publisher.poll()
+            carried = len(self._carried)
+            wanted = max(1, batch_size - carried) if workers is None else workers.fetch_limit(batch_size - carried)
+            messages = consumer.consume(wanted, 0.0)
+            if not messages and not carried:
+                # consume(n, timeout) waits for n records or the timeout, which at a low rate would hold every
+                # record for the whole timeout: wait for the first one only; the next turn takes the rest.
+                messages = consumer.consume(1, self._poll_timeout(now))
+            ctx.health.poll_tick(clock.monotonic())
+            if self._carried:  # what is left of it after the rebalance callbacks consume() may have run
+                messages, self._carried = self._carried + messages, []
+            if messages:
+                self._handle_batch(messages)
+            if workers is not None:
+                workers.turn()
+            self._after_batch(clock.monotonic())
+
+    def _poll_timeout(self, now: float) -> float:
+        timeout = self.retries.next_due_in(now, self.ctx.settings.poll_timeout_s)
+        if self.workers is not None and self.workers.busy:
+            timeout = min(timeout, PARALLEL_POLL_TIMEOUT_S)
+        resend = self.dead_letters.publisher.next_resend_in(now)
+        return timeout if resend is None else min(timeout, resend)
+
+    def _handle_batch(self, messages: list[KafkaMessage]) -> None:
+        partitions = self.ctx.partitions
+        handle = self.handler.handle_record
+        received = time.perf_counter()
+        deadline = received + self._batch_budget_s
+        index = 0
+        try:
+            for index, msg in enumerate(messages):
+                if self.stop_requested or self.events.fatal is not None or time.perf_counter() > deadline:
+                    self._carry_over(messages[index:])
+                    return
+                error = msg.error()
+                if error is not None:
+                    self.events.on_message_error(error)
+                    continue
+                state = partitions.get(cast(Key, (msg.topic(), msg.partition())))
+                if state is None or state.blocked:
+                    continue  # revoked, or waiting out a retry: the record will be fetched again
+                handle(state, msg, received)
+        except BaseException:
+            # Whatever stops the run here (the circuit breaker, a broken hook), the records from this one on
+            # were not completed: kept as carried over, their partitions' positions are not committed.
+            self._carry_over(messages[index:])
+            raise
+
+    def _carry_over(self, unhandled: list[KafkaMessage]) -> None:
+        """Keep the records a batch did not reach for the next turn of the loop, which polls first.
+
+        A batch stops once it has run for the commit interval (or half of ``max.poll.interval.ms``): however slow
+        ``process()`` is, commits, dead-letter acknowledgements and polls keep their pace, and a batch of slow
+        records cannot exceed ``max.poll.interval.ms`` and get the member evicted from its group. Records of a
+        partition waiting out a retry are dropped: it was sought back and fetches them again. A batch cut short
+        by a stop keeps its rest here too, so that the final commit knows those partitions are not settled.
+        """
+        partitions = self.ctx.partitions
+        self._carried = [
+            msg
+            for msg in unhandled
+            if msg.error() is not None
+            or ((state := partitions.get(cast(Key, (msg.topic(), msg.partition())))) is not None and not state.blocked)
+        ]
+
+    def _forget_carried(self, partitions: list[TopicPartition]) -> None:
+        if self._carried:  # a partition assigned again starts from its committed offset, not from these
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self._carried = [msg for msg in self._carried if (msg.topic(), msg.partition()) not in gone]
+
+    def _settled(self, state: PartitionState) -> bool:
+        """True when every record the client delivered for ``state`` completed: its position may be committed."""
+        if state.blocked or (self.workers is not None and self.workers.holds_records(state)):
+            return False
+        return not any(msg.partition() == state.partition and msg.topic() == state.topic for msg in self._carried)
+
+    # -- after every batch -------------------------------------------------------------------------
+
+    def _after_batch(self, now: float) -> None:
+        ctx = self.ctx
+        tally = ctx.tally
+        completed = 0
+        apply_backpressure = self.dead_letters.apply_backpressure
+        for state in ctx.partitions.values():
+            if state.processed_unflushed:
+                state.metrics.processed.inc(state.processed_unflushed)
+                completed += state.processed_unflushed
+                state.processed_unflushed = 0
+            apply_backpressure(state)
+        tally.processed += completed
+        tally.since_commit += completed
+        ctx.circuit.observe(completed + tally.turn_dead, tally.turn_dead)
+        tally.turn_dead = 0
+        publisher = self.dead_letters.publisher
+        ctx.metrics.dlq_pending_child.set(publisher.pending)
+        self._refresh_readiness(now)
+        self.commits.maybe_commit(now)
+        if now - self._last_progress >= ctx.settings.progress_interval_s:
+            self._last_progress = now
+            ctx.log.info(
+                "progress",
+                records_processed=tally.processed,
+                records_dead_lettered=tally.dead_lettered,
+                partitions=len(ctx.partitions),
+                dlq_pending=publisher.pending,
+            )
+
+    def _refresh_readiness(self, now: float) -> None:
+        """Keep the ready gauge equal to /readyz; after a broker outage, find out whether the cluster is back."""
+        health = self.ctx.health
+        if not health.readiness().connected and now - self._last_reconnect_probe >= RECONNECT_PROBE_S:
+            self._last_reconnect_probe = now
+            try:
+                self.consumer.list_topics(timeout=0.5)
+                health.set_connected(True)
+            except KafkaException:
+                pass
+        self.ctx.metrics.ready_child.set(1 if health.readiness().ok else 0)
+
+
+def _client_error_text(exc: BaseException) -> str:
+    text = str(exc.args[0] if exc.args else exc)
+    return text.split("\n", maxsplit=1)[0]

@@ -1,0 +1,112 @@
+"""One record, from the client's message to a completed, retried or dead-lettered offset.
+
+The sequential path (:meth:`RecordHandler.handle`) runs ``process()`` on the poll thread; the throughput
+modes (:meth:`RecordHandler.submit`) validate here and hand the record to the workers (:mod:`.workers`).
+Records that cannot be decoded or break the schemas never reach ``process()``: they are dead-lettered with
+``dlq.reason`` ``decode`` or ``validation`` and the failing JSON path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from confluent_kafka import Message as KafkaMessage
+
+from neotool_common.concurrency.dispatch import check_not_awaitable
+from neotool_common.consumer.context import RunContext
+from neotool_common.consumer.deadletters import DeadLetters
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.raw import headers_of
+from neotool_common.consumer.retries import Retries
+from neotool_common.consumer.workers import ParallelProcessing
+from neotool_common.deadletter.headers import DlqReason
+from neotool_common.errors import InvalidRecordError
+from neotool_common.records.message import Message
+from neotool_common.records.validation import EnvelopeReader
+
+__all__ = ["RecordHandler"]
+
+
+class RecordHandler:
+    def __init__(
+        self,
+        ctx: RunContext,
+        reader: EnvelopeReader,
+        process: Callable[[Message], Any],
+        dead_letters: DeadLetters,
+        retries: Retries,
+        workers: ParallelProcessing | None,
+    ) -> None:
+        self._ctx = ctx
+        self._read = reader.read
+        self._process = process
+        self._dead_letters = dead_letters
+        self._retries = retries
+        self._workers = workers
+        self._circuit = ctx.circuit
+        self._debug = ctx.debug
+        self.handle_record = self.handle if workers is None else self.submit
+
+    def _message(self, state: PartitionState, msg: KafkaMessage, received: float) -> Message | None:
+        try:
+            return self._read(
+                msg.value(),
+                msg.key(),
+                headers_of(msg),
+                state.topic,
+                state.partition,
+                cast(int, msg.offset()),
+                msg.timestamp()[1],
+            )
+        except InvalidRecordError as exc:
+            self._dead_letters.route(state, msg, exc, exc.reason, 1, received)
+            return None
+
+    def handle(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
+        message = self._message(state, msg, received)
+        if message is None:
+            return
+        offset = message.offset
+        attempt = state.attempt_of(offset)
+        started = time.perf_counter()
+        try:
+            result = self._process(message)
+        except InvalidRecordError as exc:
+            state.metrics.processing.observe(time.perf_counter() - started)
+            self._dead_letters.route(state, msg, exc, exc.reason, attempt, received, message)
+            return
+        except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
+            state.metrics.processing.observe(time.perf_counter() - started)
+            self._failed(state, msg, message, exc, attempt, received)
+            return
+        if result is not None:
+            check_not_awaitable(result, "process()")
+        finished = time.perf_counter()
+        metrics = state.metrics
+        metrics.processing.observe(finished - started)
+        metrics.ack_latency.observe(finished - received)
+        state.offsets.done(offset)
+        state.processed_unflushed += 1
+        state.last_ingested_at = message.ingested_at
+        if attempt > 1:
+            state.clear_retry()
+        self._circuit.consecutive = 0
+        if self._debug:
+            self._ctx.record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
+
+    def _failed(
+        self, state: PartitionState, msg: KafkaMessage, message: Message, exc: Exception, attempt: int, received: float
+    ) -> None:
+        if attempt >= self._ctx.settings.retry.max_attempts:
+            self._dead_letters.route(state, msg, exc, DlqReason.RETRIES_EXHAUSTED, attempt, received, message)
+            return
+        self._retries.schedule(state, msg, message, exc, attempt)
+
+    def submit(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
+        """The throughput modes: validate on the poll thread, then hand the record to the workers."""
+        message = self._message(state, msg, received)
+        if message is not None:
+            assert self._workers is not None
+            self._workers.submit(state, msg, message, received)
