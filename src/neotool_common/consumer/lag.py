@@ -1,0 +1,430 @@
+"""Each assigned partition's lag, how long it has been stalled, and why it is paused, as metrics.
+
+:class:`LagMonitor` exports, per assigned partition of this member,
+
+* ``neotool_consumer_lag_records``: end offset - committed offset, where *committed* is the highest offset the
+  group coordinator acknowledged for this member (before this member committed anything: the group's committed
+  offset; for a partition the group never committed, where the consumer starts reading it);
+* ``neotool_consumer_partition_stalled_seconds``: how long the partition has had lag > 0 while its committed offset
+  did not move (0 when caught up);
+* ``neotool_consumer_partition_paused{reason}``: 1 while the partition is paused for that reason.
+
+A partition's series are removed when it is revoked or lost (:meth:`LagMonitor.forget`), so ``sum by (topic)``
+never adds a previous owner's figure to the new owner's, and the last value of a partition this member no longer
+owns is never left behind.
+
+The poll loop calls :meth:`LagMonitor.tick` once per turn; it does real work only every :data:`LAG_REFRESH_S`.
+
+Where the end offsets come from, and why (measured on a local Kafka 4.3 broker, librdkafka 2.16, this machine):
+
+* librdkafka's statistics (``statistics.interval.ms`` + ``stats_cb``) would cost no request, but their
+  ``hi_offset``/``ls_offset``/``consumer_lag`` come from fetch responses, and a **paused partition is not
+  fetched** (librdkafka's lag timer asks only for the low watermark): a partition paused for 4 s and then
+  written 30 more records kept ``hi_offset`` at 5 for 9 s. That is exactly the frozen gauge this replaces.
+* ``consumer.get_watermark_offsets(tp, cached=False)`` is fresh, but its ListOffsets request goes over the
+  leader's connection behind the consumer's own long-poll Fetch, which the broker answers first: **454 ms** per
+  call (p50, default ``fetch.wait.max.ms=500``; 53 ms with 100), per partition, on the poll thread. Ten partitions
+  would block polling for 4.5 s every refresh, and a short timeout only turns that into missing values.
+* An admin client of its own (:class:`ClusterOffsets`): ``list_offsets`` and ``list_consumer_group_offsets``
+  go over the admin's own connections and complete on librdkafka's background thread; the poll thread only
+  submits and later reads the results. Measured: submitting 0.2 ms (4 partitions) to 0.8 ms (64 partitions),
+  reading the results 26-131 µs, a round trip of 5-6 ms, and 0.2 µs for a tick that is not due. Its price is
+  one more client (a thread and a connection per broker it asks). Its end offsets follow ``isolation.level``:
+  the last stable offset under ``read_committed`` (librdkafka's default), so open transactions are not lag.
+
+The committed offsets need no request after the first one: the runner reports every commit the coordinator
+acknowledged (:meth:`LagMonitor.committed`).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from concurrent.futures import Future
+from typing import Any, Final, Protocol
+
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # OffsetSpec is exported, not in __all__
+    AdminClient,
+    OffsetSpec,
+)
+
+from neotool_common.config.settings import RunnerSettings
+from neotool_common.observability.logs import get_logger
+from neotool_common.observability.metrics import PAUSE_REASONS, ConsumerMetrics
+
+__all__ = ["LAG_REFRESH_S", "NO_OFFSET", "ClusterOffsets", "LagMonitor", "OffsetSource"]
+
+# How often lag and stalled seconds are refreshed. The stuck-partition alert needs far less; a scrape every 15 s
+# sees each value about three times.
+LAG_REFRESH_S: Final = 5.0
+# Bound of one refresh's requests; below LAG_REFRESH_S, so that a refresh never overtakes the previous one.
+OFFSETS_TIMEOUT_S: Final = 4.0
+# A refresh that fails (cluster unreachable) is logged at most this often.
+FAILURE_LOG_INTERVAL_S: Final = 60.0
+# The group has no committed offset for the partition.
+NO_OFFSET: Final = -1
+
+Key = tuple[str, int]
+
+# Consumer-only librdkafka settings (CONFIGURATION.md, scope C): the admin client would print a CONFWARN line for
+# each of them that KAFKA_CONFIG_* passed through.
+_CONSUMER_ONLY: Final = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.protocol.type",
+        "group.remote.assignor",
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "auto.commit.enable",
+        "enable.auto.offset.store",
+        "auto.offset.reset",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes",
+        "max.partition.fetch.bytes",
+        "fetch.max.bytes",
+        "fetch.min.bytes",
+        "fetch.error.backoff.ms",
+        "isolation.level",
+        "enable.partition.eof",
+        "check.crcs",
+        "consume.callback.max.messages",
+        "offset.store.method",
+        "offset.store.path",
+        "offset.store.sync.interval.ms",
+    }
+)
+_FROM_START: Final = frozenset({"earliest", "smallest", "beginning"})
+_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+
+
+class OffsetSource(Protocol):
+    """Where a refresh's offsets come from. Both calls return at once; their futures complete on another thread."""
+
+    def end_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        """Each partition's end offset (partitions it could not get are left out)."""
+        ...
+
+    def committed_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        """The group's committed offset of each partition, :data:`NO_OFFSET` where it has none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ClusterOffsets:
+    """An :class:`OffsetSource` asking the cluster with an admin client of its own, made at the first request."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        group: str,
+        *,
+        read_committed: bool = True,
+        timeout_s: float = OFFSETS_TIMEOUT_S,
+        admin_factory: Callable[[dict[str, Any]], Any] = AdminClient,
+    ) -> None:
+        admin_config = {k: v for k, v in config.items() if k not in _CONSUMER_ONLY}
+        # Quiet: the consumer reports the same cluster, and a failed refresh is logged by the monitor.
+        self._config = {"client.id": "neotool-lag-monitor", "log_level": 0, **admin_config, "error_cb": self._error}
+        self._group = group
+        self._isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+        self._timeout_s = timeout_s
+        self._admin_factory = admin_factory
+        self._admin: Any = None
+        self.last_error: str | None = None
+
+    @classmethod
+    def for_settings(
+        cls, settings: RunnerSettings, admin_factory: Callable[[dict[str, Any]], Any] = AdminClient
+    ) -> ClusterOffsets:
+        isolation = settings.connection.extra.get("isolation.level", "read_committed")
+        config = settings.connection.client_config()
+        read_committed = isolation != "read_uncommitted"
+        return cls(config, settings.group_id, read_committed=read_committed, admin_factory=admin_factory)
+
+    def end_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        futures = self._client().list_offsets(
+            {TopicPartition(topic, partition): _LATEST for topic, partition in partitions},
+            isolation_level=self._isolation,
+            request_timeout=self._timeout_s,
+        )
+        return _gather({(tp.topic, tp.partition): future for tp, future in futures.items()})
+
+    def committed_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        request = ConsumerGroupTopicPartitions(self._group, [TopicPartition(t, p) for t, p in partitions])
+        (asked,) = self._client().list_consumer_group_offsets([request], request_timeout=self._timeout_s).values()
+        answer: Future[dict[Key, int]] = Future()
+
+        def done(future: Future[Any]) -> None:
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - handed to the poll thread with the answer
+                answer.set_exception(exc)
+                return
+            answer.set_result(
+                {
+                    (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else NO_OFFSET
+                    for tp in result.topic_partitions
+                    if tp.error is None
+                }
+            )
+
+        asked.add_done_callback(done)
+        return answer
+
+    def close(self) -> None:
+        """Drop the admin client on the calling thread (librdkafka's destroy runs where the last reference goes)."""
+        self._admin = None
+
+    def _client(self) -> Any:
+        if self._admin is None:
+            self._admin = self._admin_factory(self._config)
+        return self._admin
+
+    def _error(self, error: KafkaError) -> None:
+        self.last_error = error.str()
+
+
+def _gather(futures: Mapping[Key, Future[Any]]) -> Future[dict[Key, int]]:
+    """One future for the offsets of per-partition ``ListOffsetsResultInfo`` futures; fails only if all failed."""
+    answer: Future[dict[Key, int]] = Future()
+    offsets: dict[Key, int] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    if not futures:
+        answer.set_result(offsets)
+        return answer
+
+    def one(key: Key, future: Future[Any]) -> None:
+        try:
+            offset, error = int(future.result().offset), None
+        except Exception as exc:  # noqa: BLE001 - one partition's failure leaves the others' offsets
+            offset, error = NO_OFFSET, exc
+        with lock:
+            if error is None:
+                offsets[key] = offset
+            else:
+                errors.append(error)
+            finished = len(offsets) + len(errors) == len(futures)
+        if finished:
+            if offsets or not errors:
+                answer.set_result(offsets)
+            else:
+                answer.set_exception(errors[0])
+
+    for key, future in futures.items():
+        future.add_done_callback(functools.partial(one, key))
+    return answer
+
+
+class _Partition:
+    __slots__ = ("acked", "counted", "end", "group_offset", "since")
+
+    def __init__(self) -> None:
+        self.acked = NO_OFFSET  # the highest commit the coordinator acknowledged for this member
+        self.group_offset: int | None = None  # the group's committed offset when first asked (None: not known)
+        self.end: int | None = None  # the last end offset learnt
+        self.counted: int | None = None  # the committed offset the last refresh counted lag from
+        self.since: float | None = None  # when the partition last had lag with its committed offset moving
+
+
+class LagMonitor:
+    """Lag, stalled seconds and pause reasons of the assigned partitions, in ``metrics``; poll thread only.
+
+    ``consumer`` (``position()`` and cached ``get_watermark_offsets()``, both local calls) supplies where a
+    partition the group never committed is read from: its start (``reads_from_start``, which the runner's
+    ``auto.offset.reset=earliest`` means) or the consumer's position.
+    """
+
+    def __init__(
+        self,
+        metrics: ConsumerMetrics,
+        source: OffsetSource,
+        consumer: Any = None,
+        *,
+        reads_from_start: bool = True,
+        interval_s: float | None = None,
+    ) -> None:
+        self._metrics = metrics
+        self._group = metrics.group
+        self._source = source
+        self.consumer = consumer  # settable: the runner makes its consumer after the monitor
+        self._reads_from_start = reads_from_start
+        self._interval = LAG_REFRESH_S if interval_s is None else interval_s
+        self._log = get_logger("neotool_common.consumer.lag", group=metrics.group)
+        self._partitions: dict[Key, _Partition] = {}
+        self._paused: dict[Key, frozenset[str]] = {}
+        self._due = float("-inf")
+        self._asked: list[Key] = []
+        self._asked_at = 0.0
+        self._ends: Future[dict[Key, int]] | None = None
+        self._committed: Future[dict[Key, int]] | None = None
+        self._logged_failure_at = float("-inf")
+
+    @classmethod
+    def for_runner(cls, settings: RunnerSettings, metrics: ConsumerMetrics, consumer: Any = None) -> LagMonitor:
+        reset = settings.consumer_config().get("auto.offset.reset", "earliest")
+        return cls(metrics, ClusterOffsets.for_settings(settings), consumer, reads_from_start=reset in _FROM_START)
+
+    # -- what the runner calls ----------------------------------------------------------------------------
+
+    def tick(self, now: float, partitions: Collection[Key]) -> None:
+        """Once per poll-loop turn with the assigned partitions: applies answers that came, asks again when due."""
+        if self._ends is not None:
+            if not self._answered():
+                if now - self._asked_at < 3 * self._interval:
+                    return
+                self._failed(now, "no answer")  # never expected (the requests are bounded); do not wait for ever
+                self._ends = self._committed = None
+            else:
+                self._apply(now)
+        if now >= self._due:
+            self._due = now + self._interval
+            self._ask(now, partitions)
+
+    def committed(self, topic: str, partition: int, offset: int) -> None:
+        """The group coordinator acknowledged a commit of ``offset`` for an assigned partition."""
+        state = self._partitions.get((topic, partition))
+        if state is None:
+            state = self._partitions[(topic, partition)] = _Partition()
+        state.acked = max(state.acked, offset)
+
+    def forget(self, topic: str, partition: int) -> None:
+        """The partition was revoked or lost: its series go (another member reports it now)."""
+        key = (topic, partition)
+        self._partitions.pop(key, None)
+        labels = (topic, str(partition), self._group)
+        self._metrics.lag.remove(*labels)
+        self._metrics.partition_stalled.remove(*labels)
+        for reason in self._paused.pop(key, frozenset()):
+            self._metrics.partition_paused.remove(*labels, reason)
+
+    def set_paused(self, topic: str, partition: int, reasons: frozenset[str]) -> None:
+        """The set of reasons the partition is paused for is now ``reasons`` (empty: it is flowing)."""
+        unknown = reasons - PAUSE_REASONS
+        if unknown:
+            raise ValueError(f"unknown pause reasons {sorted(unknown)}; known: {sorted(PAUSE_REASONS)}")
+        key = (topic, partition)
+        before = self._paused.get(key, frozenset())
+        if reasons == before:
+            return
+        labels = (topic, str(partition), self._group)
+        for reason in before - reasons:
+            self._metrics.partition_paused.remove(*labels, reason)
+        for reason in reasons - before:
+            self._metrics.partition_paused.labels(*labels, reason).set(1)
+        if reasons:
+            self._paused[key] = reasons
+        else:
+            del self._paused[key]
+
+    def close(self) -> None:
+        """At shutdown: no more requests, and no series of partitions this member no longer consumes."""
+        self._ends = self._committed = None
+        for topic, partition in list(self._partitions.keys() | self._paused.keys()):
+            self.forget(topic, partition)
+        self._source.close()
+
+    # -- refreshing ----------------------------------------------------------------------------------------
+
+    def _answered(self) -> bool:
+        assert self._ends is not None
+        return self._ends.done() and (self._committed is None or self._committed.done())
+
+    def _ask(self, now: float, partitions: Collection[Key]) -> None:
+        assigned = partitions if isinstance(partitions, AbstractSet | Mapping) else set(partitions)
+        for topic, partition in [key for key in self._partitions if key not in assigned]:
+            self.forget(topic, partition)
+        if not assigned:
+            return
+        keys = list(assigned)
+        for key in keys:
+            if key not in self._partitions:
+                self._partitions[key] = _Partition()
+        unknown = [k for k in keys if self._partitions[k].acked < 0 and self._partitions[k].group_offset is None]
+        try:
+            self._ends = self._source.end_offsets(keys)
+            self._committed = self._source.committed_offsets(unknown) if unknown else None
+        except (KafkaException, RuntimeError, ValueError, TypeError) as exc:
+            self._ends = self._committed = None
+            self._failed(now, str(exc))
+            self._refresh(now, keys, {}, {})  # stalled seconds keep counting from what is known
+            return
+        self._asked, self._asked_at = keys, now
+
+    def _apply(self, now: float) -> None:
+        ends = self._answer(self._ends, now)
+        committed = self._answer(self._committed, now)
+        self._ends = self._committed = None
+        self._refresh(now, self._asked, ends, committed)
+
+    def _answer(self, future: Future[dict[Key, int]] | None, now: float) -> dict[Key, int]:
+        if future is None:
+            return {}
+        try:
+            return future.result(timeout=0)
+        except Exception as exc:  # noqa: BLE001 - a failed refresh is logged; the gauges count from what is known
+            self._failed(now, str(exc))
+            return {}
+
+    def _refresh(self, now: float, keys: Sequence[Key], ends: Mapping[Key, int], group: Mapping[Key, int]) -> None:
+        metrics, group_label = self._metrics, self._group
+        for key in keys:
+            state = self._partitions.get(key)
+            if state is None:
+                continue  # revoked while the request was out
+            end = ends.get(key)
+            if end is not None and end >= 0:
+                state.end = end
+            if state.group_offset is None and key in group:
+                state.group_offset = group[key]
+            committed = self._committed_offset(key, state)
+            if state.end is None or committed is None:
+                continue
+            lag = max(0, state.end - committed)
+            if lag == 0:
+                state.since = None
+            elif state.since is None or committed != state.counted:
+                state.since = now
+            state.counted = committed
+            labels = (key[0], str(key[1]), group_label)
+            metrics.lag.labels(*labels).set(lag)
+            metrics.partition_stalled.labels(*labels).set(0.0 if state.since is None else now - state.since)
+
+    def _committed_offset(self, key: Key, state: _Partition) -> int | None:
+        if state.acked >= 0 or (state.group_offset is not None and state.group_offset >= 0):
+            return max(state.acked, state.group_offset if state.group_offset is not None else NO_OFFSET)
+        consumer = self.consumer
+        if consumer is None:
+            return None
+        tp = TopicPartition(*key)
+        try:  # the group never committed it: it is read from where the consumer starts
+            if self._reads_from_start:
+                low, _ = consumer.get_watermark_offsets(tp, cached=True)
+                if low >= 0:
+                    return int(low)
+            (position,) = consumer.position([tp])
+        except (KafkaException, RuntimeError):
+            return None
+        return int(position.offset) if position.offset >= 0 else None
+
+    def _failed(self, now: float, error: str) -> None:
+        if now - self._logged_failure_at >= FAILURE_LOG_INTERVAL_S:
+            self._logged_failure_at = now
+            self._log.warning(
+                "refreshing consumer lag failed; lag and stalled seconds count from the last offsets learnt",
+                error=error,
+            )
