@@ -49,6 +49,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from neotool_common.clock import Clock, SystemClock
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.lag import LagMonitor
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.workers import ParallelProcessing
 from neotool_common.deadletter.circuit import CircuitBreaker
@@ -103,6 +104,7 @@ class KafkaConsumerRunner:
         self.settings = settings if settings is not None else RunnerSettings.from_env(defaults_from=type(self))
         self.registry = registry if registry is not None else REGISTRY
         self.metrics = ConsumerMetrics(self.registry, self.settings.group_id)
+        self._lag = LagMonitor.for_runner(self.settings, self.metrics)  # [lag] makes no client yet
         self._clock = clock or SystemClock()
         self._reader = EnvelopeReader(self.payload_schema, self.payload_model)
         self._circuit = CircuitBreaker(self.settings.circuit)
@@ -233,6 +235,7 @@ class KafkaConsumerRunner:
             producer = self._producer_factory(producer_config)
         except (KafkaException, ValueError, TypeError) as exc:
             raise ConfigurationError("KAFKA_CONFIG_*", _client_error_text(exc)) from None
+        self._lag.consumer = self._consumer  # [lag] where a never-committed partition is read from
         self._dlq = DeadLetterPublisher(producer, self.settings.dlq, self._clock, self._on_dlq_write_failed)
 
     def _start_health_server(self) -> HealthServer | None:
@@ -273,6 +276,7 @@ class KafkaConsumerRunner:
             self._consumer.close()
         except (KafkaException, RuntimeError) as exc:
             self._log.warning("closing the consumer failed", error=str(exc))
+        self._lag.close()  # [lag] drops its admin client here, on this thread
         self._dlq.drain(max(0.0, grace - (self._clock.monotonic() - started)))
         if self._parallel is not None:
             self._parallel.close(max(1.0, grace - (self._clock.monotonic() - started)))
@@ -424,6 +428,7 @@ class KafkaConsumerRunner:
         state.resume_at = self._clock.monotonic() + backoff
         self._consumer.seek(TopicPartition(state.topic, state.partition, message.offset))
         self._consumer.pause([state.tp])
+        self._pause_reasons_changed(state)  # [lag]
         self._blocked.add(state)
         state.metrics.retries.inc()
         self._record_log(message, msg).warning(
@@ -440,6 +445,7 @@ class KafkaConsumerRunner:
         for state in due:
             self._blocked.discard(state)
             state.blocked = False
+            self._pause_reasons_changed(state)  # [lag]
             if (state.topic, state.partition) in self._partitions and not state.throttled:
                 self._consumer.resume([state.tp])
 
@@ -537,6 +543,7 @@ class KafkaConsumerRunner:
         assert self._dlq is not None
         self.metrics.dlq_pending_child.set(self._dlq.pending)
         self._refresh_readiness(now)
+        self._lag.tick(now, self._partitions)  # [lag] refreshes lag and stalled seconds when due
         if self.settings.commit.due(self._completed_since_commit, now - self._last_commit):
             self._last_commit = now
             self._completed_since_commit = 0
@@ -569,6 +576,7 @@ class KafkaConsumerRunner:
         if not state.throttled and held >= limit:
             state.throttled = True
             self._consumer.pause([state.tp])
+            self._pause_reasons_changed(state)  # [lag]
             self._log.warning(
                 "partition paused: records held behind a dead-letter write",
                 topic=state.topic,
@@ -577,8 +585,17 @@ class KafkaConsumerRunner:
             )
         elif state.throttled and held < limit // 2:
             state.throttled = False
+            self._pause_reasons_changed(state)  # [lag]
             if not state.blocked and not (self._parallel is not None and self._parallel.holds(state)):
                 self._consumer.resume([state.tp])
+
+    def _pause_reasons_changed(self, state: PartitionState) -> None:
+        """[lag] Until one owner keeps each partition's pause reasons (issue 12, item 1): the ones known here."""
+        if (state.topic, state.partition) in self._partitions:
+            reasons = {"retry_backoff"} if state.blocked else set()
+            if state.throttled:
+                reasons.add("dlq_backpressure")
+            self._lag.set_paused(state.topic, state.partition, frozenset(reasons))
 
     # -- commits -------------------------------------------------------------------------------
 
@@ -601,14 +618,6 @@ class KafkaConsumerRunner:
     def _observe_commit(self, state: PartitionState, position: int, now: float) -> None:
         if state.last_ingested_at is not None:
             state.metrics.end_to_end_age.observe(max(0.0, now - state.last_ingested_at.timestamp()))
-        try:
-            _, high = self._consumer.get_watermark_offsets(state.tp, cached=True)
-        except KafkaException:
-            return
-        if high >= 0:
-            self.metrics.lag.labels(topic=state.topic, partition=str(state.partition), group=self.metrics.group).set(
-                max(0, high - position)
-            )
 
     def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         failed = [tp for tp in partitions if tp.error is not None]
@@ -620,6 +629,7 @@ class KafkaConsumerRunner:
             state = self._partitions.get((tp.topic, tp.partition))
             if state is not None:
                 state.offsets.committed = max(state.offsets.committed, tp.offset)
+                self._lag.committed(tp.topic, tp.partition, tp.offset)  # [lag]
 
     def _commit_failed(self, offsets: Sequence[TopicPartition], error: str) -> None:
         self.metrics.commit_failures_child.inc()
@@ -665,6 +675,7 @@ class KafkaConsumerRunner:
     def _forget(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             state = self._partitions.pop((tp.topic, tp.partition), None)
+            self._lag.forget(tp.topic, tp.partition)  # [lag] its series go with it
             if state is not None:
                 self._blocked.discard(state)
         if self._carried:  # a partition assigned again starts from its committed offset, not from these
