@@ -218,10 +218,11 @@ def test_a_partition_no_longer_assigned_is_forgotten_at_the_next_refresh(h: Harn
     h.source.ends[P0] = 10
     h.monitor.committed(TOPIC, 0, 5)
     h.refresh()
+    h.monitor.set_paused(TOPIC, 1, frozenset({"retry_backoff"}))
     h.assigned = set()
     h.clock.advance(INTERVAL)
     h.tick()
-    assert h.lag() is None
+    assert (h.lag(), h.paused("retry_backoff", P1)) == (None, None)
 
 
 def test_pause_reasons_are_one_series_each_while_they_last(h: Harness) -> None:

@@ -347,8 +347,8 @@ class LagMonitor:
 
     def _ask(self, now: float, partitions: Collection[Key]) -> None:
         assigned = partitions if isinstance(partitions, AbstractSet | Mapping) else set(partitions)
-        for topic, partition in [key for key in self._partitions if key not in assigned]:
-            self.forget(topic, partition)
+        for topic, partition in [key for key in self._partitions.keys() | self._paused.keys() if key not in assigned]:
+            self.forget(topic, partition)  # a safety net: the runner forgets revoked and lost partitions itself
         if not assigned:
             return
         keys = list(assigned)
