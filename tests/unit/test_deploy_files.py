@@ -36,6 +36,7 @@ ALERT_NAMES = {
     "NeotoolConsumerCircuitOpen",
     "NeotoolConsumerCommitFailures",
     "NeotoolConsumerDeadLetterWritesFailing",
+    "NeotoolConsumerPartitionStuck",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -243,6 +244,8 @@ def test_histograms_are_shown_as_p50_and_p99(histogram: str) -> None:
     [
         ("neotool_consumer_dlq_messages_total", "reason"),
         ("neotool_consumer_lag_records", "partition"),
+        ("neotool_consumer_partition_stalled_seconds", "partition"),
+        ("neotool_consumer_partition_paused", "reason"),
         ("neotool_consumer_rebalances_total", "kind"),
         ("neotool_consumer_messages_processed_total", "topic"),
     ],

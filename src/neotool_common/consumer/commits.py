@@ -28,11 +28,13 @@ class Commits:
         consumer: Any,
         settled: Callable[[PartitionState], bool],
         on_fatal: Callable[[KafkaError], None],
+        on_acknowledged: Callable[[str, int, int], None],
     ) -> None:
         self._ctx = ctx
         self._consumer = consumer
         self._settled = settled  # every record delivered for the partition completed: its position is safe
         self._on_fatal = on_fatal
+        self._on_acknowledged = on_acknowledged  # the lag monitor's committed offsets
         self._last = ctx.clock.monotonic()
 
     def maybe_commit(self, now: float) -> None:
@@ -99,6 +101,7 @@ class Commits:
             state = self._ctx.state_of(tp)
             if state is not None:
                 state.offsets.committed = max(state.offsets.committed, tp.offset)
+                self._on_acknowledged(tp.topic, tp.partition, tp.offset)
 
     def _failed(self, offsets: Sequence[TopicPartition], error: str, kafka_error: KafkaError | None) -> None:
         ctx = self._ctx

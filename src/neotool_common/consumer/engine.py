@@ -21,6 +21,7 @@ from neotool_common.consumer.context import Key, RunContext
 from neotool_common.consumer.deadletters import DeadLetters
 from neotool_common.consumer.flow import PartitionFlow
 from neotool_common.consumer.handling import RecordHandler
+from neotool_common.consumer.lag import LagMonitor
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.rebalance import Rebalance
 from neotool_common.consumer.retries import Retries
@@ -58,6 +59,7 @@ class Engine:
         self._producer_factory = producer_factory
         self.events = ClientEvents(ctx)
         self.workers = ParallelProcessing.create(ctx, handlers)
+        self.lag = LagMonitor.for_runner(ctx.settings, ctx.metrics)
         self.stop_requested = False
         self._carried: list[KafkaMessage] = []
         self._batch_budget_s = min(ctx.settings.commit.interval_s, ctx.health.max_poll_interval_s / 2)
@@ -108,21 +110,25 @@ class Engine:
             producer = self._producer_factory(producer_config)
         except (KafkaException, ValueError, TypeError) as exc:
             raise ConfigurationError("KAFKA_CONFIG_*", _client_error_text(exc)) from None
-        self.flow = PartitionFlow(self.consumer)
+        self.lag.consumer = self.consumer
+        self.flow = PartitionFlow(self.consumer, self._pause_changed)
         self.retries = Retries(ctx, self.consumer, self.flow)
         self.dead_letters = DeadLetters(ctx, producer, self.flow)
-        self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed)
+        self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed, self.lag.committed)
         if self.workers is not None:
             self.workers.bind(self.flow, self.dead_letters)
         self.handler = RecordHandler(
             ctx, self._reader, self._handlers.process, self.dead_letters, self.retries, self.workers
         )
         self.rebalance = Rebalance(
-            ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget_carried
+            ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget
         )
 
     def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
         self.commits.on_commit(err, partitions)
+
+    def _pause_changed(self, key: Key, reasons: frozenset[str]) -> None:
+        self.lag.set_paused(key[0], key[1], reasons)
 
     def _start_health_server(self) -> HealthServer | None:
         settings = self.ctx.settings
@@ -172,6 +178,7 @@ class Engine:
             self.consumer.close()
         except (KafkaException, RuntimeError) as exc:
             ctx.log.warning("closing the consumer failed", error=str(exc))
+        self.lag.close()  # drops its admin client here, on this thread
         publisher.drain(left())
         if self.workers is not None:
             self.workers.close(max(1.0, left()))
@@ -265,7 +272,10 @@ class Engine:
             or ((state := partitions.get(cast(Key, (msg.topic(), msg.partition())))) is not None and not state.blocked)
         ]
 
-    def _forget_carried(self, partitions: list[TopicPartition]) -> None:
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        """Partitions revoked or lost: their lag series, and records fetched for them but not reached, go."""
+        for tp in partitions:
+            self.lag.forget(tp.topic, tp.partition)
         if self._carried:  # a partition assigned again starts from its committed offset, not from these
             gone = {(tp.topic, tp.partition) for tp in partitions}
             self._carried = [msg for msg in self._carried if (msg.topic(), msg.partition()) not in gone]
@@ -296,6 +306,7 @@ class Engine:
         publisher = self.dead_letters.publisher
         ctx.metrics.dlq_pending_child.set(publisher.pending)
         self._refresh_readiness(now)
+        self.lag.tick(now, ctx.partitions)
         self.commits.maybe_commit(now)
         if now - self._last_progress >= ctx.settings.progress_interval_s:
             self._last_progress = now

@@ -18,12 +18,14 @@ from prometheus_client.registry import Collector
 
 from neotool_common.deadletter.headers import DlqReason
 
-__all__ = ["METRIC_NAMES", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
+__all__ = ["METRIC_NAMES", "PAUSE_REASONS", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
 
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
+# Why a partition is paused: the reason label of neotool_consumer_partition_paused.
+PAUSE_REASONS: Final = frozenset({"retry_backoff", "dlq_backpressure", "in_flight_limit", "replay_done"})
 
 METRIC_NAMES: Final = frozenset(
     {
@@ -40,6 +42,8 @@ METRIC_NAMES: Final = frozenset(
         "neotool_consumer_dlq_pending",
         "neotool_consumer_circuit_open",
         "neotool_consumer_lag_records",
+        "neotool_consumer_partition_paused",
+        "neotool_consumer_partition_stalled_seconds",
         "neotool_consumer_assigned_partitions",
         "neotool_consumer_ready",
     }
@@ -159,11 +163,24 @@ class ConsumerMetrics:
         self.circuit_open = Gauge(
             "neotool_consumer_circuit_open", "1 when the DLQ circuit breaker is open", ("group",), registry=registry
         )
-        # records between the committable position and the partition's high watermark
+        # records between the group's committed offset and the partition's end, refreshed every few seconds
+        # (consumer.lag.LagMonitor); a partition's series goes when it is revoked or lost
+        topic_partition_group = ("topic", "partition", "group")
         self.lag = Gauge(
-            "neotool_consumer_lag_records",
-            "Consumer lag in records",
-            ("topic", "partition", "group"),
+            "neotool_consumer_lag_records", "Consumer lag in records", topic_partition_group, registry=registry
+        )
+        # 1 while the partition is paused for that reason (PAUSE_REASONS); the series goes when the reason clears
+        self.partition_paused = Gauge(
+            "neotool_consumer_partition_paused",
+            "1 while the partition is paused for this reason",
+            (*topic_partition_group, "reason"),
+            registry=registry,
+        )
+        # how long the partition has had lag without its committed offset moving (0 when caught up)
+        self.partition_stalled = Gauge(
+            "neotool_consumer_partition_stalled_seconds",
+            "Seconds with lag and no committed progress",
+            topic_partition_group,
             registry=registry,
         )
         self.assigned = Gauge(

@@ -1,0 +1,190 @@
+"""Where the lag monitor reads offsets: the partitions' end offsets and the group's committed offsets.
+
+:class:`ClusterOffsets` asks with an admin client of its own, so that no request waits behind the consumer's
+long-poll fetch and nothing blocks the poll thread (the measurements are in :mod:`.lag`). It is made at its
+first question and given only the settings an admin client understands.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, Final, Protocol
+
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # OffsetSpec is exported, not in __all__
+    AdminClient,
+    OffsetSpec,
+)
+
+from neotool_common.config.settings import RunnerSettings
+
+__all__ = ["NO_OFFSET", "OFFSETS_TIMEOUT_S", "ClusterOffsets", "Key", "OffsetSource"]
+
+# Bound of one refresh's requests; below LAG_REFRESH_S, so that a refresh never overtakes the previous one.
+OFFSETS_TIMEOUT_S: Final = 4.0
+# The group has no committed offset for the partition.
+NO_OFFSET: Final = -1
+
+Key = tuple[str, int]
+
+# Consumer-only librdkafka settings (CONFIGURATION.md, scope C): the admin client would print a CONFWARN line for
+# each of them that KAFKA_CONFIG_* passed through.
+_CONSUMER_ONLY: Final = frozenset(
+    {
+        "group.id",
+        "group.instance.id",
+        "group.protocol",
+        "group.protocol.type",
+        "group.remote.assignor",
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "auto.commit.enable",
+        "enable.auto.offset.store",
+        "auto.offset.reset",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes",
+        "max.partition.fetch.bytes",
+        "fetch.max.bytes",
+        "fetch.min.bytes",
+        "fetch.error.backoff.ms",
+        "isolation.level",
+        "enable.partition.eof",
+        "check.crcs",
+        "consume.callback.max.messages",
+        "offset.store.method",
+        "offset.store.path",
+        "offset.store.sync.interval.ms",
+    }
+)
+_LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+
+
+class OffsetSource(Protocol):
+    """Where a refresh's offsets come from. Both calls return at once; their futures complete on another thread."""
+
+    def end_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        """Each partition's end offset (partitions it could not get are left out)."""
+        ...
+
+    def committed_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        """The group's committed offset of each partition, :data:`NO_OFFSET` where it has none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ClusterOffsets:
+    """An :class:`OffsetSource` asking the cluster with an admin client of its own, made at the first request."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        group: str,
+        *,
+        read_committed: bool = True,
+        timeout_s: float = OFFSETS_TIMEOUT_S,
+        admin_factory: Callable[[dict[str, Any]], Any] = AdminClient,
+    ) -> None:
+        admin_config = {k: v for k, v in config.items() if k not in _CONSUMER_ONLY}
+        # Quiet: the consumer reports the same cluster, and a failed refresh is logged by the monitor.
+        self._config = {"client.id": "neotool-lag-monitor", "log_level": 0, **admin_config, "error_cb": self._error}
+        self._group = group
+        self._isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
+        self._timeout_s = timeout_s
+        self._admin_factory = admin_factory
+        self._admin: Any = None
+        self.last_error: str | None = None
+
+    @classmethod
+    def for_settings(
+        cls, settings: RunnerSettings, admin_factory: Callable[[dict[str, Any]], Any] = AdminClient
+    ) -> ClusterOffsets:
+        isolation = settings.connection.extra.get("isolation.level", "read_committed")
+        config = settings.connection.client_config()
+        read_committed = isolation != "read_uncommitted"
+        return cls(config, settings.group_id, read_committed=read_committed, admin_factory=admin_factory)
+
+    def end_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        futures = self._client().list_offsets(
+            {TopicPartition(topic, partition): _LATEST for topic, partition in partitions},
+            isolation_level=self._isolation,
+            request_timeout=self._timeout_s,
+        )
+        return _gather({(tp.topic, tp.partition): future for tp, future in futures.items()})
+
+    def committed_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
+        request = ConsumerGroupTopicPartitions(self._group, [TopicPartition(t, p) for t, p in partitions])
+        (asked,) = self._client().list_consumer_group_offsets([request], request_timeout=self._timeout_s).values()
+        answer: Future[dict[Key, int]] = Future()
+
+        def done(future: Future[Any]) -> None:
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - handed to the poll thread with the answer
+                answer.set_exception(exc)
+                return
+            answer.set_result(
+                {
+                    (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else NO_OFFSET
+                    for tp in result.topic_partitions
+                    if tp.error is None
+                }
+            )
+
+        asked.add_done_callback(done)
+        return answer
+
+    def close(self) -> None:
+        """Drop the admin client on the calling thread (librdkafka's destroy runs where the last reference goes)."""
+        self._admin = None
+
+    def _client(self) -> Any:
+        if self._admin is None:
+            self._admin = self._admin_factory(self._config)
+        return self._admin
+
+    def _error(self, error: KafkaError) -> None:
+        self.last_error = error.str()
+
+
+def _gather(futures: Mapping[Key, Future[Any]]) -> Future[dict[Key, int]]:
+    """One future for the offsets of per-partition ``ListOffsetsResultInfo`` futures; fails only if all failed."""
+    answer: Future[dict[Key, int]] = Future()
+    offsets: dict[Key, int] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    if not futures:
+        answer.set_result(offsets)
+        return answer
+
+    def one(key: Key, future: Future[Any]) -> None:
+        try:
+            offset, error = int(future.result().offset), None
+        except Exception as exc:  # noqa: BLE001 - one partition's failure leaves the others' offsets
+            offset, error = NO_OFFSET, exc
+        with lock:
+            if error is None:
+                offsets[key] = offset
+            else:
+                errors.append(error)
+            finished = len(offsets) + len(errors) == len(futures)
+        if finished:
+            if offsets or not errors:
+                answer.set_result(offsets)
+            else:
+                answer.set_exception(errors[0])
+
+    for key, future in futures.items():
+        future.add_done_callback(functools.partial(one, key))
+    return answer
