@@ -1,4 +1,8 @@
-"""Two runners in one group on a 4-partition topic: work is split, and a member joining mid-stream loses nothing."""
+"""Two runners in one group on a 4-partition topic: work is split, and a member joining mid-stream loses nothing.
+
+Every test runs under each group protocol: classic with the eager ``range`` assignor (a rebalance revokes every
+partition), classic cooperative-sticky (the runner's default) and Kafka 4's consumer protocol (KIP-848).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import ExitStack
 
+import pytest
+
 from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.records.message import Message
 from neotool_common.testing.harness import committed_offsets, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
-from .runner_support import RecordingConsumer, envelope, produce, settings_for
+from .runner_support import RecordingConsumer, envelope, every_group_protocol, produce, settings_for
+
+pytestmark = pytest.mark.kafka
 
 PARTITIONS = 4
 
@@ -56,14 +64,15 @@ def all_committed(kafka: KafkaEndpoint, group: str, topic: str, per_partition: i
     )
 
 
+@every_group_protocol
 def test_two_members_split_the_partitions_and_process_every_record_exactly_once(
-    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], protocol: dict[str, str]
 ) -> None:
     topic = make_topic(PARTITIONS)
     make_topic(name=dlq_topic_for(topic))
-    first = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic))
+    first = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic, **protocol))
     group = first.settings.group_id
-    second = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic, group))
+    second = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic, group, **protocol))
 
     with running(first), running(second):
         wait_until(lambda: assigned(first) == assigned(second) == PARTITIONS / 2, what="two partitions each")
@@ -79,15 +88,16 @@ def test_two_members_split_the_partitions_and_process_every_record_exactly_once(
         assert_in_order_per_partition(runner)
 
 
+@every_group_protocol
 def test_a_member_joining_mid_stream_takes_partitions_over_without_losing_a_record(
-    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], protocol: dict[str, str]
 ) -> None:
     topic = make_topic(PARTITIONS)
     make_topic(name=dlq_topic_for(topic))
     ids = produce_everywhere(kafka, topic, 100)
-    first = PacedConsumer(settings_for(kafka.bootstrap_servers, topic))
+    first = PacedConsumer(settings_for(kafka.bootstrap_servers, topic, **protocol))
     group = first.settings.group_id
-    second = PacedConsumer(settings_for(kafka.bootstrap_servers, topic, group))
+    second = PacedConsumer(settings_for(kafka.bootstrap_servers, topic, group, **protocol))
 
     with ExitStack() as stack:
         stack.enter_context(running(first))
