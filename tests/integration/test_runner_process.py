@@ -257,7 +257,9 @@ def test_each_client_gets_only_its_own_settings_so_librdkafka_warns_about_none(
         "KAFKA_CONFIG_CLIENT_RACK": "rack-a",  # both
     }
     with consumer_process(tmp_path, consumer_env(kafka, topic, group, **user_settings)) as consumer:
-        wait_until(lambda: committed(kafka, group, topic) == len(ids), timeout=60, what="every record committed")
+        ended = consumer.process.poll
+        wait_until(lambda: ended() is not None or committed(kafka, group, topic) == len(ids), timeout=60, what="all")
+        assert ended() is None, f"exit {ended()}: {consumer.stderr()[-3000:]}"  # exit 2 under consumer, before
         consumer.process.send_signal(signal.SIGTERM)
         code = consumer.wait(timeout=GRACE_S + 30)
 
