@@ -200,6 +200,11 @@ class KafkaConsumerRunner:
             raise
 
     @property
+    def assignment(self) -> frozenset[tuple[str, int]]:
+        """The ``(topic, partition)`` pairs assigned to this member now."""
+        return frozenset(self._ctx.partitions)
+
+    @property
     def records_processed(self) -> int:
         return self._ctx.tally.processed
 

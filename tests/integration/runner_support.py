@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import pytest
 from confluent_kafka import Producer
 from prometheus_client import CollectorRegistry
 
@@ -45,7 +46,32 @@ def produce(
     assert producer.flush(30) == 0
 
 
+# The group protocols a rebalance test runs under, as the environment that selects each one.
+GROUP_PROTOCOLS: dict[str, dict[str, str]] = {
+    "classic-eager": {"KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY": "range"},  # every change revokes everything
+    "classic-cooperative": {},  # the runner's default: cooperative-sticky
+    "consumer": {"KAFKA_CONFIG_GROUP_PROTOCOL": "consumer"},  # KIP-848: the broker assigns, incrementally
+}
+# ``@every_group_protocol`` runs a test once per protocol; the test takes ``protocol`` (its environment).
+every_group_protocol = pytest.mark.parametrize(
+    "protocol", [pytest.param(env, id=name) for name, env in GROUP_PROTOCOLS.items()]
+)
+
+
+def uses_consumer_protocol(env: Mapping[str, str]) -> bool:
+    return env.get("KAFKA_CONFIG_GROUP_PROTOCOL", "classic").lower() == "consumer"
+
+
+def group_timing(env: Mapping[str, str], session_ms: int = 6000, heartbeat_ms: int = 500) -> dict[str, str]:
+    """A fast group session for the classic protocol; nothing under the consumer protocol, whose session and
+    heartbeat are the broker's (the test kit sets 6 s and 0.5 s) and which refuses the client settings."""
+    if uses_consumer_protocol(env):
+        return {}
+    return {"KAFKA_CONFIG_SESSION_TIMEOUT_MS": str(session_ms), "KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS": str(heartbeat_ms)}
+
+
 def settings_for(bootstrap: str, topic: str, group: str | None = None, **env: str) -> RunnerSettings:
+    """Test settings; ``env`` adds to them (``**GROUP_PROTOCOLS[name]`` picks a group protocol)."""
     base = {
         "KAFKA_BROKERS": bootstrap,
         "KAFKA_TOPICS": topic,
@@ -55,8 +81,7 @@ def settings_for(bootstrap: str, topic: str, group: str | None = None, **env: st
         "RETRY_BACKOFF_MAX_MS": "100",
         "COMMIT_INTERVAL_MS": "100",
         "DLQ_WRITE_TIMEOUT_MS": "5000",
-        "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "6000",
-        "KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS": "500",
+        **group_timing(env),
     }
     base.update(env)
     return RunnerSettings.from_env(base)

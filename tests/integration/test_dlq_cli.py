@@ -28,6 +28,7 @@ from neotool_common.deadletter.tools.records import Header
 from neotool_common.testing.harness import wait_until
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 from tests.dlq_support import Failure, envelope, minutes_after_base
+from tests.integration.runner_support import group_timing
 
 pytestmark = pytest.mark.kafka
 
@@ -85,6 +86,15 @@ class Result:
 def topics(make_topic: Callable[..., str]) -> Topics:
     source = make_topic(partitions=2)
     return Topics(source, make_topic(partitions=2, name=source + ".dlq"))
+
+
+@pytest.fixture(params=["classic", "consumer"])
+def group_protocol(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The replay's consumer group under each group protocol; the environment that selects it is set."""
+    env = {"KAFKA_CONFIG_GROUP_PROTOCOL": request.param}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
 
 
 @pytest.fixture
@@ -397,7 +407,7 @@ def test_dry_run_prints_the_plan_and_produces_nothing(
 
 
 def test_replay_restores_byte_identical_records_once(
-    kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]
+    kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result], group_protocol: dict[str, str]
 ) -> None:
     own: tuple[Header, ...] = (("traceparent", b"00-aa-bb-01"), ("tenant", None), ("tenant", b"\xffbin"))
     seeds = [
@@ -607,9 +617,10 @@ def test_rate_spaces_the_records(kafka: KafkaEndpoint, topics: Topics, cli: Call
 
 
 @pytest.fixture
-def fast_expiry(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A short group session, so the member a killed replay leaves behind expires quickly."""
-    settings = {"KAFKA_CONFIG_SESSION_TIMEOUT_MS": "1500", "KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS": "300"}
+def fast_expiry(monkeypatch: pytest.MonkeyPatch, group_protocol: dict[str, str]) -> dict[str, str]:
+    """A short group session, so the member a killed replay leaves behind expires quickly (the consumer
+    protocol's is the broker's: 6 s in the test kit)."""
+    settings = group_timing(group_protocol, session_ms=1500, heartbeat_ms=300)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     return {**os.environ, **settings}

@@ -90,14 +90,8 @@ def test_a_stuck_partition_shows_fresh_lag_stalled_seconds_and_its_pause_and_its
         # A second member joins: whatever partition the first one loses, it stops reporting.
         second = StuckConsumer(settings_for(bootstrap, topic, group=settings.group_id, **env))
         with running(second):
-            wait_until(
-                lambda: (
-                    second.health.readiness().assigned_partitions == 1
-                    and first.health.readiness().assigned_partitions == 1
-                ),
-                what="one partition each",
-            )
-            (kept,) = {p for _, p in first._partitions}
+            wait_until(lambda: len(second.assignment) == 1 and len(first.assignment) == 1, what="one partition each")
+            (kept,) = {p for _, p in first.assignment}
             (gone,) = {0, 1} - {kept}
             wait_until(lambda: lag_of(second, topic, gone) == 0, what="the new owner reporting the moved partition")
             assert lag_of(first, topic, gone) is None

@@ -9,9 +9,10 @@ import sys
 import textwrap
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from neotool_common.testing.harness import read_topic, wait_until
-from neotool_common.testing.kafka import LocalKafkaCluster
+from neotool_common.testing.kafka import TEST_GROUP_SETTINGS, LocalKafkaCluster
 
 
 def _alive(pid: int) -> bool:
@@ -26,7 +27,7 @@ def _alive(pid: int) -> bool:
 def test_broker_dies_with_the_process_that_started_it() -> None:
     script = textwrap.dedent("""
         import sys, time
-        from neotool_common.testing.kafka import LocalKafkaCluster
+        from neotool_common.testing.kafka import TEST_GROUP_SETTINGS, LocalKafkaCluster
         cluster = LocalKafkaCluster().start()
         print(cluster.nodes[0].process.pid, flush=True)
         time.sleep(600)
@@ -43,6 +44,10 @@ def test_broker_dies_with_the_process_that_started_it() -> None:
 def test_three_node_cluster_survives_losing_a_node() -> None:
     with LocalKafkaCluster(3) as cluster:
         assert len(cluster.admin.list_topics(timeout=10).brokers) == 3
+        for node in cluster.nodes:  # fast group sessions under either group protocol, on every node
+            resource = ConfigResource(ResourceType.BROKER, str(node.node_id))
+            config = cluster.admin.describe_configs([resource])[resource].result(10)
+            assert {name: config[name].value for name in TEST_GROUP_SETTINGS} == dict(TEST_GROUP_SETTINGS)
         topic = cluster.create_topic("replicated", partitions=3, config={"min.insync.replicas": "2"})
         meta = cluster.admin.list_topics(topic, timeout=10).topics[topic]
         assert all(len(p.replicas) == 3 for p in meta.partitions.values())

@@ -26,7 +26,7 @@ from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.testing.harness import committed_offsets, read_topic, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
-from .runner_support import envelope, produce
+from .runner_support import GROUP_PROTOCOLS, envelope, group_timing, produce
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE_S = 5.0
@@ -66,18 +66,18 @@ def base_env(**env: str) -> dict[str, str]:
 
 
 def consumer_env(kafka: KafkaEndpoint, topic: str, group: str, **env: str) -> dict[str, str]:
-    return base_env(
-        KAFKA_BROKERS=kafka.bootstrap_servers,
-        KAFKA_TOPICS=topic,
-        KAFKA_GROUP_ID=group,
-        METRICS_PORT="0",
-        COMMIT_INTERVAL_MS="100",
-        SHUTDOWN_GRACE_MS=str(int(GRACE_S * 1000)),
-        DLQ_WRITE_TIMEOUT_MS="5000",
-        KAFKA_CONFIG_SESSION_TIMEOUT_MS="3000",
-        KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS="300",
-        **env,
-    )
+    """The consumer's environment; ``env`` adds to it (``**GROUP_PROTOCOLS[name]`` picks a group protocol)."""
+    settings = {
+        "KAFKA_BROKERS": kafka.bootstrap_servers,
+        "KAFKA_TOPICS": topic,
+        "KAFKA_GROUP_ID": group,
+        "METRICS_PORT": "0",
+        "COMMIT_INTERVAL_MS": "100",
+        "SHUTDOWN_GRACE_MS": str(int(GRACE_S * 1000)),
+        "DLQ_WRITE_TIMEOUT_MS": "5000",
+        **group_timing(env, session_ms=3000, heartbeat_ms=300),
+    }
+    return base_env(**{**settings, **env})
 
 
 @contextmanager
@@ -189,6 +189,15 @@ def test_sigkill_then_restart_loses_nothing_and_repeats_only_records_after_the_l
         pytest.param({}, "KAFKA_BROKERS", id="missing KAFKA_BROKERS"),
         pytest.param({"KAFKA_BROKERS": "127.0.0.1:9", "RETRY_MAX_ATTEMPTS": "abc"}, "RETRY_MAX_ATTEMPTS", id="abc"),
         pytest.param({"KAFKA_BROKERS": "127.0.0.1:9", "LOG_FORMAT": "xml"}, "LOG_FORMAT", id="xml"),
+        pytest.param(
+            {
+                "KAFKA_BROKERS": "127.0.0.1:9",
+                "KAFKA_CONFIG_GROUP_PROTOCOL": "consumer",
+                "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "6000",
+            },
+            "KAFKA_CONFIG_SESSION_TIMEOUT_MS",
+            id="session timeout under the consumer protocol",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_with_one_line_naming_the_setting(env: dict[str, str], setting: str) -> None:
@@ -226,3 +235,37 @@ def test_all_poison_trips_the_circuit_breaker_after_5_dead_letters_and_commits_o
     assert committed(kafka, group, topic) == 5, "committed exactly up to the acknowledged dead-letters"
     assert consumer.handled() == []
     assert any(e["event"].startswith("circuit breaker open") for e in consumer.events())
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("protocol", ["classic-cooperative", "consumer"])
+def test_each_client_gets_only_its_own_settings_so_librdkafka_warns_about_none(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], tmp_path: Path, protocol: str
+) -> None:
+    """Consumer settings (static membership, the assignor) once leaked into the dead-letter producer, and
+    KAFKA_CONFIG_GROUP_PROTOCOL=consumer made the runner exit 2: both clients run here, the DLQ producer too."""
+    topic = make_topic()
+    make_topic(name=dlq_topic_for(topic))
+    ids = [f"c-{i:02}" for i in range(20)]
+    poison = {"c-05", "c-14"}
+    produce(kafka.bootstrap_servers, topic, records(ids, poison))
+    group = f"confwarn-{protocol}-{uuid.uuid4().hex[:8]}"
+    user_settings = {
+        **GROUP_PROTOCOLS[protocol],
+        "KAFKA_CONFIG_GROUP_INSTANCE_ID": f"{group}-0",  # consumer only
+        "KAFKA_CONFIG_MAX_POLL_INTERVAL_MS": "60000",  # consumer only
+        "KAFKA_CONFIG_LINGER_MS": "5",  # producer only
+        "KAFKA_CONFIG_CLIENT_RACK": "rack-a",  # both
+    }
+    with consumer_process(tmp_path, consumer_env(kafka, topic, group, **user_settings)) as consumer:
+        ended = consumer.process.poll
+        wait_until(lambda: ended() is not None or committed(kafka, group, topic) == len(ids), timeout=60, what="all")
+        assert ended() is None, f"exit {ended()}: {consumer.stderr()[-3000:]}"  # exit 2 under consumer, before
+        consumer.process.send_signal(signal.SIGTERM)
+        code = consumer.wait(timeout=GRACE_S + 30)
+
+    stderr = consumer.stderr()
+    assert code == 0, stderr[-3000:]
+    assert "CONFWARN" not in stderr, [line for line in stderr.splitlines() if "CONFWARN" in line]
+    assert consumer.handled() == [i for i in ids if i not in poison]
+    assert len(read_topic(kafka.bootstrap_servers, dlq_topic_for(topic), expect=2)) == 2, "the DLQ producer ran"

@@ -18,6 +18,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.errors import PoisonMessageError
@@ -25,8 +27,10 @@ from neotool_common.records.message import Message
 from neotool_common.testing.harness import committed_offsets, read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
-from .runner_support import RecordingConsumer, envelope, produce, settings_for
+from .runner_support import RecordingConsumer, envelope, every_group_protocol, produce, settings_for
 from .test_runner_process import GRACE_S, consumer_env, consumer_process
+
+pytestmark = pytest.mark.kafka
 
 IN_FLIGHT = 32
 
@@ -146,8 +150,9 @@ def test_a_record_failing_over_and_over_holds_back_its_own_key_and_the_commit_on
     assert key_3 == list(range(13, 200, 10)), "the rest of its key, in order, after it was dead-lettered"
 
 
+@every_group_protocol
 def test_a_rebalance_with_records_in_hand_commits_only_completed_offsets_and_loses_nothing(
-    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], protocol: dict[str, str]
 ) -> None:
     partitions = 4
     topic = make_topic(partitions)
@@ -158,7 +163,7 @@ def test_a_rebalance_with_records_in_hand_commits_only_completed_offsets_and_los
         records = [(f"k{i % 7}".encode(), envelope(r, {"work_ms": 30})) for i, r in enumerate(ids_of[partition])]
         produce(kafka.bootstrap_servers, topic, records, partition=partition)
     # 800 records of 30 ms, four at a time: the stream still flows when the second member has joined.
-    env = {"MAX_CONCURRENCY": "4", "ORDERING": "key", "MAX_IN_FLIGHT": "40", "COMMIT_INTERVAL_MS": "60000"}
+    env = {"MAX_CONCURRENCY": "4", "ORDERING": "key", "MAX_IN_FLIGHT": "40", "COMMIT_INTERVAL_MS": "60000", **protocol}
     first = LedgerConsumer(settings_for(kafka.bootstrap_servers, topic, **env))
     group = first.settings.group_id
     second = LedgerConsumer(settings_for(kafka.bootstrap_servers, topic, group, **env))

@@ -302,3 +302,121 @@ def test_settings_with_their_own_variable_are_refused_as_passthrough(variable: s
         RunnerSettings.from_env(env)
     assert caught.value.setting == variable
     assert instead in str(caught.value)
+
+
+# -- the group protocol (classic by default; Kafka 4's consumer protocol, KIP-848, on request) ---------------
+
+
+def test_the_default_is_the_classic_protocol_with_the_cooperative_sticky_assignor() -> None:
+    settings = RunnerSettings.from_env(MINIMAL)
+    assert settings.connection.group_protocol == "classic"
+    consumer = settings.consumer_config()
+    assert "group.protocol" not in consumer, "librdkafka's own default (classic) applies"
+    assert consumer["partition.assignment.strategy"] == "cooperative-sticky"
+
+
+def test_the_consumer_protocol_leaves_the_assignor_to_the_broker_and_passes_the_remote_assignor_through() -> None:
+    env = {**MINIMAL, "KAFKA_CONFIG_GROUP_PROTOCOL": "consumer", "KAFKA_CONFIG_GROUP_REMOTE_ASSIGNOR": "range"}
+    consumer = RunnerSettings.from_env(env).consumer_config()
+    assert (consumer["group.protocol"], consumer["group.remote.assignor"]) == ("consumer", "range")
+    assert not {"partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms"} & set(consumer)
+    assert (consumer["enable.auto.commit"], consumer["enable.auto.offset.store"]) == ("false", "false")
+
+
+def test_librdkafka_accepts_the_consumer_the_runner_configures_under_either_protocol() -> None:
+    import confluent_kafka  # noqa: PLC0415 - the real client validates the configuration
+
+    for protocol in ("classic", "consumer"):
+        config = RunnerSettings.from_env({**MINIMAL, "KAFKA_CONFIG_GROUP_PROTOCOL": protocol}).consumer_config()
+        confluent_kafka.Consumer({**config, "log_level": 0}).close()  # raised KafkaException before the fix
+
+
+@pytest.mark.parametrize(
+    ("variable", "moved_to"),
+    [
+        ("KAFKA_CONFIG_SESSION_TIMEOUT_MS", "group.consumer.session.timeout.ms"),
+        ("KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS", "group.consumer.heartbeat.interval.ms"),
+        ("KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY", "KAFKA_CONFIG_GROUP_REMOTE_ASSIGNOR"),
+        ("KAFKA_CONFIG_GROUP_PROTOCOL_TYPE", "classic protocol only"),
+    ],
+)
+def test_a_setting_the_consumer_protocol_moved_to_the_broker_is_refused_by_name(variable: str, moved_to: str) -> None:
+    env = {**WITH_SECRETS, "KAFKA_CONFIG_GROUP_PROTOCOL": "Consumer", variable: "6000"}
+    with pytest.raises(ConfigurationError) as caught:
+        RunnerSettings.from_env(env)
+    message = str(caught.value)
+    assert caught.value.setting == variable
+    assert message.startswith(f"{variable}: not supported with KAFKA_CONFIG_GROUP_PROTOCOL=consumer")
+    assert "the broker" in message
+    assert moved_to in message
+    assert "\n" not in message
+    assert_no_secret(message)
+
+
+def test_the_same_settings_are_accepted_under_the_classic_protocol() -> None:
+    env = {
+        **MINIMAL,
+        "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "10000",
+        "KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS": "1000",
+        "KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY": "range",
+    }
+    consumer = RunnerSettings.from_env(env).consumer_config()
+    assert (consumer["session.timeout.ms"], consumer["heartbeat.interval.ms"]) == ("10000", "1000")
+    assert consumer["partition.assignment.strategy"] == "range", "a user's assignor wins over the default"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "problem"),
+    [
+        ({"KAFKA_CONFIG_GROUP_PROTOCOL": "kip848"}, "KAFKA_CONFIG_GROUP_PROTOCOL", "must be one of classic, consumer"),
+        (
+            {"KAFKA_CONFIG_GROUP_REMOTE_ASSIGNOR": "uniform"},
+            "KAFKA_CONFIG_GROUP_REMOTE_ASSIGNOR",
+            "applies to KAFKA_CONFIG_GROUP_PROTOCOL=consumer only",
+        ),
+    ],
+)
+def test_an_unknown_protocol_or_a_remote_assignor_without_the_consumer_protocol_is_refused(
+    env: dict[str, str], variable: str, problem: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RunnerSettings.from_env({**MINIMAL, **env})
+    assert caught.value.setting == variable
+    assert problem in str(caught.value)
+
+
+def test_a_refused_group_setting_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {**MINIMAL, "KAFKA_CONFIG_GROUP_PROTOCOL": "consumer", "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "6000"}
+    assert Dummy.main(env) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("Dummy: configuration error: KAFKA_CONFIG_SESSION_TIMEOUT_MS: not supported with")
+    assert "moved it to the broker's group.consumer.session.timeout.ms" in line
+
+
+# -- each client gets only its own settings ---------------------------------------------------------------
+
+
+def test_consumer_settings_stay_out_of_the_dlq_producer_and_producer_settings_out_of_the_consumer() -> None:
+    env = {
+        **MINIMAL,
+        "KAFKA_CONFIG_GROUP_INSTANCE_ID": "enrich-0",
+        "KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY": "range",
+        "KAFKA_CONFIG_MAX_POLL_INTERVAL_MS": "600000",
+        "KAFKA_CONFIG_LINGER_MS": "20",
+        "KAFKA_CONFIG_CLIENT_RACK": "eu-west-1a",
+        "KAFKA_CONFIG_SOCKET_KEEPALIVE_ENABLE": "true",
+    }
+    settings = RunnerSettings.from_env(env)
+    consumer, producer = settings.consumer_config(), settings.dlq_producer_config()
+    assert consumer["group.instance.id"] == "enrich-0"
+    assert consumer["max.poll.interval.ms"] == "600000"
+    assert producer["linger.ms"] == "20"
+    for config in (consumer, producer):  # global settings go to both
+        assert (config["client.rack"], config["socket.keepalive.enable"]) == ("eu-west-1a", "true")
+        assert config["bootstrap.servers"] == "127.0.0.1:9092"
+    consumer_only = {"group.id", "group.instance.id", "partition.assignment.strategy", "max.poll.interval.ms"}
+    assert not consumer_only & set(producer)
+    assert not {"auto.offset.reset", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof"} & set(
+        producer
+    )
+    assert not {"linger.ms", "acks", "enable.idempotence", "delivery.timeout.ms"} & set(consumer)

@@ -9,8 +9,14 @@
 ``KAFKA_SSL_CERTIFICATE_LOCATION``  client certificate (PEM file) for mutual TLS
 ``KAFKA_SSL_KEY_LOCATION``          client key (PEM file); ``KAFKA_SSL_KEY_PASSWORD`` if encrypted (a secret)
 ``KAFKA_CONFIG_<NAME>``             any other librdkafka setting: ``KAFKA_CONFIG_FETCH_MAX_BYTES=…`` sets
-                                    ``fetch.max.bytes`` (underscores become dots)
+                                    ``fetch.max.bytes`` (underscores become dots); each client gets only
+                                    the ones that apply to it (:mod:`.clients`)
 =================================  ==========================================================
+
+``KAFKA_CONFIG_GROUP_PROTOCOL`` is ``classic`` (the default) or ``consumer`` (Kafka 4's consumer group
+protocol, KIP-848). With ``consumer``, a setting that protocol moved to the broker (``session.timeout.ms``,
+``heartbeat.interval.ms``, ``partition.assignment.strategy``, ``group.protocol.type``) is refused by name;
+``KAFKA_CONFIG_GROUP_REMOTE_ASSIGNOR`` picks the broker's assignor and is refused with ``classic``.
 """
 
 from __future__ import annotations
@@ -21,9 +27,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Final
 
+from neotool_common.config.clients import (
+    CONSUMER_PROTOCOL,
+    GROUP_PROTOCOLS,
+    MOVED_TO_BROKER,
+    ClientKind,
+    for_client,
+)
 from neotool_common.errors import ConfigurationError
 
-__all__ = ["KafkaConnection", "Secret", "redact_config"]
+__all__ = ["KafkaConnection", "Secret", "passthrough_variable", "redact_config"]
 
 _PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -54,6 +67,11 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+def passthrough_variable(name: str) -> str:
+    """The ``KAFKA_CONFIG_*`` variable that sets librdkafka property ``name``."""
+    return _PASSTHROUGH_PREFIX + name.upper().replace(".", "_")
 
 
 def redact_config(config: Mapping[str, object]) -> dict[str, object]:
@@ -89,6 +107,33 @@ class KafkaConnection:
         ):
             if path is not None and not os.path.isfile(path):
                 raise ConfigurationError(setting, f"no such file: {path}")
+        self._check_group_protocol()
+
+    @property
+    def group_protocol(self) -> str:
+        """``classic`` (the default) or ``consumer`` (KIP-848), from ``KAFKA_CONFIG_GROUP_PROTOCOL``."""
+        return self.extra.get("group.protocol", "classic").strip().lower()
+
+    def _check_group_protocol(self) -> None:
+        protocol = self.group_protocol
+        if protocol not in GROUP_PROTOCOLS:
+            raise ConfigurationError(
+                passthrough_variable("group.protocol"), f"must be one of {', '.join(GROUP_PROTOCOLS)}, got {protocol!r}"
+            )
+        if protocol != CONSUMER_PROTOCOL:
+            if "group.remote.assignor" in self.extra:
+                raise ConfigurationError(
+                    passthrough_variable("group.remote.assignor"),
+                    "applies to KAFKA_CONFIG_GROUP_PROTOCOL=consumer only; "
+                    "the classic protocol's assignor is set with KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY",
+                )
+            return
+        for name, moved_to in MOVED_TO_BROKER.items():
+            if name in self.extra:
+                raise ConfigurationError(
+                    passthrough_variable(name),
+                    f"not supported with KAFKA_CONFIG_GROUP_PROTOCOL=consumer, which moved it to {moved_to}",
+                )
 
     def _check_brokers(self) -> None:
         if not self.brokers.strip():
@@ -141,8 +186,11 @@ class KafkaConnection:
             extra=extra,
         )
 
-    def client_config(self) -> dict[str, str]:
-        """The librdkafka settings shared by every client of this connection (secrets revealed)."""
+    def client_config(self, kind: ClientKind | None = None) -> dict[str, str]:
+        """The librdkafka settings of a client of ``kind`` of this connection (secrets revealed).
+
+        ``KAFKA_CONFIG_*`` settings of another kind of client are left out (``None``: every one is kept).
+        """
         config: dict[str, str] = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
         optional = {
             "sasl.mechanism": self.sasl_mechanism,
@@ -154,7 +202,7 @@ class KafkaConnection:
             "ssl.key.password": self.ssl_key_password.reveal() if self.ssl_key_password else None,
         }
         config.update({k: v for k, v in optional.items() if v is not None})
-        config.update(self.extra)
+        config.update(self.extra if kind is None else for_client(kind, self.extra))
         return config
 
     def producer_config(self) -> dict[str, str | int | bool]:
@@ -171,5 +219,5 @@ class KafkaConnection:
             "retries": 2_147_483_647,
             "delivery.timeout.ms": 120_000,
         }
-        config.update(self.client_config())
+        config.update(self.client_config(ClientKind.PRODUCER))
         return config

@@ -38,7 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from neotool_common.config.connection import KafkaConnection
+from neotool_common.config.clients import CONSUMER_PROTOCOL, ClientKind
+from neotool_common.config.connection import KafkaConnection, passthrough_variable
 from neotool_common.deadletter.circuit import CircuitBreakerPolicy
 from neotool_common.deadletter.publisher import DlqPolicy
 from neotool_common.errors import ConfigurationError
@@ -96,13 +97,13 @@ class RunnerSettings:
             raise ConfigurationError("LOG_FORMAT", f"must be one of {', '.join(_FORMATS)}")
         for name, variable in _HAS_OWN_VARIABLE.items():
             if name in self.connection.extra:
-                passthrough = "KAFKA_CONFIG_" + name.upper().replace(".", "_")
-                raise ConfigurationError(passthrough, f"set {variable} instead")
+                raise ConfigurationError(passthrough_variable(name), f"set {variable} instead")
         for name, wanted in _OWNED.items():
             given = self.connection.extra.get(name)
             if given is not None and given.lower() != wanted:
-                variable = "KAFKA_CONFIG_" + name.upper().replace(".", "_")
-                raise ConfigurationError(variable, f"the runner commits offsets itself; {name} must stay {wanted}")
+                raise ConfigurationError(
+                    passthrough_variable(name), f"the runner commits offsets itself; {name} must stay {wanted}"
+                )
 
     @classmethod
     def from_env(
@@ -149,18 +150,24 @@ class RunnerSettings:
         return cls(**values)
 
     def consumer_config(self) -> dict[str, Any]:
-        """librdkafka consumer settings: manual offset store and commits, cooperative rebalancing."""
+        """librdkafka consumer settings: manual offset store and commits, incremental rebalancing.
+
+        The classic group protocol (the default) gets the cooperative-sticky assignor; under the consumer
+        protocol (``KAFKA_CONFIG_GROUP_PROTOCOL=consumer``) the broker assigns and the assignor is left out.
+        """
         config: dict[str, Any] = {
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "cooperative-sticky",
             "enable.partition.eof": False,
         }
-        config.update(self.connection.client_config())
+        if self.connection.group_protocol != CONSUMER_PROTOCOL:
+            config["partition.assignment.strategy"] = "cooperative-sticky"
+        config.update(self.connection.client_config(ClientKind.CONSUMER))
         config.update(_OWNED)
         return config
 
     def dlq_producer_config(self) -> dict[str, Any]:
+        """The dead-letter producer's settings: producer and global ones only, none of the consumer's."""
         config = self.connection.producer_config()
         config.setdefault("message.timeout.ms", int(self.dlq.write_timeout_s * 1000))
         config["delivery.timeout.ms"] = config.pop("message.timeout.ms")

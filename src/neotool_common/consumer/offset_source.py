@@ -19,6 +19,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # OffsetSpec 
     OffsetSpec,
 )
 
+from neotool_common.config.clients import ClientKind, for_client
 from neotool_common.config.settings import RunnerSettings
 
 __all__ = ["NO_OFFSET", "OFFSETS_TIMEOUT_S", "ClusterOffsets", "Key", "OffsetSource"]
@@ -30,43 +31,6 @@ NO_OFFSET: Final = -1
 
 Key = tuple[str, int]
 
-# Consumer-only librdkafka settings (CONFIGURATION.md, scope C): the admin client would print a CONFWARN line for
-# each of them that KAFKA_CONFIG_* passed through.
-_CONSUMER_ONLY: Final = frozenset(
-    {
-        "group.id",
-        "group.instance.id",
-        "group.protocol",
-        "group.protocol.type",
-        "group.remote.assignor",
-        "partition.assignment.strategy",
-        "session.timeout.ms",
-        "heartbeat.interval.ms",
-        "coordinator.query.interval.ms",
-        "max.poll.interval.ms",
-        "enable.auto.commit",
-        "auto.commit.interval.ms",
-        "auto.commit.enable",
-        "enable.auto.offset.store",
-        "auto.offset.reset",
-        "queued.min.messages",
-        "queued.max.messages.kbytes",
-        "fetch.wait.max.ms",
-        "fetch.queue.backoff.ms",
-        "fetch.message.max.bytes",
-        "max.partition.fetch.bytes",
-        "fetch.max.bytes",
-        "fetch.min.bytes",
-        "fetch.error.backoff.ms",
-        "isolation.level",
-        "enable.partition.eof",
-        "check.crcs",
-        "consume.callback.max.messages",
-        "offset.store.method",
-        "offset.store.path",
-        "offset.store.sync.interval.ms",
-    }
-)
 _LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
 
@@ -96,7 +60,7 @@ class ClusterOffsets:
         timeout_s: float = OFFSETS_TIMEOUT_S,
         admin_factory: Callable[[dict[str, Any]], Any] = AdminClient,
     ) -> None:
-        admin_config = {k: v for k, v in config.items() if k not in _CONSUMER_ONLY}
+        admin_config = for_client(ClientKind.ADMIN, config)
         # Quiet: the consumer reports the same cluster, and a failed refresh is logged by the monitor.
         self._config = {"client.id": "neotool-lag-monitor", "log_level": 0, **admin_config, "error_cb": self._error}
         self._group = group

@@ -52,6 +52,7 @@ from typing import Any, Final, Protocol, Self
 import structlog
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from neotool_common.config.clients import ClientKind, for_client
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 from neotool_common.producing.config import check_producer_config
@@ -160,7 +161,8 @@ class EnvelopeProducer:
         clock: WallClock | None = None,
         producer_factory: Callable[[dict[str, Any]], ProducerLike] = Producer,
     ) -> None:
-        config: dict[str, Any] = {**connection.producer_config(), **(extra_config or {}), **connection.extra}
+        overrides = for_client(ClientKind.PRODUCER, connection.extra)  # a consumer's KAFKA_CONFIG_* stay out
+        config: dict[str, Any] = {**connection.producer_config(), **(extra_config or {}), **overrides}
         check_producer_config(config)
         self._producer = producer_factory(config)
         self._spool = spool

@@ -44,6 +44,7 @@ from confluent_kafka.cimpl import NewTopic
 
 __all__ = [
     "KAFKA_VERSION",
+    "TEST_GROUP_SETTINGS",
     "BrokerNode",
     "KafkaEndpoint",
     "LocalKafkaCluster",
@@ -54,6 +55,19 @@ __all__ = [
 KAFKA_VERSION = "4.3.0"
 _READY_TIMEOUT_S = 90.0
 _STOP_GRACE_S = 20.0
+
+
+# Fast group membership for tests, under both group protocols. Classic: the client picks its session timeout
+# (the broker rejects one below the minimum). Consumer protocol (KIP-848): the broker sets the session and the
+# heartbeat, 45 s and 5 s by default, and a group may lower them (consumer.session.timeout.ms) down to the
+# minimums; 6 s / 0.5 s make a vanished member expire as fast as the classic tests' 6 s sessions.
+TEST_GROUP_SETTINGS: Mapping[str, str] = {
+    "group.min.session.timeout.ms": "1000",
+    "group.consumer.min.session.timeout.ms": "1000",
+    "group.consumer.session.timeout.ms": "6000",
+    "group.consumer.min.heartbeat.interval.ms": "100",
+    "group.consumer.heartbeat.interval.ms": "500",
+}
 
 
 def cache_dir() -> Path:
@@ -387,8 +401,7 @@ class LocalKafkaCluster(KafkaEndpoint):
             "default.replication.factor": replicas,
             "log.segment.bytes": str(64 * 1024 * 1024),
             "log.retention.check.interval.ms": "600000",
-            # Fast group membership for tests (the broker rejects session timeouts below this minimum).
-            "group.min.session.timeout.ms": "1000",
+            **TEST_GROUP_SETTINGS,
         }
         properties.update(self.broker_config)
         return properties
@@ -438,7 +451,10 @@ def _docker_available() -> bool:
 def _testcontainers_kafka() -> Iterator[KafkaEndpoint]:  # pragma: no cover - there is no Docker engine on CI here
     from testcontainers.kafka import KafkaContainer  # noqa: PLC0415 - dev dependency, Docker only
 
-    with KafkaContainer().with_kraft() as container:
+    container = KafkaContainer().with_kraft()
+    for name, value in TEST_GROUP_SETTINGS.items():  # the image maps KAFKA_A_B to broker property a.b
+        container.with_env("KAFKA_" + name.upper().replace(".", "_"), value)
+    with container:
         yield KafkaEndpoint(container.get_bootstrap_server())
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
+from neotool_common.config.clients import CONSUMER_PROTOCOL, ClientKind, rebalances_incrementally
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 
@@ -30,6 +31,10 @@ _NEVER_AUTO_COMMIT = {
     "enable.partition.eof": True,
     "auto.offset.reset": "earliest",
 }
+# Under the consumer group protocol the broker sets the session timeout: this group config, else this broker one.
+_GROUP_SESSION_TIMEOUT = "consumer.session.timeout.ms"
+_BROKER_SESSION_TIMEOUT = "group.consumer.session.timeout.ms"
+_BROKER_SESSION_TIMEOUT_DEFAULT_MS = 45_000
 
 
 @dataclass(frozen=True)
@@ -71,33 +76,76 @@ class DlqCluster:
     _errors: _ErrorLog = field(default_factory=_ErrorLog, repr=False)
     _admin: AdminClient | None = field(default=None, repr=False)
 
-    def common_config(self) -> dict[str, Any]:
+    def common_config(self, kind: ClientKind = ClientKind.ADMIN) -> dict[str, Any]:
+        """Settings of a client of ``kind``: the connection's, without any ``KAFKA_CONFIG_*`` of another kind."""
         quiet: dict[str, Any] = {} if self.verbose else {"log_level": 0}
-        return {"client.id": _CLIENT_ID, "error_cb": self._errors, **quiet, **self.connection.client_config()}
+        return {"client.id": _CLIENT_ID, "error_cb": self._errors, **quiet, **self.connection.client_config(kind)}
 
     def reader(self) -> Consumer:
         """A consumer for ``assign()``-only reading: it joins no group and never commits."""
-        return Consumer(
-            {**self.common_config(), **_NEVER_AUTO_COMMIT, "group.id": f"neotool-dlq-reader-{uuid.uuid4().hex[:8]}"}
-        )
+        return Consumer(self.reader_config())
+
+    def reader_config(self) -> dict[str, Any]:
+        group = f"neotool-dlq-reader-{uuid.uuid4().hex[:8]}"
+        return {**self.common_config(ClientKind.CONSUMER), **_NEVER_AUTO_COMMIT, "group.id": group}
 
     def group_consumer(self, group_id: str, session_timeout_ms: int | None = None) -> Consumer:
         """A consumer of ``group_id`` that commits only when told to (``KAFKA_CONFIG_*`` cannot change that)."""
-        tunable = {} if session_timeout_ms is None else {"session.timeout.ms": session_timeout_ms}
-        return Consumer({**tunable, **self.common_config(), **_NEVER_AUTO_COMMIT, "group.id": group_id})
+        return Consumer(self.group_consumer_config(group_id, session_timeout_ms))
 
-    def session_timeout_ms(self, default: int) -> int:
-        """The group session timeout in effect: ``KAFKA_CONFIG_SESSION_TIMEOUT_MS`` when set, else ``default``."""
+    def group_consumer_config(self, group_id: str, session_timeout_ms: int | None = None) -> dict[str, Any]:
+        """``session_timeout_ms`` is a default for the classic protocol; the consumer protocol leaves it to the
+        broker (librdkafka refuses it there)."""
+        classic = self.connection.group_protocol != CONSUMER_PROTOCOL
+        tunable = {"session.timeout.ms": session_timeout_ms} if classic and session_timeout_ms is not None else {}
+        return {**tunable, **self.common_config(ClientKind.CONSUMER), **_NEVER_AUTO_COMMIT, "group.id": group_id}
+
+    @property
+    def group_rebalances_incrementally(self) -> bool:
+        """True when the group consumer must take partitions with ``incremental_assign()`` (consumer protocol,
+        or a cooperative assignor), False when ``assign()`` replaces the whole assignment (eager)."""
+        return rebalances_incrementally(self.group_consumer_config("any"))
+
+    def session_timeout_ms(self, default: int, group_id: str | None = None) -> int:
+        """The group session timeout in effect.
+
+        Classic protocol: ``KAFKA_CONFIG_SESSION_TIMEOUT_MS`` when set, else ``default``. Consumer protocol: the
+        group's ``consumer.session.timeout.ms``, else the broker's ``group.consumer.session.timeout.ms`` (45 s
+        when neither can be read).
+        """
+        if self.connection.group_protocol == CONSUMER_PROTOCOL:
+            return self._broker_session_timeout_ms(group_id)
         configured = self.connection.extra.get("session.timeout.ms", "")
         return int(configured) if configured.isdigit() else default
 
+    def _broker_session_timeout_ms(self, group_id: str | None) -> int:
+        wanted: list[tuple[ConfigResource, str]] = []
+        if group_id is not None:
+            wanted.append((ConfigResource(ResourceType.GROUP, group_id), _GROUP_SESSION_TIMEOUT))
+        brokers = sorted(self._metadata().brokers)
+        if brokers:
+            wanted.append((ConfigResource(ResourceType.BROKER, str(brokers[0])), _BROKER_SESSION_TIMEOUT))
+        for resource, name in wanted:
+            try:
+                future = self.admin.describe_configs([resource], request_timeout=self.timeout_s)[resource]
+                entry = future.result(self.timeout_s).get(name)
+            except KafkaException:
+                continue
+            if entry is not None and str(entry.value).isdigit():
+                return int(entry.value)
+        return _BROKER_SESSION_TIMEOUT_DEFAULT_MS
+
     def producer(self) -> Producer:
         """An idempotent ``acks=all`` producer whose key partitioner matches the Java clients' (murmur2)."""
+        return Producer(self.producer_config())
+
+    def producer_config(self) -> dict[str, Any]:
+        """Producer and global settings only: a consumer's ``KAFKA_CONFIG_*`` would be warned about and ignored."""
         config: dict[str, Any] = {"partitioner": "murmur2_random", "client.id": _CLIENT_ID, "error_cb": self._errors}
         if not self.verbose:
             config["log_level"] = 0
         config.update(self.connection.producer_config())
-        return Producer(config)
+        return config
 
     @property
     def admin(self) -> AdminClient:

@@ -307,8 +307,13 @@ class Replay:
             if len(scan) > 0:
                 self._active[tp.partition] = scan
                 assign.append(TopicPartition(self._dlq.name, tp.partition, scan.start))
-        consumer.assign(assign)
-        self._assigned = True
+        if self._cluster.group_rebalances_incrementally:
+            consumer.incremental_assign(assign)  # adds to what the member has: consumer protocol, cooperative
+        else:
+            consumer.assign(assign)
+        # An incremental rebalance can start with an empty assignment (the partitions still owned elsewhere):
+        # the replay has not started until some partition came its way.
+        self._assigned = self._assigned or bool(partitions)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         if self._quitting:
@@ -320,7 +325,7 @@ class Replay:
             self._ledger.forget(tp.partition)
 
     def _wait_for_free_group(self) -> None:
-        session_s = self._cluster.session_timeout_ms(self._tuning.session_timeout_ms) / 1000
+        session_s = self._cluster.session_timeout_ms(self._tuning.session_timeout_ms, self.report.group) / 1000
         deadline = self._clock() + session_s + 2.0
         told = False
         while self._cluster.active_members(self.report.group) > 0:
