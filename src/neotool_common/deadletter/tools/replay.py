@@ -29,6 +29,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from neotool_common.consumer.flow import PartitionFlow, PauseReason
 from neotool_common.deadletter.tools.cluster import DlqCluster, OffsetRange, TopicInfo
 from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy, decide, replayed_headers
 from neotool_common.deadletter.tools.filters import RecordFilter
@@ -122,6 +123,7 @@ class Replay:
         self._committed_at = clock()
         self._quitting = False
         self._consumer: Any = None
+        self._flow: PartitionFlow | None = None
         self._producer: Any = None
 
     def run(self) -> ReplayReport:
@@ -130,6 +132,7 @@ class Replay:
             self.report.interrupted = True
             return self.report
         self._consumer = self._cluster.group_consumer(self.report.group, self._tuning.session_timeout_ms)
+        self._flow = PartitionFlow(self._consumer)
         self._producer = self._cluster.producer()
         try:
             self._snapshot = self._cluster.watermarks(self._consumer, self._dlq)
@@ -214,7 +217,8 @@ class Replay:
 
     def _finish(self, partition: int) -> None:
         if self._active.pop(partition, None) is not None:
-            self._consumer.pause([TopicPartition(self._dlq.name, partition)])
+            assert self._flow is not None
+            self._flow.pause((self._dlq.name, partition), PauseReason.REPLAY_DONE)
 
     # -- producing ---------------------------------------------------------------------------------
 
@@ -311,6 +315,8 @@ class Replay:
             consumer.incremental_assign(assign)  # adds to what the member has: consumer protocol, cooperative
         else:
             consumer.assign(assign)
+        assert self._flow is not None
+        self._flow.assigned(assign)  # a partition finished and paused before a rebalance is read again
         # An incremental rebalance can start with an empty assignment (the partitions still owned elsewhere):
         # the replay has not started until some partition came its way.
         self._assigned = self._assigned or bool(partitions)
@@ -323,6 +329,8 @@ class Replay:
         for tp in partitions:
             self._active.pop(tp.partition, None)
             self._ledger.forget(tp.partition)
+        if self._flow is not None:
+            self._flow.released(partitions)
 
     def _wait_for_free_group(self) -> None:
         session_s = self._cluster.session_timeout_ms(self._tuning.session_timeout_ms, self.report.group) / 1000
