@@ -61,7 +61,10 @@ def test_a_partition_paused_for_a_retry_resumes_after_an_eager_rebalance_revokes
     with running(runner):
         wait_until(lambda: runner.attempts.get("flaky") == 1, what="the first failure, then a 4 s backoff")
         with group_member(kafka.bootstrap_servers, group, [other], **{"partition.assignment.strategy": "range"}):
-            wait_until(lambda: rebalances(runner, "revoke") >= 1 and rebalances(runner, "assign") >= 2, what="rebal")
+            wait_until(
+                lambda: rebalances(runner, "revoke") >= 1 and rebalances(runner, "assign") >= 2,
+                what="the eager rebalance: the partition revoked and assigned again",
+            )
             assert runner.attempts["flaky"] < 3, "precondition: the partition was revoked while its retry waited"
             wait_until(lambda: processed(runner) == ids_of(records), timeout=30, what="every record processed")
             wait_for_lag_0(kafka.bootstrap_servers, group, topic)
