@@ -443,6 +443,33 @@ def test_replay_restores_byte_identical_records_once(
     assert committed(kafka, f"neotool-dlq-replay.{topics.dlq}", topics.dlq) == {0: 3, 1: 3}
 
 
+def test_a_replayed_or_parked_copy_of_an_old_dead_letter_is_stamped_with_the_time_it_is_written(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], cli: Callable[..., Result]
+) -> None:
+    """A copy that outlives its source must not be due for its topic's retention the moment it is written."""
+    source = make_topic(partitions=2)
+    # Month-old seeds: the broker itself must not delete them before the replay reads them.
+    dlq = make_topic(partitions=2, name=source + ".dlq", config={"retention.ms": "-1"})
+    parked = make_topic(partitions=2, name=dlq + ".parked")
+    month_ago = int(time.time() * 1000) - 30 * 86_400_000
+    old = Seed(b"old", envelope("old"), Failure(source, 0, 5), timestamp=month_ago)
+    looping = Seed(b"looping", envelope("looping"), Failure(source, 1, 6, replay_count=3), 1, month_ago)
+    seed(kafka, dlq, [old, looping])
+
+    started_ms = int(time.time() * 1000)
+    result = cli("replay", dlq, "--max-replays", "3")
+    finished_ms = int(time.time() * 1000)
+
+    assert result.code == 1, "a record was parked"
+    [back] = read_topic(kafka, source)
+    [moved] = read_topic(kafka, parked)
+    assert (back.key, moved.key) == (b"old", b"looping"), "each went where it belongs"
+    for copy in (back, moved):
+        assert started_ms - 1000 <= copy.timestamp <= finished_ms + 1000, f"{copy.key!r} stamped {copy.timestamp}"
+    assert dict(moved.headers)["dlq.original.timestamp"] == b"1714532340000", "the source's timestamp is kept"
+    assert committed(kafka, f"neotool-dlq-replay.{dlq}", dlq) == {0: 1, 1: 1}, "the replay went to the end"
+
+
 def test_from_beginning_rescans_on_purpose(kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]) -> None:
     seed(kafka, topics.dlq, replayable(topics.source, 2))
     assert cli("replay", topics.dlq).code == 0

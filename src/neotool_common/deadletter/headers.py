@@ -1,7 +1,9 @@
 """Names of the headers and topics the dead-letter queue uses; documented in ``schemas/dlq-headers.md``.
 
-Every dead-lettered record keeps its original key, value, timestamp and headers and gains the ``dlq.*``
-headers below as UTF-8 strings. ``neotool-dlq replay`` strips the error headers again and counts replays.
+Every dead-lettered record keeps its original key, value and headers and gains the ``dlq.*`` headers below
+as UTF-8 strings; its copy is stamped with the time it was dead-lettered (``dlq.original.timestamp`` keeps the
+source record's). ``neotool-dlq replay`` strips the error headers again, counts replays, and stamps the copy
+with the time of the replay.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Dead-letter routing: a failed record goes to ``<topic>.dlq`` with its bytes intact and the reason attached.
 
-A dead-lettered record completes (its offset becomes committable) only when the broker acknowledged the
-write. A write that fails — broker down, topic missing, no permission — is sent again with backoff, for
+A DLQ copy is stamped with the time it was dead-lettered, so that the DLQ topic's retention counts from
+then; ``dlq.original.timestamp`` keeps the source record's timestamp. A dead-lettered record completes (its
+offset becomes committable) only when the broker acknowledged the write. A write that fails — broker down, topic missing, no permission — is sent again with backoff, for
 as long as it takes; meanwhile its partition commits nothing past it. Header names: :mod:`.headers`.
 """
 
@@ -60,7 +61,11 @@ class Producer(Protocol):
 
 @dataclass
 class DeadLetter:
-    """One record on its way to the DLQ. ``on_acked`` runs on the poll thread once the broker has it."""
+    """One record on its way to the DLQ. ``on_acked`` runs on the poll thread once the broker has it.
+
+    ``timestamp_ms`` is the source record's timestamp (it is in the ``dlq.original.timestamp`` header); the copy
+    itself is stamped with the time it is written.
+    """
 
     topic: str
     partition: int
@@ -174,7 +179,10 @@ class DeadLetterPublisher:
                 value=letter.value,
                 key=letter.key,
                 headers=letter.headers,
-                timestamp=letter.timestamp_ms or 0,
+                # Stamped now, not with the source record's timestamp (kept in dlq.original.timestamp): retention
+                # must count from when the record was dead-lettered, or a backfilled record weeks old would be
+                # acknowledged here, its source offset committed, and the copy deleted within minutes.
+                timestamp=int(self._clock.time() * 1000),
                 on_delivery=on_delivery,
             )
         except (BufferError, Exception) as exc:  # noqa: BLE001 - any refusal is a failed write, sent again later

@@ -1,0 +1,140 @@
+"""Liveness (issue 12) where a real broker cannot be made to misbehave on cue: an in-memory consumer instead.
+
+* A synchronous commit at revoke or shutdown must not skip a partition because an asynchronous commit of the
+  same offset was *sent*: only what the coordinator *acknowledged* counts (that commit may still fail).
+* A plain ``def process`` that returns an awaitable must not mark its record done without running it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from neotool_common import KafkaConsumerRunner, Message, RunnerSettings
+from neotool_common.testing.harness import running, wait_until
+from neotool_common.testing.logs import capture_logs
+
+from .runner_fakes import FakeConsumer, FakeProducer
+
+TOPIC = "bank.v1"
+BATCH_ID = str(uuid.uuid4())
+EXIT_FAILED = 1
+
+
+def values(count: int) -> list[bytes]:
+    return [
+        json.dumps(
+            {"batch_id": BATCH_ID, "record_id": f"r-{i}", "ingested_at": "2024-05-01T12:00:00Z", "payload": {}}
+        ).encode()
+        for i in range(count)
+    ]
+
+
+class InFlightCommits(FakeConsumer):
+    """Asynchronous commits are sent but not acknowledged until :meth:`fail_in_flight`; synchronous ones are."""
+
+    def __init__(self, config: dict[str, Any], topic: str, values: dict[int, list[bytes]]) -> None:
+        super().__init__(config, topic, values)
+        self.in_flight: list[dict[int, int]] = []
+        self.synchronous: list[dict[int, int]] = []
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        positions = {tp.partition: tp.offset for tp in offsets}
+        self.commit_calls.append(positions)
+        if asynchronous:
+            self.in_flight.append(positions)
+            return
+        self.synchronous.append(positions)
+        self.committed.update(positions)
+
+    def fail_in_flight(self) -> None:
+        """The coordinator answers the asynchronous commits: a rebalance is in progress, none is stored."""
+        in_flight, self.in_flight = self.in_flight, []
+        for positions in in_flight:
+            failed = [TopicPartition(self.topic, p, o) for p, o in positions.items()]
+            self._serve(lambda failed=failed: self._on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), failed))
+
+
+class Runner(KafkaConsumerRunner):
+    def __init__(self, fake: type[FakeConsumer], partitions: dict[int, list[bytes]], **env: str) -> None:
+        self.processed: list[tuple[int, int]] = []
+        self.fake: Any = None
+
+        def consumer(config: dict[str, Any]) -> FakeConsumer:
+            self.fake = fake(config, TOPIC, partitions)
+            return self.fake
+
+        settings = RunnerSettings.from_env(
+            {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID": "g", "METRICS_PORT": "0", **env}
+        )
+        super().__init__(
+            settings,
+            registry=CollectorRegistry(),
+            consumer_factory=consumer,
+            producer_factory=lambda _: FakeProducer({}),
+        )
+
+    def process(self, message: Message) -> None:
+        self.processed.append((message.partition, message.offset))
+
+
+def revokes(runner: Runner) -> float:
+    return runner.registry.get_sample_value("neotool_consumer_rebalances_total", {"group": "g", "kind": "revoke"}) or 0
+
+
+def test_the_commit_at_revoke_is_made_although_an_async_commit_of_the_same_offset_is_in_flight() -> None:
+    runner = Runner(InFlightCommits, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.processed == [(0, 0), (0, 1), (0, 2)], what="three records processed")
+        wait_until(lambda: runner.fake.in_flight == [{0: 3}], what="the asynchronous commit of offset 3 sent")
+        runner.fake.rebalance(revoke=[0])
+        wait_until(lambda: revokes(runner) == 1, what="partition 0 revoked")
+        runner.fake.fail_in_flight()  # ... and only now does the asynchronous commit turn out to have failed
+        wait_until(lambda: runner.fake.committed == {0: 3}, timeout=5, what="offset 3 committed for good")
+    assert {0: 3} in runner.fake.synchronous, "the revoke committed synchronously what was only in flight"
+
+
+def test_the_commit_at_shutdown_is_made_although_an_async_commit_of_the_same_offset_is_in_flight() -> None:
+    runner = Runner(InFlightCommits, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.processed == [(0, 0), (0, 1), (0, 2)], what="three records processed")
+        wait_until(lambda: runner.fake.in_flight == [{0: 3}], what="the asynchronous commit of offset 3 sent")
+    assert runner.fake.committed == {0: 3}, "the shutdown commit did not trust an unacknowledged commit"
+
+
+def returns_the_coroutine(fn: Callable[[Any, Message], Awaitable[None]]) -> Callable[[Any, Message], Any]:
+    def inner(self: Any, message: Message) -> Any:
+        return fn(self, message)
+
+    return inner
+
+
+class AwaitableReturning(Runner):
+    @returns_the_coroutine
+    async def process(self, message: Message) -> None:  # type: ignore[override]
+        self.processed.append((message.partition, message.offset))
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+def test_a_plain_process_returning_an_awaitable_fails_the_runner_instead_of_completing_the_record() -> None:
+    runner = AwaitableReturning(FakeConsumer, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    result: list[int] = []
+    with capture_logs() as events:
+        thread = threading.Thread(target=lambda: result.append(runner.run_to_exit_code()), daemon=True)
+        thread.start()
+        thread.join(5)
+        if thread.is_alive():
+            runner.stop()
+            thread.join(10)
+    assert result == [EXIT_FAILED], "the runner stops by itself with exit code 1"
+    assert runner.processed == [], "the coroutine never ran"
+    assert runner.fake.committed == {}, "so its record is not committed"
+    errors = [e for e in events if e["level"] in ("error", "critical")]
+    assert any("awaitable" in json.dumps(e, default=str) for e in errors), f"an ERROR line says why: {errors}"
