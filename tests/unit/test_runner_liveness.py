@@ -18,10 +18,9 @@ from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from neotool_common import KafkaConsumerRunner, Message, RunnerSettings
+from neotool_common.testing.fakes import FakeConsumer, FakeProducer
 from neotool_common.testing.harness import running, wait_until
 from neotool_common.testing.logs import capture_logs
-
-from .runner_fakes import FakeConsumer, FakeProducer
 
 TOPIC = "bank.v1"
 BATCH_ID = str(uuid.uuid4())

@@ -2,8 +2,9 @@
 
 A DLQ copy is stamped with the time it was dead-lettered, so that the DLQ topic's retention counts from
 then; ``dlq.original.timestamp`` keeps the source record's timestamp. A dead-lettered record completes (its
-offset becomes committable) only when the broker acknowledged the write. A write that fails — broker down, topic missing, no permission — is sent again with backoff, for
-as long as it takes; meanwhile its partition commits nothing past it. Header names: :mod:`.headers`.
+offset becomes committable) only when the broker acknowledged the write. A write that fails — broker down,
+topic missing, no permission — is sent again with backoff, for as long as it takes; meanwhile its partition
+commits nothing past it. Header names: :mod:`.headers`.
 """
 
 from __future__ import annotations
