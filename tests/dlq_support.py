@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from neotool_common.deadletter.tools.records import DlqRecord, Header, parse_record
+from neotool_common.dlqtool.records import DlqRecord, Header, parse_record
 
 FAILED_AT_BASE = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
 TRACE_HEAD = 'Traceback (most recent call last):\n  File "job.py", line 9'

@@ -22,9 +22,9 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from neotool_common.cli.dlq import PAUSE_AFTER_ACKS_ENV, main
-from neotool_common.deadletter.tools.decisions import ReplayPolicy, default_group
-from neotool_common.deadletter.tools.filters import RecordFilter
-from neotool_common.deadletter.tools.records import Header
+from neotool_common.dlqtool.decisions import ReplayPolicy, default_group
+from neotool_common.dlqtool.filters import RecordFilter
+from neotool_common.dlqtool.records import Header
 from neotool_common.testing.harness import wait_until
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 from tests.dlq_support import Failure, envelope, minutes_after_base

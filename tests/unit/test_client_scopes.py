@@ -23,7 +23,7 @@ from neotool_common.config.clients import (
 )
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.config.settings import RunnerSettings
-from neotool_common.deadletter.tools.cluster import DlqCluster
+from neotool_common.dlqtool.cluster import DlqCluster
 from neotool_common.producing.producer import EnvelopeProducer
 
 NOWHERE = "127.0.0.1:9"  # nothing listens: the clients are built and dropped, never connected

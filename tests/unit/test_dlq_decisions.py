@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from neotool_common.deadletter.tools.cluster import OffsetRange
-from neotool_common.deadletter.tools.decisions import (
+from neotool_common.dlqtool.cluster import OffsetRange
+from neotool_common.dlqtool.decisions import (
     Action,
     ReplayPolicy,
     decide,
     default_group,
     replayed_headers,
 )
-from neotool_common.deadletter.tools.filters import RecordFilter
-from neotool_common.deadletter.tools.ledger import CommitLedger
-from neotool_common.deadletter.tools.planning import scan_range
+from neotool_common.dlqtool.filters import RecordFilter
+from neotool_common.dlqtool.ledger import CommitLedger
+from neotool_common.dlqtool.planning import scan_range
 from neotool_common.errors import ConfigurationError
 from tests.dlq_support import Failure, dlq_record
 

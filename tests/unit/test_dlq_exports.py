@@ -7,14 +7,14 @@ import pkgutil
 
 import pytest
 
-from neotool_common.deadletter import tools as dlq_tools
+from neotool_common import dlqtool as dlq_tools
 
 MODULES = ["neotool_common.cli.dlq", "neotool_common.cli.dlq_args"] + [
-    f"neotool_common.deadletter.tools.{info.name}" for info in pkgutil.iter_modules(dlq_tools.__path__)
+    f"neotool_common.dlqtool.{info.name}" for info in pkgutil.iter_modules(dlq_tools.__path__)
 ]
 
 
-@pytest.mark.parametrize("name", ["neotool_common.deadletter.tools", *MODULES])
+@pytest.mark.parametrize("name", ["neotool_common.dlqtool", *MODULES])
 def test_all_names_resolve(name: str) -> None:
     module = importlib.import_module(name)
     assert module.__all__, f"{name} declares its public names"

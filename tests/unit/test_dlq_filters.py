@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from neotool_common.deadletter.tools.filters import RecordFilter, TimeBound, parse_time_bound, select
+from neotool_common.dlqtool.filters import RecordFilter, TimeBound, parse_time_bound, select
 from neotool_common.errors import ConfigurationError
 from tests.dlq_support import Failure, dlq_record, minutes_after_base
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from neotool_common.deadletter.tools.pacing import BarProgress, LineProgress, Pacer, format_duration
+from neotool_common.dlqtool.pacing import BarProgress, LineProgress, Pacer, format_duration
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from neotool_common.deadletter.tools.records import parse_record, parse_timestamp, record_id_of
+from neotool_common.dlqtool.records import parse_record, parse_timestamp, record_id_of
 from tests.dlq_support import Failure, FakeMessage, dlq_record, envelope
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy
-from neotool_common.deadletter.tools.records import parse_record
-from neotool_common.deadletter.tools.render import (
+from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy
+from neotool_common.dlqtool.records import parse_record
+from neotool_common.dlqtool.render import (
     command_line,
     format_time,
     render_decision,
@@ -16,8 +16,8 @@ from neotool_common.deadletter.tools.render import (
     shorten,
     value_preview,
 )
-from neotool_common.deadletter.tools.replay import ReplayReport
-from neotool_common.deadletter.tools.stats import collect_stats
+from neotool_common.dlqtool.replay import ReplayReport
+from neotool_common.dlqtool.stats import collect_stats
 from tests.dlq_support import Failure, FakeMessage, dlq_record, minutes_after_base
 
 

@@ -10,7 +10,7 @@
 
 Exit codes: 0 done; 1 some records were not replayed (each is listed); 2 usage or configuration error
 (one line on stderr, no traceback); 130 interrupted (progress saved). The work is done by
-:mod:`neotool_common.deadletter.tools`; this module parses arguments and prints.
+:mod:`neotool_common.dlqtool`; this module parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from confluent_kafka import KafkaException
 
 from neotool_common.cli.dlq_args import build_parser
 from neotool_common.config.connection import KafkaConnection
-from neotool_common.deadletter.tools import render
-from neotool_common.deadletter.tools.cluster import DlqCluster, TopicInfo
-from neotool_common.deadletter.tools.decisions import GROUP_PREFIX, Action, ReplayPolicy, default_group
-from neotool_common.deadletter.tools.filters import RecordFilter, parse_time_bound
-from neotool_common.deadletter.tools.inspect import fetch_record, scan
-from neotool_common.deadletter.tools.pacing import BarProgress, LineProgress, Progress
-from neotool_common.deadletter.tools.planning import plan_replay
-from neotool_common.deadletter.tools.records import DlqRecord
-from neotool_common.deadletter.tools.replay import Replay, ReplayTuning
+from neotool_common.dlqtool import render
+from neotool_common.dlqtool.cluster import DlqCluster, TopicInfo
+from neotool_common.dlqtool.decisions import GROUP_PREFIX, Action, ReplayPolicy, default_group
+from neotool_common.dlqtool.filters import RecordFilter, parse_time_bound
+from neotool_common.dlqtool.inspect import fetch_record, scan
+from neotool_common.dlqtool.pacing import BarProgress, LineProgress, Progress
+from neotool_common.dlqtool.planning import plan_replay
+from neotool_common.dlqtool.records import DlqRecord
+from neotool_common.dlqtool.replay import Replay, ReplayTuning
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["main"]

@@ -6,7 +6,7 @@ import argparse
 from typing import NoReturn
 
 from neotool_common.deadletter.headers import DlqReason
-from neotool_common.deadletter.tools.replay import ReplayTuning
+from neotool_common.dlqtool.replay import ReplayTuning
 
 __all__ = ["EXIT_USAGE", "build_parser"]
 

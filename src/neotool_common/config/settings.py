@@ -85,6 +85,10 @@ class RunnerSettings:
     batch_size: int = 1000
 
     def __post_init__(self) -> None:
+        self._check_own_settings()
+        self._check_passthrough()
+
+    def _check_own_settings(self) -> None:
         if not self.group_id:
             raise ConfigurationError("KAFKA_GROUP_ID", "is required (or set group_id on the consumer class)")
         if not self.topics or any(not t for t in self.topics):
@@ -95,6 +99,8 @@ class RunnerSettings:
             raise ConfigurationError("LOG_LEVEL", f"must be one of {', '.join(_LEVELS)}")
         if self.log_format not in _FORMATS:
             raise ConfigurationError("LOG_FORMAT", f"must be one of {', '.join(_FORMATS)}")
+
+    def _check_passthrough(self) -> None:
         for name, variable in _HAS_OWN_VARIABLE.items():
             if name in self.connection.extra:
                 raise ConfigurationError(passthrough_variable(name), f"set {variable} instead")

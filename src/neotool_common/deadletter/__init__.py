@@ -1,5 +1,6 @@
-"""Dead-lettering: the ``dlq.*`` header contract, the publisher of DLQ copies, the circuit breaker, and
-``tools``, the library behind ``neotool-dlq`` (inspect, explain, replay).
+"""Dead-lettering at run time: the ``dlq.*`` header contract, the publisher of DLQ copies, and the circuit
+breaker that stops a consumer whose records all go there.
 
-May import ``records``, ``policies``, ``observability``, ``producing``; never the engine or the face.
+A lower layer: imports ``policies``, ``records``, ``errors`` and ``clock``; never the engine, the face or
+``dlqtool`` (the ``neotool-dlq`` library, which reads what is written here).
 """

@@ -50,14 +50,18 @@ class JsonObjectDecoder:
         # Depth first: the searches below recurse, and only a bounded depth keeps them clear of RecursionError.
         keys = _count_keys(document, 1, self.max_depth)
         if b"\\u0000" in value:
-            nul_path = _path_of_nul(document)
-            if nul_path:  # none when the text was an escaped backslash followed by "u0000"
-                raise DecodeError("a string contains U+0000", nul_path)
+            _reject_nul(document)
         if not _no_duplicate_keys(value, keys):
             _raise_on_duplicate_keys(value)
         if _NINETEEN_DIGITS in value.translate(_DIGITS_TO_ZERO):
             return _decode_exact_integers(value)
         return document
+
+
+def _reject_nul(document: dict[str, Any]) -> None:
+    nul_path = _path_of_nul(document)
+    if nul_path:  # none when the text was an escaped backslash followed by "u0000"
+        raise DecodeError("a string contains U+0000", nul_path)
 
 
 def _no_duplicate_keys(value: bytes, keys: int) -> bool:

@@ -18,14 +18,14 @@
 
 from __future__ import annotations
 
-from neotool_common.deadletter.tools.cluster import DlqCluster, OffsetRange, TopicInfo
-from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy, decide, default_group
-from neotool_common.deadletter.tools.filters import RecordFilter, TimeBound, parse_time_bound
-from neotool_common.deadletter.tools.inspect import Scan, fetch_record, scan
-from neotool_common.deadletter.tools.planning import plan_replay
-from neotool_common.deadletter.tools.records import DlqRecord, parse_record
-from neotool_common.deadletter.tools.replay import Replay, ReplayReport, ReplayTuning
-from neotool_common.deadletter.tools.stats import DlqStats
+from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy, decide, default_group
+from neotool_common.dlqtool.filters import RecordFilter, TimeBound, parse_time_bound
+from neotool_common.dlqtool.inspect import Scan, fetch_record, scan
+from neotool_common.dlqtool.planning import plan_replay
+from neotool_common.dlqtool.records import DlqRecord, parse_record
+from neotool_common.dlqtool.replay import Replay, ReplayReport, ReplayTuning
+from neotool_common.dlqtool.stats import DlqStats
 
 __all__ = [
     "Action",

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 import orjson
 
-from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy
-from neotool_common.deadletter.tools.records import DlqRecord, parse_timestamp
-from neotool_common.deadletter.tools.replay import ReplayReport
-from neotool_common.deadletter.tools.stats import DlqStats
+from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy
+from neotool_common.dlqtool.records import DlqRecord, parse_timestamp
+from neotool_common.dlqtool.replay import ReplayReport
+from neotool_common.dlqtool.stats import DlqStats
 
 __all__ = [
     "command_line",

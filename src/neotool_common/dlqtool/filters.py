@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from neotool_common.deadletter.headers import DlqReason
-from neotool_common.deadletter.tools.records import DlqRecord, parse_timestamp
+from neotool_common.dlqtool.records import DlqRecord, parse_timestamp
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["RecordFilter", "TimeBound", "parse_time_bound", "select"]

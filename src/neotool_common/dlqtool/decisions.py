@@ -23,8 +23,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from neotool_common.deadletter.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT, PARKED_SUFFIX, is_dlq_topic
-from neotool_common.deadletter.tools.filters import RecordFilter
-from neotool_common.deadletter.tools.records import DlqRecord, Header
+from neotool_common.dlqtool.filters import RecordFilter
+from neotool_common.dlqtool.records import DlqRecord, Header
 from neotool_common.errors import ConfigurationError
 
 __all__ = [

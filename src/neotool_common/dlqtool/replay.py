@@ -6,9 +6,9 @@ How a run goes:
    leaves one behind for a few seconds; a run still going is refused (:class:`ConfigurationError`).
 2. Snapshot the DLQ's high watermarks, subscribe with the group, and on assignment start each partition at
    the group's committed offset (or its beginning with ``from_beginning``), never past the snapshot.
-3. Each record gets a :class:`~neotool_common.deadletter.tools.decisions.Decision`; copies are produced by an
+3. Each record gets a :class:`~neotool_common.dlqtool.decisions.Decision`; copies are produced by an
    idempotent ``acks=all`` producer. Offsets are committed only past records whose fate is settled
-   (:class:`~neotool_common.deadletter.tools.ledger.CommitLedger`), after flushing, every ``max_in_flight``
+   (:class:`~neotool_common.dlqtool.ledger.CommitLedger`), after flushing, every ``max_in_flight``
    records or ``commit_interval_s`` seconds, on revocation, and at the end. A crash re-sends at most the
    records produced since the last commit; a second run of a finished replay sends nothing.
 4. ``stop`` (set by Ctrl+C) ends the run after the in-flight records are acknowledged and committed. An
@@ -30,13 +30,13 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from neotool_common.consumer.flow import PartitionFlow, PauseReason
-from neotool_common.deadletter.tools.cluster import DlqCluster, OffsetRange, TopicInfo
-from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy, decide, replayed_headers
-from neotool_common.deadletter.tools.filters import RecordFilter
-from neotool_common.deadletter.tools.ledger import CommitLedger
-from neotool_common.deadletter.tools.pacing import NoProgress, Pacer, Progress
-from neotool_common.deadletter.tools.planning import TopicCatalog, scan_range
-from neotool_common.deadletter.tools.records import parse_record
+from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy, decide, replayed_headers
+from neotool_common.dlqtool.filters import RecordFilter
+from neotool_common.dlqtool.ledger import CommitLedger
+from neotool_common.dlqtool.pacing import NoProgress, Pacer, Progress
+from neotool_common.dlqtool.planning import TopicCatalog, scan_range
+from neotool_common.dlqtool.records import parse_record
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["Replay", "ReplayReport", "ReplayTuning"]

@@ -1,6 +1,6 @@
 """Where a replay starts and ends in each partition, and what it would do: the dry run.
 
-:func:`plan_replay` makes the same decisions as :class:`~neotool_common.deadletter.tools.replay.Replay` from the same
+:func:`plan_replay` makes the same decisions as :class:`~neotool_common.dlqtool.replay.Replay` from the same
 committed offsets, but reads without a group and produces, commits and creates nothing.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import closing
 
-from neotool_common.deadletter.tools.cluster import DlqCluster, OffsetRange, TopicInfo
-from neotool_common.deadletter.tools.decisions import Action, Decision, ReplayPolicy, decide
-from neotool_common.deadletter.tools.filters import RecordFilter
-from neotool_common.deadletter.tools.reader import read_range
+from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy, decide
+from neotool_common.dlqtool.filters import RecordFilter
+from neotool_common.dlqtool.reader import read_range
 
 __all__ = ["TopicCatalog", "plan_replay", "scan_range"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from neotool_common.deadletter.tools.records import DlqRecord
+from neotool_common.dlqtool.records import DlqRecord
 
 __all__ = ["DlqStats", "collect_stats"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from neotool_common.deadletter.tools.cluster import OffsetRange
-from neotool_common.deadletter.tools.records import DlqRecord, parse_record
+from neotool_common.dlqtool.cluster import OffsetRange
+from neotool_common.dlqtool.records import DlqRecord, parse_record
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["read_range"]

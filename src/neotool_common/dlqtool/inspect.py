@@ -9,11 +9,11 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from neotool_common.deadletter.tools.cluster import DlqCluster, OffsetRange, TopicInfo
-from neotool_common.deadletter.tools.filters import RecordFilter
-from neotool_common.deadletter.tools.reader import read_range
-from neotool_common.deadletter.tools.records import DlqRecord
-from neotool_common.deadletter.tools.stats import DlqStats
+from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.dlqtool.filters import RecordFilter
+from neotool_common.dlqtool.reader import read_range
+from neotool_common.dlqtool.records import DlqRecord
+from neotool_common.dlqtool.stats import DlqStats
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["Scan", "fetch_record", "scan"]
