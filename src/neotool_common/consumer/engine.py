@@ -74,9 +74,9 @@ class Engine:
         server = self._start_health_server()
         ctx = self.ctx
         try:
-            setup()
             if self.workers is not None:
-                self.workers.start()
+                self.workers.start()  # first: an async def setup() runs on the workers' event loop
+            setup()
             self._warn_about_missing_dlq_topics()
             self.consumer.subscribe(
                 list(ctx.settings.topics),
@@ -180,12 +180,14 @@ class Engine:
             ctx.log.warning("closing the consumer failed", error=str(exc))
         self.lag.close()  # drops its admin client here, on this thread
         publisher.drain(left())
-        if self.workers is not None:
-            self.workers.close(max(1.0, left()))
         # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
         # on whichever thread collects the cycle (the clients hold callbacks bound to this engine).
         del self.dead_letters, self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler
-        teardown()
+        try:
+            teardown()  # before the workers close: an async def teardown() runs on their event loop
+        finally:
+            if self.workers is not None:
+                self.workers.close(max(1.0, left()))
         ctx.log.info(
             "consumer stopped", records_processed=ctx.tally.processed, records_dead_lettered=ctx.tally.dead_lettered
         )
