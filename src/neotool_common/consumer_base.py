@@ -54,7 +54,7 @@ from neotool_common.clock import Clock, SystemClock
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.engine import Engine
-from neotool_common.consumer.workers import Handlers
+from neotool_common.consumer.handlers import Handlers
 from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.errors import CircuitOpenError, ConfigurationError, FatalClientError, HandlerContractError
 from neotool_common.observability.health import HealthState

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
 import neotool_common
 
-MODULES = [
-    "neotool_common",
-    "neotool_common.consumer_base",
-    "neotool_common.errors",
-    "neotool_common.deadletter.headers",
-    "neotool_common.config.connection",
-    "neotool_common.config.settings",
-    "neotool_common.records.message",
-    "neotool_common.observability.metrics",
-    "neotool_common.producing.producer",
-    "neotool_common.policies.throughput",
-    "neotool_common.concurrency.dispatch",
-    "neotool_common.concurrency.chains",
-    "neotool_common.consumer.workers",
-]
+PACKAGE = Path(neotool_common.__file__).parent
+# Every module of the package (a subpackage's __init__ only describes it): each __all__ names only what it
+# defines or re-exports.
+MODULES = sorted(
+    ".".join(("neotool_common", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+    for path in PACKAGE.rglob("*.py")
+    if path.name not in ("__main__.py", "__init__.py") or path.parent == PACKAGE
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,1 @@
+"""Command-line front ends: thin modules over library calls (``neotool-dlq`` over ``dlqtool``)."""

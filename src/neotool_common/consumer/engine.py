@@ -20,12 +20,13 @@ from neotool_common.consumer.commits import Commits
 from neotool_common.consumer.context import Key, RunContext
 from neotool_common.consumer.deadletters import DeadLetters
 from neotool_common.consumer.flow import PartitionFlow
+from neotool_common.consumer.handlers import Handlers
 from neotool_common.consumer.handling import RecordHandler
 from neotool_common.consumer.lag import LagMonitor
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.rebalance import Rebalance
 from neotool_common.consumer.retries import Retries
-from neotool_common.consumer.workers import Handlers, ParallelProcessing
+from neotool_common.consumer.workers import ParallelProcessing
 from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.errors import ConfigurationError
 from neotool_common.observability.health import HealthServer
@@ -115,11 +116,11 @@ class Engine:
         self.retries = Retries(ctx, self.consumer, self.flow)
         self.dead_letters = DeadLetters(ctx, producer, self.flow)
         self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed, self.lag.committed)
-        if self.workers is not None:
-            self.workers.bind(self.flow, self.dead_letters)
         self.handler = RecordHandler(
             ctx, self._reader, self._handlers.process, self.dead_letters, self.retries, self.workers
         )
+        if self.workers is not None:
+            self.workers.bind(self.flow, self.dead_letters, self.handler.run)
         self.rebalance = Rebalance(
             ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget
         )

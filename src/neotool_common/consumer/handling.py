@@ -26,7 +26,11 @@ from neotool_common.errors import InvalidRecordError
 from neotool_common.records.message import Message
 from neotool_common.records.validation import EnvelopeReader
 
-__all__ = ["RecordHandler"]
+__all__ = ["FailurePolicy", "RecordHandler"]
+
+# What to do with a record whose process() raised a transient error: (state, msg, message, exc, attempt,
+# received, duration).
+FailurePolicy = Callable[[PartitionState, KafkaMessage, Message, Exception, int, float, float], None]
 
 
 class RecordHandler:
@@ -66,8 +70,17 @@ class RecordHandler:
 
     def handle(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
         message = self._message(state, msg, received)
-        if message is None:
-            return
+        if message is not None:
+            self.run(state, msg, message, received, self._failed)
+
+    def run(
+        self, state: PartitionState, msg: KafkaMessage, message: Message, received: float, failed: FailurePolicy
+    ) -> float | None:
+        """Run ``process()`` here, on the poll thread; its duration, or None when it raised.
+
+        An invalid record is dead-lettered at once; any other failure goes to ``failed`` (a retry here, or in
+        the workers for the throughput modes' quick records).
+        """
         offset = message.offset
         attempt = state.attempt_of(offset)
         started = time.perf_counter()
@@ -76,11 +89,10 @@ class RecordHandler:
         except InvalidRecordError as exc:
             state.metrics.processing.observe(time.perf_counter() - started)
             self._dead_letters.route(state, msg, exc, exc.reason, attempt, received, message)
-            return
+            return None
         except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
-            state.metrics.processing.observe(time.perf_counter() - started)
-            self._failed(state, msg, message, exc, attempt, received)
-            return
+            failed(state, msg, message, exc, attempt, received, time.perf_counter() - started)
+            return None
         if result is not None:
             check_not_awaitable(result, "process()")
         finished = time.perf_counter()
@@ -95,10 +107,19 @@ class RecordHandler:
         self._circuit.consecutive = 0
         if self._debug:
             self._ctx.record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
+        return finished - started
 
     def _failed(
-        self, state: PartitionState, msg: KafkaMessage, message: Message, exc: Exception, attempt: int, received: float
+        self,
+        state: PartitionState,
+        msg: KafkaMessage,
+        message: Message,
+        exc: Exception,
+        attempt: int,
+        received: float,
+        duration: float,
     ) -> None:
+        state.metrics.processing.observe(duration)
         if attempt >= self._ctx.settings.retry.max_attempts:
             self._dead_letters.route(state, msg, exc, DlqReason.RETRIES_EXHAUSTED, attempt, received, message)
             return

@@ -18,11 +18,9 @@ everything it owned in the sequential runner: offsets, metrics, logs, dead-lette
 
 from __future__ import annotations
 
-import inspect
 import queue
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from neotool_common.concurrency.chains import Completion, Lane, Outcome, Work
@@ -31,44 +29,28 @@ from neotool_common.concurrency.dispatch import (
     AsyncDispatcher,
     Dispatcher,
     ThreadDispatcher,
-    check_not_awaitable,
 )
+from neotool_common.consumer.completions import CompletionReports
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.flow import PartitionFlow, PauseReason
+from neotool_common.consumer.handlers import Handlers, one_by_one
 from neotool_common.consumer.partition import PartitionState
-from neotool_common.consumer.raw import qualified
 from neotool_common.deadletter.headers import DlqReason
-from neotool_common.errors import CircuitOpenError, InvalidRecordError
+from neotool_common.errors import CircuitOpenError
 from neotool_common.records.message import Message
 
 if TYPE_CHECKING:
     from neotool_common.consumer.deadletters import DeadLetters
+    from neotool_common.consumer.handling import FailurePolicy
 
-__all__ = ["Handlers", "ParallelProcessing"]
+    RunHere = Callable[[PartitionState, Any, Message, float, FailurePolicy], float | None]
+
+__all__ = ["ParallelProcessing"]
 
 # Records read from one fetch are handed to the workers in slices of this size, so they start early.
 HANDOFF_SLICE = 64
 # With the in-flight bound reached, how long the poll thread waits for completions before pausing partitions.
 BUSY_WAIT_S = 0.005
-
-
-@dataclass(frozen=True)
-class Handlers:
-    """The hooks a consumer class defines, as the engine needs them."""
-
-    process: Callable[[Message], Any]
-    process_batch: Callable[[list[Message]], Any] | None  # None unless the class overrides process_batch()
-    has_process: bool
-    is_async: bool
-
-    @classmethod
-    def of(cls, runner: Any, base: type) -> Handlers:
-        """The hooks ``runner`` overrides of ``base`` (the class it was derived from)."""
-        kind = type(runner)
-        has_batch = kind.process_batch is not base.process_batch  # type: ignore[attr-defined]
-        has_process = kind.process is not base.process  # type: ignore[attr-defined]
-        is_async = _is_async(kind, has_process, has_batch)
-        return cls(runner.process, runner.process_batch if has_batch else None, has_process, is_async)
 
 
 class ParallelProcessing:
@@ -79,13 +61,12 @@ class ParallelProcessing:
         ctx: RunContext,
         dispatcher: Dispatcher,
         completions: queue.SimpleQueue[Any],
-        inline: Callable[[Message], Any] | None = None,
+        inline: bool = False,
     ) -> None:
         self._ctx = ctx
-        self._inline = inline is not None
+        self._inline = inline  # quick plain def records may run on the poll thread
         self._chain_idle = dispatcher.idle
         self._busy = dispatcher.busy
-        self._process: Callable[[Message], Any] = inline or _never
         self._dispatcher = dispatcher
         self._completions: queue.SimpleQueue[Completion] = completions
         self._lanes: dict[PartitionState, Lane] = {}
@@ -105,17 +86,18 @@ class ParallelProcessing:
         process = handlers.process
         if not handlers.has_process:  # the per-record fallback of a failed batch is a batch of one
             assert handlers.process_batch is not None
-            process = _one_by_one(handlers.process_batch, handlers.is_async)
+            process = one_by_one(handlers.process_batch, handlers.is_async)
         completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
         factory = AsyncDispatcher if handlers.is_async else ThreadDispatcher
         dispatcher = factory(settings.throughput, settings.retry, process, handlers.process_batch, completions.put)
-        inline = None if handlers.is_async or has_batch else process
-        return cls(ctx, dispatcher, completions, inline)
+        return cls(ctx, dispatcher, completions, inline=not handlers.is_async and not has_batch)
 
-    def bind(self, flow: PartitionFlow, dead_letters: DeadLetters) -> None:
-        """The engine's parts made once the clients exist."""
+    def bind(self, flow: PartitionFlow, dead_letters: DeadLetters, run_here: RunHere) -> None:
+        """The engine's parts made once the clients exist; ``run_here`` runs a quick record on the poll thread."""
+        self._run = run_here
         self._flow = flow
         self._dead_letter = dead_letters.route
+        self._reports = CompletionReports(self._ctx, dead_letters.route)
 
     def run_coroutine(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None = None) -> None:
         """Run an ``async def`` hook (setup, teardown) on the handlers' event loop and wait for it."""
@@ -159,35 +141,22 @@ class ParallelProcessing:
         thread run at a time). A failure that will be retried goes to the workers, which wait out the backoff;
         the records of its chain then queue behind it there.
         """
-        state = lane.state
-        started = time.perf_counter()
-        try:
-            result = self._process(message)
-        except InvalidRecordError as exc:
-            state.metrics.processing.observe(time.perf_counter() - started)
-            self._dead_letter(state, msg, exc, exc.reason, 1, received, message)
-            return
-        except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
-            self._retry_elsewhere(lane, msg, message, received, time.perf_counter() - started, exc)
-            return
-        if result is not None:
-            check_not_awaitable(result, "process()")
-        finished = time.perf_counter()
-        dispatcher = self._dispatcher
-        dispatcher.mean_s = 0.8 * dispatcher.mean_s + 0.2 * (finished - started)  # as Dispatcher.note()
-        metrics = state.metrics
-        metrics.processing.observe(finished - started)
-        metrics.ack_latency.observe(finished - received)
-        state.offsets.done(message.offset)
-        state.processed_unflushed += 1
-        state.last_ingested_at = message.ingested_at
-        self._ctx.circuit.consecutive = 0
-        if self._ctx.debug:
-            self._ctx.record_log(message, msg).debug("record processed", attempt=1)
+        duration = self._run(lane.state, msg, message, received, self._retry_elsewhere)
+        if duration is not None:
+            dispatcher = self._dispatcher
+            dispatcher.mean_s = 0.8 * dispatcher.mean_s + 0.2 * duration  # as Dispatcher.note()
 
     def _retry_elsewhere(
-        self, lane: Lane, msg: Any, message: Message, received: float, duration: float, exc: Exception
+        self,
+        state: PartitionState,
+        msg: Any,
+        message: Message,
+        exc: Exception,
+        attempt: int,
+        received: float,
+        duration: float,
     ) -> None:
+        lane = self._lanes[state]
         retry = self._ctx.settings.retry
         work = Work(lane, message, msg, received)
         if retry.max_attempts == 1:
@@ -196,7 +165,7 @@ class ParallelProcessing:
             return
         work.retry_in = retry.backoff(1)
         work.alone = True
-        self._retrying(Completion(Outcome.RETRY, (work,), 1, duration, exc, backoff=work.retry_in))
+        self._reports.retrying(Completion(Outcome.RETRY, (work,), 1, duration, exc, backoff=work.retry_in))
         self._queue(work)
         self._hand_off()
 
@@ -268,83 +237,21 @@ class ParallelProcessing:
     def _apply(self, completion: Completion) -> None:
         outcome = completion.outcome
         if outcome is Outcome.RETRY:
-            self._retrying(completion)
+            self._reports.retrying(completion)
             return
         if outcome is Outcome.SPLIT:
-            self._split(completion)
+            self._reports.split(completion)
             return
         for work in completion.works:  # a final outcome: the records are no longer out (counted first: what
             work.lane.reported += 1  # follows may raise, the circuit breaker for one)
         self.in_flight -= len(completion.works)
         if outcome is Outcome.OK:
-            self._processed(completion)
+            self._reports.processed(completion)
         elif outcome is Outcome.DEAD:
-            self._dead(completion)
+            self._reports.dead(completion)
         elif outcome is Outcome.FATAL:
             assert completion.error is not None
             raise completion.error
-
-    def _processed(self, completion: Completion) -> None:
-        now = time.perf_counter()
-        durations = completion.durations
-        if not durations:  # one process_batch() call
-            completion.works[0].lane.state.metrics.processing.observe(completion.duration)
-        for index, work in enumerate(completion.works):
-            lane = work.lane
-            if lane.revoked:
-                continue
-            state = lane.state
-            message = work.message
-            metrics = state.metrics
-            state.offsets.finish(message.offset)
-            state.processed_unflushed += 1
-            state.last_ingested_at = message.ingested_at
-            metrics.ack_latency.observe(now - work.received)
-            if durations:
-                metrics.processing.observe(durations[index])
-        self._ctx.circuit.consecutive = 0
-        if self._ctx.debug:
-            for work in completion.works:
-                self._ctx.record_log(work.message, work.raw).debug("record processed", attempt=completion.attempts)
-
-    def _dead(self, completion: Completion) -> None:
-        (work,) = completion.works
-        if work.lane.revoked:
-            return
-        state = work.lane.state
-        state.metrics.processing.observe(completion.duration)
-        assert completion.error is not None
-        self._dead_letter(
-            state, work.raw, completion.error, completion.reason, completion.attempts, work.received, work.message
-        )
-
-    def _retrying(self, completion: Completion) -> None:
-        (work,) = completion.works
-        if work.lane.revoked:
-            return
-        metrics = work.lane.state.metrics
-        metrics.processing.observe(completion.duration)
-        metrics.retries.inc()
-        error = completion.error
-        self._ctx.record_log(work.message, work.raw).warning(
-            "processing failed; retrying",
-            attempt=completion.attempts,
-            max_attempts=self._ctx.settings.retry.max_attempts,
-            backoff_s=round(completion.backoff, 3),
-            exception_type=qualified(error),
-            error=str(error),
-        )
-
-    def _split(self, completion: Completion) -> None:
-        first = completion.works[0]
-        first.lane.state.metrics.processing.observe(completion.duration)
-        error = completion.error
-        self._ctx.log.warning(
-            "process_batch failed; processing its records one by one",
-            records=len(completion.works),
-            exception_type=qualified(error),
-            error=str(error),
-        )
 
     # -- rebalances and shutdown -------------------------------------------------------------------
 
@@ -355,7 +262,7 @@ class ParallelProcessing:
             self._wait(lanes, timeout)
         for lane in lanes:
             lane.revoked = True
-        self._count_processed(lane.state for lane in lanes)
+        self._reports.count_processed(lane.state for lane in lanes)
 
     def lose(self, states: Sequence[PartitionState]) -> None:
         for lane in self._halt(states):
@@ -369,7 +276,7 @@ class ParallelProcessing:
         self._pending = []
         lanes = self._halt(list(self._lanes))
         self._wait(lanes, timeout)
-        self._count_processed(self._ctx.partitions.values())
+        self._reports.count_processed(self._ctx.partitions.values())
         if self._deferred is not None and not isinstance(self._deferred, CircuitOpenError):
             self._ctx.log.error("a worker raised while stopping", error=repr(self._deferred))
         self._deferred = None
@@ -403,39 +310,3 @@ class ParallelProcessing:
                 self._apply(completion)
             except BaseException as exc:  # noqa: BLE001 - inside a rebalance callback: raised by the next turn
                 self._deferred = self._deferred or exc
-
-    def _count_processed(self, states: Iterable[PartitionState]) -> None:
-        """Count completions applied outside a loop turn (a revoked partition is forgotten before the next)."""
-        tally = self._ctx.tally
-        for state in states:
-            count, state.processed_unflushed = state.processed_unflushed, 0
-            if count:
-                state.metrics.processed.inc(count)
-                tally.processed += count
-                tally.since_commit += count
-
-
-def _never(message: Message) -> None:
-    raise AssertionError("records of async and batch handlers never run on the poll thread")
-
-
-def _is_async(kind: type, has_process: bool, has_batch: bool) -> bool:
-    process_async = has_process and inspect.iscoroutinefunction(kind.process)  # type: ignore[attr-defined]
-    batch_async = has_batch and inspect.iscoroutinefunction(kind.process_batch)  # type: ignore[attr-defined]
-    if has_process and has_batch and process_async != batch_async:
-        raise TypeError(f"{kind.__name__}: process() and process_batch() must both be async, or neither")
-    return process_async or batch_async
-
-
-def _one_by_one(process_batch: Callable[[list[Message]], Any], is_async: bool) -> Callable[[Message], Any]:
-    if is_async:
-
-        async def one_async(message: Message) -> None:
-            await process_batch([message])
-
-        return one_async
-
-    def one(message: Message) -> None:
-        process_batch([message])
-
-    return one

@@ -16,6 +16,8 @@ import pytest
 
 from neotool_common.testing.kafka import KafkaEndpoint, provide_kafka
 
+__all__ = ["kafka", "kafka_cluster3", "make_topic", "pytest_runtest_makereport", "topic_name", "unique_topic_name"]
+
 _endpoints: list[KafkaEndpoint] = []
 
 

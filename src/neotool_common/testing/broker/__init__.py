@@ -1,0 +1,1 @@
+"""Resources of the local broker: the Maven pom that resolves Kafka's jars and the broker's log configuration."""
