@@ -8,13 +8,12 @@ The parts it composes each own one concern; see ``docs/architecture.md`` for the
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka import Message as KafkaMessage
 
+from neotool_common.consumer.batches import Batches
 from neotool_common.consumer.client_events import ClientEvents
 from neotool_common.consumer.commits import Commits
 from neotool_common.consumer.context import Key, RunContext
@@ -62,8 +61,6 @@ class Engine:
         self.workers = ParallelProcessing.create(ctx, handlers)
         self.lag = LagMonitor.for_runner(ctx.settings, ctx.metrics)
         self.stop_requested = False
-        self._carried: list[KafkaMessage] = []
-        self._batch_budget_s = min(ctx.settings.commit.interval_s, ctx.health.max_poll_interval_s / 2)
         self._last_progress = 0.0
         self._last_reconnect_probe = 0.0
 
@@ -99,6 +96,9 @@ class Engine:
     def stop(self) -> None:
         self.stop_requested = True
 
+    def _stopping(self) -> bool:
+        return self.stop_requested or self.events.fatal is not None
+
     def _connect(self) -> None:
         ctx = self.ctx
         consumer_config = ctx.settings.consumer_config()
@@ -121,6 +121,8 @@ class Engine:
         )
         if self.workers is not None:
             self.workers.bind(self.flow, self.dead_letters, self.handler.run)
+        budget_s = min(ctx.settings.commit.interval_s, ctx.health.max_poll_interval_s / 2)
+        self.batches = Batches(ctx, self.handler.handle_record, self.events.on_message_error, self._stopping, budget_s)
         self.rebalance = Rebalance(
             ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget
         )
@@ -203,14 +205,14 @@ class Engine:
         batch_size = ctx.settings.batch_size
         clock = ctx.clock
         workers = self.workers
-        events = self.events
+        batches = self.batches
         self._last_progress = clock.monotonic()
-        while not self.stop_requested and events.fatal is None:
+        while not self._stopping():
             now = clock.monotonic()
             if retries.waiting:
                 retries.resume_due(now)
             publisher.poll()
-            carried = len(self._carried)
+            carried = batches.carried
             wanted = max(1, batch_size - carried) if workers is None else workers.fetch_limit(batch_size - carried)
             messages = consumer.consume(wanted, 0.0)
             if not messages and not carried:
@@ -218,10 +220,10 @@ class Engine:
                 # record for the whole timeout: wait for the first one only; the next turn takes the rest.
                 messages = consumer.consume(1, self._poll_timeout(now))
             ctx.health.poll_tick(clock.monotonic())
-            if self._carried:  # what is left of it after the rebalance callbacks consume() may have run
-                messages, self._carried = self._carried + messages, []
+            if carried:  # what is left of it after the rebalance callbacks consume() may have run
+                messages = batches.take_carried(messages)
             if messages:
-                self._handle_batch(messages)
+                batches.handle(messages)
             if workers is not None:
                 workers.turn()
             self._after_batch(clock.monotonic())
@@ -233,61 +235,17 @@ class Engine:
         resend = self.dead_letters.publisher.next_resend_in(now)
         return timeout if resend is None else min(timeout, resend)
 
-    def _handle_batch(self, messages: list[KafkaMessage]) -> None:
-        partitions = self.ctx.partitions
-        handle = self.handler.handle_record
-        received = time.perf_counter()
-        deadline = received + self._batch_budget_s
-        index = 0
-        try:
-            for index, msg in enumerate(messages):
-                if self.stop_requested or self.events.fatal is not None or time.perf_counter() > deadline:
-                    self._carry_over(messages[index:])
-                    return
-                error = msg.error()
-                if error is not None:
-                    self.events.on_message_error(error)
-                    continue
-                state = partitions.get(cast(Key, (msg.topic(), msg.partition())))
-                if state is None or state.blocked:
-                    continue  # revoked, or waiting out a retry: the record will be fetched again
-                handle(state, msg, received)
-        except BaseException:
-            # Whatever stops the run here (the circuit breaker, a broken hook), the records from this one on
-            # were not completed: kept as carried over, their partitions' positions are not committed.
-            self._carry_over(messages[index:])
-            raise
-
-    def _carry_over(self, unhandled: list[KafkaMessage]) -> None:
-        """Keep the records a batch did not reach for the next turn of the loop, which polls first.
-
-        A batch stops once it has run for the commit interval (or half of ``max.poll.interval.ms``): however slow
-        ``process()`` is, commits, dead-letter acknowledgements and polls keep their pace, and a batch of slow
-        records cannot exceed ``max.poll.interval.ms`` and get the member evicted from its group. Records of a
-        partition waiting out a retry are dropped: it was sought back and fetches them again. A batch cut short
-        by a stop keeps its rest here too, so that the final commit knows those partitions are not settled.
-        """
-        partitions = self.ctx.partitions
-        self._carried = [
-            msg
-            for msg in unhandled
-            if msg.error() is not None
-            or ((state := partitions.get(cast(Key, (msg.topic(), msg.partition())))) is not None and not state.blocked)
-        ]
-
     def _forget(self, partitions: list[TopicPartition]) -> None:
         """Partitions revoked or lost: their lag series, and records fetched for them but not reached, go."""
         for tp in partitions:
             self.lag.forget(tp.topic, tp.partition)
-        if self._carried:  # a partition assigned again starts from its committed offset, not from these
-            gone = {(tp.topic, tp.partition) for tp in partitions}
-            self._carried = [msg for msg in self._carried if (msg.topic(), msg.partition()) not in gone]
+        self.batches.forget(partitions)
 
     def _settled(self, state: PartitionState) -> bool:
         """True when every record the client delivered for ``state`` completed: its position may be committed."""
         if state.blocked or (self.workers is not None and self.workers.holds_records(state)):
             return False
-        return not any(msg.partition() == state.partition and msg.topic() == state.topic for msg in self._carried)
+        return not self.batches.holds(state)
 
     # -- after every batch -------------------------------------------------------------------------
 

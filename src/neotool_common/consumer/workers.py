@@ -1,19 +1,10 @@
 """The runner's side of the throughput modes: records go out to a dispatcher, completions come back to the poll thread.
 
-Used instead of calling ``process()`` on the poll thread when a consumer has ``max_concurrency > 1``, an
-``async def process`` or a ``process_batch``. Every method here runs on the poll thread, which therefore keeps
-everything it owned in the sequential runner: offsets, metrics, logs, dead-letter writes, commits.
-
-* A record read (and validated) is *begun* in its partition's offsets, in offset order, and handed to the
-  :mod:`~neotool_common.concurrency.dispatch` workers; its completion *finishes* it. The committable offset of a
-  partition is the lowest offset not yet complete (processed, or acknowledged in the DLQ).
-* Backpressure: once ``max_in_flight`` records are out, the poll thread waits a moment for completions; when
-  none come, every assigned partition is paused (the loop keeps polling, so the member stays in its group) until
-  half of them came back.
-* Revoke: the partition's queued records are dropped, records in a backoff give up, and the ones inside the
-  handler are waited for (bounded); what completed is committed, the rest is redelivered to the new owner, and
-  completions that arrive later are ignored. A lost partition waits for nothing.
-* Shutdown: the same for every partition, bounded by ``SHUTDOWN_GRACE_MS``.
+Every method runs on the poll thread, which keeps what it owned in the sequential runner: offsets, metrics, logs,
+dead-letter writes, commits. A record is *begun* in its partition's offsets in offset order and *finished* by its
+completion. Once ``max_in_flight`` records are out, every partition is paused (``IN_FLIGHT_LIMIT``) until half came
+back. Revoke and shutdown drop queued records, cut backoffs short and wait (bounded) for records inside the
+handler; completions of a revoked partition are ignored. ``docs/throughput.md`` has the whole contract.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ connection error it reports is kept and becomes part of that one line.
 from __future__ import annotations
 
 import difflib
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,12 @@ from neotool_common.config.clients import CONSUMER_PROTOCOL, ClientKind, rebalan
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 
-__all__ = ["DlqCluster", "OffsetRange", "TopicInfo"]
+__all__ = [
+    "DlqCluster",
+    "OffsetRange",
+    "TopicInfo",
+    "wait_for_free_group",
+]
 
 _CLIENT_ID = "neotool-dlq"
 # Settings the tools' correctness rests on: a KAFKA_CONFIG_* variable must not turn them off.
@@ -234,3 +240,28 @@ class DlqCluster:
         topics: Mapping[str, Any] = self._metadata().topics
         close = difflib.get_close_matches(name, [t for t in topics if not t.startswith("__")], n=3, cutoff=0.6)
         return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def wait_for_free_group(
+    cluster: DlqCluster,
+    group: str,
+    session_timeout_ms: int,
+    stop: threading.Event,
+    say: Callable[[str], None],
+    clock: Callable[[], float],
+) -> None:
+    """Wait (at most one session timeout) until ``group`` has no live member; refuse a group still in use."""
+    session_s = cluster.session_timeout_ms(session_timeout_ms, group) / 1000
+    deadline = clock() + session_s + 2.0
+    told = False
+    while cluster.active_members(group) > 0:
+        if clock() > deadline:
+            raise ConfigurationError(
+                "--group",
+                f"consumer group {group!r} is in use: another replay of this DLQ is running; wait for it to finish",
+            )
+        if not told:
+            say(f"waiting for consumer group {group} to be free (a crashed run expires soon)")
+            told = True
+        if stop.wait(0.5):
+            return

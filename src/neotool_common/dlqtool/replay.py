@@ -24,59 +24,22 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from neotool_common.consumer.flow import PartitionFlow, PauseReason
-from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo
+from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo, wait_for_free_group
 from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy, decide, replayed_headers
 from neotool_common.dlqtool.filters import RecordFilter
 from neotool_common.dlqtool.ledger import CommitLedger
 from neotool_common.dlqtool.pacing import NoProgress, Pacer, Progress
 from neotool_common.dlqtool.planning import TopicCatalog, scan_range
 from neotool_common.dlqtool.records import parse_record
+from neotool_common.dlqtool.replay_report import ReplayReport, ReplayTuning
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["Replay", "ReplayReport", "ReplayTuning"]
-
-
-@dataclass(frozen=True)
-class ReplayTuning:
-    """Knobs with safe defaults. ``max_in_flight`` bounds what a crash can duplicate."""
-
-    max_in_flight: int = 500
-    commit_interval_s: float = 1.0
-    session_timeout_ms: int = 6000
-    join_timeout_s: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.max_in_flight < 1:
-            raise ConfigurationError("max_in_flight", "must be 1 or more")
-
-
-@dataclass
-class ReplayReport:
-    """What a run did. ``total`` is the number of DLQ offsets it set out to scan."""
-
-    group: str
-    total: int = 0
-    scanned: int = 0
-    replayed: int = 0
-    skipped: int = 0
-    parked: list[Decision] = field(default_factory=list)
-    reported: list[Decision] = field(default_factory=list)
-    failed: list[tuple[Decision, str]] = field(default_factory=list)
-    commit_error: str | None = None
-    interrupted: bool = False
-    limit_reached: bool = False
-    created_topic: str | None = None
-
-    @property
-    def complete(self) -> bool:
-        """Every selected record went back to its topic: nothing parked, reported or failed."""
-        return not (self.parked or self.reported or self.failed or self.commit_error)
 
 
 class Replay:
@@ -95,7 +58,7 @@ class Replay:
         progress: Progress | None = None,
         say: Callable[[str], None] = lambda line: None,
         on_ack: Callable[[int], None] | None = None,
-        tuning: ReplayTuning = ReplayTuning(),
+        tuning: ReplayTuning | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cluster = cluster
@@ -107,7 +70,7 @@ class Replay:
         self._progress = progress or NoProgress()
         self._say = say
         self._on_ack = on_ack
-        self._tuning = tuning
+        self._tuning = tuning or ReplayTuning()
         self._clock = clock
         self._pacer = Pacer(policy.rate, clock, self._stop.wait)
         self._catalog = TopicCatalog(cluster)
@@ -127,7 +90,9 @@ class Replay:
         self._producer: Any = None
 
     def run(self) -> ReplayReport:
-        self._wait_for_free_group()
+        wait_for_free_group(
+            self._cluster, self.report.group, self._tuning.session_timeout_ms, self._stop, self._say, self._clock
+        )
         if self._stop.is_set():
             self.report.interrupted = True
             return self.report
@@ -331,20 +296,3 @@ class Replay:
             self._ledger.forget(tp.partition)
         if self._flow is not None:
             self._flow.released(partitions)
-
-    def _wait_for_free_group(self) -> None:
-        session_s = self._cluster.session_timeout_ms(self._tuning.session_timeout_ms, self.report.group) / 1000
-        deadline = self._clock() + session_s + 2.0
-        told = False
-        while self._cluster.active_members(self.report.group) > 0:
-            if self._clock() > deadline:
-                raise ConfigurationError(
-                    "--group",
-                    f"consumer group {self.report.group!r} is in use: another replay of this DLQ is running; "
-                    "wait for it to finish",
-                )
-            if not told:
-                self._say(f"waiting for consumer group {self.report.group} to be free (a crashed run expires soon)")
-                told = True
-            if self._stop.wait(0.5):
-                return

@@ -1,0 +1,99 @@
+"""A batch of records from ``consume()``, and the records it did not reach (*carried over* to the next turn).
+
+A partition with a carried-over record is not settled: its position is past records that did not complete,
+so only its lowest incomplete offset may be committed. Revoked or lost partitions drop their carried records
+(whoever owns them next starts from the committed offset).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import cast
+
+from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+
+from neotool_common.consumer.context import Key, RunContext
+from neotool_common.consumer.partition import PartitionState
+
+__all__ = ["Batches"]
+
+
+class Batches:
+    def __init__(
+        self,
+        ctx: RunContext,
+        handle_record: Callable[[PartitionState, KafkaMessage, float], None],
+        on_error: Callable[[KafkaError], None],
+        stopping: Callable[[], bool],
+        budget_s: float,
+    ) -> None:
+        self._ctx = ctx
+        self._handle_record = handle_record
+        self._on_error = on_error
+        self._stopping = stopping
+        self._budget_s = budget_s
+        self._carried: list[KafkaMessage] = []
+
+    @property
+    def carried(self) -> int:
+        return len(self._carried)
+
+    def take_carried(self, messages: list[KafkaMessage]) -> list[KafkaMessage]:
+        """The carried-over records, then ``messages``; nothing is carried any more."""
+        carried, self._carried = self._carried, []
+        return carried + messages
+
+    def handle(self, messages: list[KafkaMessage]) -> None:
+        partitions = self._ctx.partitions
+        handle = self._handle_record
+        on_error = self._on_error
+        stopping = self._stopping
+        received = time.perf_counter()
+        deadline = received + self._budget_s
+        index = 0
+        try:
+            for index, msg in enumerate(messages):
+                if stopping() or time.perf_counter() > deadline:
+                    self.carry_over(messages[index:])
+                    return
+                error = msg.error()
+                if error is not None:
+                    on_error(error)
+                    continue
+                state = partitions.get(cast(Key, (msg.topic(), msg.partition())))
+                if state is None or state.blocked:
+                    continue  # revoked, or waiting out a retry: the record will be fetched again
+                handle(state, msg, received)
+        except BaseException:
+            # Whatever stops the run here (the circuit breaker, a broken hook), the records from this one on
+            # were not completed: kept as carried over, their partitions' positions are not committed.
+            self.carry_over(messages[index:])
+            raise
+
+    def carry_over(self, unhandled: list[KafkaMessage]) -> None:
+        """Keep the records a batch did not reach for the next turn of the loop, which polls first.
+
+        A batch stops once it has run for the commit interval (or half of ``max.poll.interval.ms``): however slow
+        ``process()`` is, commits, dead-letter acknowledgements and polls keep their pace, and a batch of slow
+        records cannot exceed ``max.poll.interval.ms`` and get the member evicted from its group. Records of a
+        partition waiting out a retry are dropped: it was sought back and fetches them again. A batch cut short
+        by a stop keeps its rest here too, so that the final commit knows those partitions are not settled.
+        """
+        partitions = self._ctx.partitions
+        self._carried = [
+            msg
+            for msg in unhandled
+            if msg.error() is not None
+            or ((state := partitions.get(cast(Key, (msg.topic(), msg.partition())))) is not None and not state.blocked)
+        ]
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        if self._carried:  # a partition assigned again starts from its committed offset, not from these
+            gone = {(tp.topic, tp.partition) for tp in partitions}
+            self._carried = [msg for msg in self._carried if (msg.topic(), msg.partition()) not in gone]
+
+    def holds(self, state: PartitionState) -> bool:
+        """True while a record of ``state``'s partition waits here for the next turn."""
+        return any(msg.partition() == state.partition and msg.topic() == state.topic for msg in self._carried)
