@@ -20,6 +20,9 @@ MODULES = [
     "neotool_common.producing.producer",
     "neotool_common.policies.throughput",
     "neotool_common.concurrency.dispatch",
+    "neotool_common.concurrency.dispatcher",
+    "neotool_common.concurrency.thread_pool",
+    "neotool_common.concurrency.event_loop",
     "neotool_common.concurrency.chains",
     "neotool_common.consumer.workers",
 ]
