@@ -25,6 +25,12 @@ MODULES = [
     "neotool_common.concurrency.event_loop",
     "neotool_common.concurrency.chains",
     "neotool_common.consumer.workers",
+    "neotool_common.testing.kafka",
+    "neotool_common.testing.kafka.jars",
+    "neotool_common.testing.kafka.endpoint",
+    "neotool_common.testing.kafka.cluster",
+    "neotool_common.testing.kafka.provider",
+    "neotool_common.testing.kafka.cli",
 ]
 
 
