@@ -25,7 +25,7 @@ from neotool_common.deadletter.tools.decisions import GROUP_PREFIX, Action, Repl
 from neotool_common.deadletter.tools.filters import RecordFilter
 from neotool_common.deadletter.tools.pacing import BarProgress, LineProgress, Progress
 from neotool_common.deadletter.tools.planning import plan_replay
-from neotool_common.deadletter.tools.replay import Replay, ReplayTuning
+from neotool_common.deadletter.tools.replay import Replay, ReplayReport, ReplayTuning
 
 __all__ = ["PAUSE_AFTER_ACKS_ENV", "cmd_replay"]
 
@@ -51,21 +51,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, cluster, dlq, record_filter, policy, group)
     print(f"Replaying {dlq.name} to {policy.to_topic or 'the original topics'}; {_progress_note(group, args)}")
-    with _stop_on_signals() as stop:
-        replay = Replay(
-            cluster,
-            dlq,
-            record_filter,
-            policy,
-            group,
-            from_beginning=args.from_beginning,
-            stop=stop,
-            progress=_progress(),
-            say=lambda line: print(line, file=sys.stderr),
-            on_ack=_test_pause_hook(stop),
-            tuning=ReplayTuning(max_in_flight=args.max_in_flight),
-        )
-        report = replay.run()
+    report = _run(args, cluster, dlq, record_filter, policy, group)
     print("\n".join(render.render_replay_report(report, policy, lambda r: show_command(args, r))))
     if report.interrupted:
         print(f"Interrupted: progress saved in group {group}; run the same command to continue.")
@@ -96,6 +82,31 @@ def _dry_run(
     if counts[Action.REPLAY] or counts[Action.PARK]:
         print(f"Run it: {command_line(args, 'replay', *_replay_args(args, record_filter, policy))}")
     return EXIT_NOT_REPLAYED if counts[Action.PARK] or counts[Action.REPORT] else EXIT_OK
+
+
+def _run(
+    args: argparse.Namespace,
+    cluster: DlqCluster,
+    dlq: TopicInfo,
+    record_filter: RecordFilter,
+    policy: ReplayPolicy,
+    group: str,
+) -> ReplayReport:
+    with _stop_on_signals() as stop:
+        replay = Replay(
+            cluster,
+            dlq,
+            record_filter,
+            policy,
+            group,
+            from_beginning=args.from_beginning,
+            stop=stop,
+            progress=_progress(),
+            say=lambda line: print(line, file=sys.stderr),
+            on_ack=_test_pause_hook(stop),
+            tuning=ReplayTuning(max_in_flight=args.max_in_flight),
+        )
+        return replay.run()
 
 
 def _warn_about_filtered_replays(cluster: DlqCluster, group: str, dlq: TopicInfo) -> None:

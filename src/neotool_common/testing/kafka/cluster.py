@@ -138,11 +138,25 @@ class LocalKafkaCluster(KafkaEndpoint):
         node = self.node(node_id)
         if node.pid is not None:
             return
+        command = self._java_command(node)
+        stdout = (node.directory / "stdout.log").open("ab")
+        node.process = subprocess.Popen(
+            command,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509 - only prctl, no locks
+        )
+        stdout.close()
+        if wait:
+            self.wait_ready(timeout, expected_brokers=sum(1 for n in self.nodes if n.pid is not None))
+
+    def _java_command(self, node: BrokerNode) -> list[str]:
         java = shutil.which("java")
         if java is None:
             raise RuntimeError("Java 17+ (java) is needed to run the local Kafka broker")
         log4j = resources.files("neotool_common.testing.broker").joinpath("log4j2.properties")
-        command = [
+        return [
             java,
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
@@ -156,17 +170,6 @@ class LocalKafkaCluster(KafkaEndpoint):
             "kafka.Kafka",
             str(node.directory / "server.properties"),
         ]
-        stdout = (node.directory / "stdout.log").open("ab")
-        node.process = subprocess.Popen(
-            command,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509 - only prctl, no locks
-        )
-        stdout.close()
-        if wait:
-            self.wait_ready(timeout, expected_brokers=sum(1 for n in self.nodes if n.pid is not None))
 
     def stop_node(self, node_id: int, hard: bool = False, timeout: float = _STOP_GRACE_S) -> None:
         """Stop one node by its PID: SIGTERM (a clean shutdown) or, with ``hard``, SIGKILL."""

@@ -24,10 +24,23 @@ def kafka_classpath(version: str = KAFKA_VERSION) -> str:
     """The broker's classpath, resolved once with ``mvn`` and cached outside the repository."""
     target = cache_dir() / f"kafka-{version}"
     cp_file = target / "classpath.txt"
+    cached = _cached_classpath(cp_file)
+    if cached is not None:
+        return cached
+    _resolve_with_maven(target, version, cp_file)
+    return cp_file.read_text().strip()
+
+
+def _cached_classpath(cp_file: Path) -> str | None:
+    """The cached classpath, unless some jar of it has gone (a cleaned Maven repository)."""
     if cp_file.exists():
         classpath = cp_file.read_text().strip()
         if classpath and all(Path(jar).exists() for jar in classpath.split(os.pathsep)):
             return classpath
+    return None
+
+
+def _resolve_with_maven(target: Path, version: str, cp_file: Path) -> None:
     if shutil.which("mvn") is None:
         raise RuntimeError(
             "Maven (mvn) is needed to fetch the Kafka broker jars; install it or set KAFKA_BOOTSTRAP_SERVERS"
@@ -35,7 +48,7 @@ def kafka_classpath(version: str = KAFKA_VERSION) -> str:
     target.mkdir(parents=True, exist_ok=True)
     pom = target / "pom.xml"
     pom.write_bytes(resources.files("neotool_common.testing.broker").joinpath("pom.xml").read_bytes())
-    partial = target / "classpath.txt.partial"
+    partial = target / "classpath.txt.partial"  # renamed when complete, so an interrupted run caches nothing
     result = subprocess.run(
         [
             "mvn",
@@ -55,4 +68,3 @@ def kafka_classpath(version: str = KAFKA_VERSION) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"mvn could not resolve Kafka {version}:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
     partial.replace(cp_file)
-    return cp_file.read_text().strip()
