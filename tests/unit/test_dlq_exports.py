@@ -9,9 +9,13 @@ import pytest
 
 from neotool_common import dlqtool as dlq_tools
 
-MODULES = ["neotool_common.cli.dlq", "neotool_common.cli.dlq_args"] + [
-    f"neotool_common.dlqtool.{info.name}" for info in pkgutil.iter_modules(dlq_tools.__path__)
-]
+MODULES = [
+    "neotool_common.cli.dlq",
+    "neotool_common.cli.dlq_args",
+    "neotool_common.cli.dlq_options",
+    "neotool_common.cli.dlq_inspect",
+    "neotool_common.cli.dlq_replay",
+] + [f"neotool_common.dlqtool.{info.name}" for info in pkgutil.iter_modules(dlq_tools.__path__)]
 
 
 @pytest.mark.parametrize("name", ["neotool_common.dlqtool", *MODULES])

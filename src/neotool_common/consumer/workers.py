@@ -48,11 +48,7 @@ class ParallelProcessing:
     """Owns the dispatcher of one runner while it runs."""
 
     def __init__(
-        self,
-        ctx: RunContext,
-        dispatcher: Dispatcher,
-        completions: queue.SimpleQueue[Any],
-        inline: bool = False,
+        self, ctx: RunContext, dispatcher: Dispatcher, completions: queue.SimpleQueue[Any], inline: bool
     ) -> None:
         self._ctx = ctx
         self._inline = inline  # quick plain def records may run on the poll thread
@@ -92,11 +88,8 @@ class ParallelProcessing:
 
     def run_coroutine(self, coroutine: Coroutine[Any, Any, Any], timeout: float | None = None) -> None:
         """Run an ``async def`` hook (setup, teardown) on the handlers' event loop and wait for it."""
-        dispatcher = self._dispatcher
-        if not isinstance(dispatcher, AsyncDispatcher):
-            coroutine.close()
-            raise TypeError("async setup() and teardown() need an async def process() or process_batch()")
-        dispatcher.run_coroutine(coroutine, timeout)
+        assert isinstance(self._dispatcher, AsyncDispatcher), "the face only allows async hooks with async handlers"
+        self._dispatcher.run_coroutine(coroutine, timeout)
 
     def start(self) -> None:
         self._dispatcher.start()

@@ -14,26 +14,32 @@ Redaction happens before rendering, so no renderer and no test capture ever sees
 
 Cost per call: levels below the configured one return at once (the bound logger's methods are no-ops); the
 loggers are cached on first use; an emitted event runs through eight small processors.
+
+This module configures structlog and routes the standard library into it; masking lives in :mod:`~.redaction`,
+rendering in :mod:`~.rendering`, trace ids in :mod:`~.traceparent`.
 """
 
 from __future__ import annotations
 
-import functools
 import io
-import json
 import logging
-import re
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, TextIO, cast
 
-import orjson
 import structlog
-from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor
 
-from neotool_common.config.connection import REDACTED, Secret
 from neotool_common.errors import ConfigurationError
+from neotool_common.observability.redaction import redactor, register_secret
+from neotool_common.observability.rendering import (
+    CurrentStderr,
+    EventSink,
+    NamedWriteLoggerFactory,
+    add_logger_name,
+    renderer,
+)
+from neotool_common.observability.traceparent import trace_id_from_traceparent
 
 __all__ = [
     "configure_logging",
@@ -52,98 +58,6 @@ LEVELS: Final = {
 }
 FORMATS: Final = ("json", "console")
 
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)|secret|token|credential|authori[sz]ation|api[_.-]?key|private[_.-]?key|jaas|cookie",
-    re.IGNORECASE,
-)
-# Deep enough for a configuration mapping inside an event; bounds the work on self-referencing values.
-_MAX_DEPTH: Final = 6
-_PLAIN: Final = frozenset({int, float, bool, type(None)})
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_secret_key(key: str) -> bool:
-    return _SECRET_KEY.search(key) is not None
-
-
-class _Redactor:
-    """Masks secret-looking keys and registered secret values; a processor. Registration swaps one pattern."""
-
-    def __init__(self) -> None:
-        self._secrets: frozenset[str] = frozenset()
-        self._pattern: re.Pattern[str] | None = None
-
-    def register(self, value: str) -> None:
-        if not value or value in self._secrets:
-            return
-        secrets = self._secrets | {value}
-        # Longest first, so a secret that contains another is masked whole.
-        alternatives = "|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True))
-        self._secrets, self._pattern = secrets, re.compile(alternatives)
-
-    def clear(self) -> None:
-        self._secrets, self._pattern = frozenset(), None
-
-    def mask(self, text: str) -> str:
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(REDACTED, text)
-
-    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        # The hot path: structlog hands every event a fresh dict, so its values are replaced in place and
-        # plain strings and numbers cost one type check each.
-        pattern = self._pattern
-        for key, value in event_dict.items():
-            if _is_secret_key(key):
-                event_dict[key] = REDACTED
-            elif type(value) is str:
-                if pattern is not None:
-                    event_dict[key] = pattern.sub(REDACTED, value)
-            elif type(value) not in _PLAIN:
-                event_dict[key] = self._redact_value(value, 1)
-        return event_dict
-
-    def _redact_mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
-        """A redacted copy: nested mappings belong to the caller."""
-        return {
-            key: REDACTED if _is_secret_key(str(key)) else self._redact_value(value, depth + 1)
-            for key, value in mapping.items()
-        }
-
-    def _redact_value(self, value: Any, depth: int) -> Any:
-        if isinstance(value, str):
-            return self.mask(value)
-        if value is None or isinstance(value, bool | int | float) or depth > _MAX_DEPTH:
-            return value
-        if isinstance(value, Mapping):
-            return self._redact_mapping(value, depth)
-        if isinstance(value, list | tuple):
-            return [self._redact_value(item, depth + 1) for item in value]
-        return self._redact_object(value)
-
-    def _redact_object(self, value: Any) -> Any:
-        if self._pattern is None:
-            return value
-        text = str(value)
-        masked = self.mask(text)
-        return value if masked == text else masked
-
-
-class _Output:
-    """The last processor: renders the event, or hands it to ``testing.capture_logs`` while one is open."""
-
-    def __init__(self) -> None:
-        self.renderer: Processor | None = None
-        self.captured: list[EventDict] | None = None
-
-    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Any:
-        captured = self.captured
-        if captured is not None:
-            captured.append(event_dict)
-            raise structlog.DropEvent
-        assert self.renderer is not None, "configure_logging() was not called"
-        return self.renderer(logger, method_name, event_dict)
-
 
 class _Handler(logging.StreamHandler[TextIO]):
     """Writes stdlib records through our processors; a record dropped by a processor is simply not written."""
@@ -155,16 +69,9 @@ class _Handler(logging.StreamHandler[TextIO]):
             return
 
 
-_redactor = _Redactor()
-_output = _Output()
+_output = EventSink()
 _handler: _Handler | None = None
 _root_level_before: int | None = None
-
-
-def register_secret(value: str | Secret | None) -> None:
-    """Mask ``value`` wherever it appears in a logged string from now on. Empty values and ``None`` are ignored."""
-    if value is not None:
-        _redactor.register(value.reveal() if isinstance(value, Secret) else value)
 
 
 def get_logger(name: str, **initial_values: Any) -> FilteringBoundLogger:
@@ -177,68 +84,18 @@ def get_logger(name: str, **initial_values: Any) -> FilteringBoundLogger:
     return structlog.get_logger(name, **initial_values)  # type: ignore[no-any-return]
 
 
-class _NamedWriteLogger(structlog.WriteLogger):
-    def __init__(self, file: TextIO, name: str | None) -> None:
-        super().__init__(file)
-        self.name = name
-
-
-class _NamedWriteLoggerFactory:
-    """Like structlog's ``WriteLoggerFactory``, keeping the name given to ``get_logger`` for ``logger``."""
-
-    def __init__(self, file: TextIO) -> None:
-        self._file = file
-
-    def __call__(self, *args: Any) -> _NamedWriteLogger:
-        return _NamedWriteLogger(self._file, str(args[0]) if args else None)
-
-
-def _add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    record = event_dict.get("_record")  # a stdlib record on its way through ProcessorFormatter
-    name = record.name if record is not None else getattr(logger, "name", None)
-    if name is not None:
-        event_dict.setdefault("logger", name)
-    return event_dict
-
-
-class _CurrentStderr(io.TextIOBase):
-    """Whatever ``sys.stderr`` is at each write: survives test runners and daemons that swap it."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-    def isatty(self) -> bool:
-        return sys.stderr.isatty()
-
-
-def _dumps(event_dict: EventDict, **_: Any) -> str:
-    try:
-        return orjson.dumps(event_dict, default=str).decode()
-    except TypeError:  # integers beyond 64 bits, keys that are not strings: a log call must never fail
-        return json.dumps(event_dict, default=str, ensure_ascii=False, skipkeys=True)
-
-
-def _renderer(fmt: str, stream: TextIO) -> Processor:
-    if fmt == "json":
-        return structlog.processors.JSONRenderer(serializer=_dumps)
-    return structlog.dev.ConsoleRenderer(colors=stream.isatty())
-
-
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        _add_logger_name,
+        add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
 
 
 def _final_processors() -> list[Processor]:
     # Exceptions become text before redaction, so a secret inside a traceback is masked too.
-    return [structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info, _redactor, _output]
+    return [structlog.processors.StackInfoRenderer(), structlog.processors.format_exc_info, redactor, _output]
 
 
 def _parse(level: str, fmt: str) -> tuple[int, str]:
@@ -259,13 +116,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
     previous configuration; registered secrets stay registered.
     """
     level_no, fmt = _parse(level, fmt)
-    stream = cast(TextIO, _CurrentStderr()) if stream is None else stream
-    _output.renderer = _renderer(fmt, stream)
+    stream = cast(TextIO, CurrentStderr()) if stream is None else stream
+    _output.renderer = renderer(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *_final_processors()],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         context_class=dict,
-        logger_factory=_NamedWriteLoggerFactory(stream),
+        logger_factory=NamedWriteLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )
     _route_stdlib(level_no, stream)
@@ -305,7 +162,7 @@ def _unconfigure() -> None:
 def reset_logging() -> None:
     """Undo :func:`configure_logging` and forget registered secrets; for tests."""
     _unconfigure()
-    _redactor.clear()
+    redactor.clear()
 
 
 @contextmanager
@@ -326,27 +183,3 @@ def _captured_events(level: str) -> Iterator[list[EventDict]]:
         _output.captured = previous
         if configured_here:
             _unconfigure()
-
-
-def trace_id_from_traceparent(value: bytes | str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` header value, or ``None`` if it is absent or malformed.
-
-    ``00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>`` in lower case; all-zero ids and version ``ff``
-    are invalid; a version above ``00`` may carry further ``-``-separated fields, version ``00`` may not.
-    """
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("ascii")
-        except UnicodeDecodeError:
-            return None
-    if value is None:
-        return None
-    match = _TRACEPARENT.fullmatch(value)
-    if match is None:
-        return None
-    version, trace_id, parent_id, _flags, rest = match.groups()
-    if version == "ff" or (version == "00" and rest is not None):
-        return None
-    if trace_id == "0" * 32 or parent_id == "0" * 16:
-        return None
-    return trace_id

@@ -1,4 +1,4 @@
-"""The producer settings platform standard §4.3 requires, checked before any producer is made.
+"""The producer settings platform standard §4.3 requires, checked before any producer is made; those safe to log.
 
 ``acks=all``, ``enable.idempotence=true``, ``compression.type`` zstd or snappy, ``linger.ms`` <= 10 and
 ``retries`` >= 5. :meth:`~neotool_common.config.connection.KafkaConnection.producer_config` meets them;
@@ -9,11 +9,11 @@ under any of the names librdkafka accepts for the setting.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from neotool_common.errors import ConfigurationError
 
-__all__ = ["check_producer_config"]
+__all__ = ["check_producer_config", "loggable_settings"]
 
 _ALIASES: Final = {
     "acks": ("acks", "request.required.acks"),
@@ -56,3 +56,21 @@ def _require(config: Mapping[str, object], setting: str, accept: Callable[[str],
 
 def _as_int(value: str) -> int:
     return int(value.strip())
+
+
+_LOGGED_SETTINGS: Final = (
+    "bootstrap.servers",
+    "security.protocol",
+    "sasl.mechanism",
+    "acks",
+    "enable.idempotence",
+    "compression.type",
+    "linger.ms",
+    "retries",
+    "delivery.timeout.ms",
+)
+
+
+def loggable_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings worth logging, by name: an allow-list, so no secret can slip through a new setting."""
+    return {name.replace(".", "_"): config[name] for name in _LOGGED_SETTINGS if name in config}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError
+
 from neotool_common.errors import NeotoolError
 
-__all__ = ["Acknowledgement", "DeliveryError", "DeliveryReport", "FailedDelivery"]
+__all__ = ["Acknowledgement", "DeliveryError", "DeliveryReport", "FailedDelivery", "describe_error"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,10 @@ class DeliveryError(NeotoolError):
         self.failures = failures
         topics = ", ".join(sorted({failure.topic for failure in failures}))
         super().__init__(f"{len(failures)} record(s) to {topics} not delivered and not spooled: {failures[0].error}")
+
+
+def describe_error(error: object) -> str:
+    """A delivery error as logs and :class:`FailedDelivery` show it: librdkafka's name and text when it has them."""
+    if isinstance(error, KafkaError):
+        return f"{error.name()}: {error.str()}"
+    return str(error)

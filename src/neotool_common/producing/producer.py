@@ -39,26 +39,31 @@ and records are logged by topic and error only (never key, value or headers).
 
 from __future__ import annotations
 
-import itertools
 import os
-import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final, Self
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 
 from neotool_common.config.clients import ClientKind, for_client
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
-from neotool_common.producing.config import check_producer_config
-from neotool_common.producing.delivery import Acknowledgement, DeliveryError, DeliveryReport, FailedDelivery
+from neotool_common.producing.config import check_producer_config, loggable_settings
+from neotool_common.producing.delivery import (
+    Acknowledgement,
+    DeliveryError,
+    DeliveryReport,
+    FailedDelivery,
+    describe_error,
+)
 from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
-from neotool_common.producing.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
+from neotool_common.producing.headers import HeaderInput, as_bytes, normalize_headers
+from neotool_common.producing.ledger import Ledger, Outgoing
+from neotool_common.producing.protocols import ProducerLike, SystemWallClock, WallClock
+from neotool_common.producing.spool import SPOOL_DIR_ENV, Spool
 
 __all__ = [
     "Acknowledgement",
@@ -75,71 +80,8 @@ __all__ = [
 
 _log = structlog.get_logger(__name__)
 
-Header = tuple[str, bytes | None]
-HeaderInput = Mapping[str, str | bytes | None] | Iterable[tuple[str, str | bytes | None]]
-
 _QUEUE_FULL_WAIT_S: Final = 0.1
-_LOGGED_SETTINGS: Final = (
-    "bootstrap.servers",
-    "security.protocol",
-    "sasl.mechanism",
-    "acks",
-    "enable.idempotence",
-    "compression.type",
-    "linger.ms",
-    "retries",
-    "delivery.timeout.ms",
-)
 ABANDONED_AT_CLOSE: Final = "not acknowledged before close() gave up waiting"
-
-
-class WallClock(Protocol):
-    """Where ``ingested_at`` and ``failed_at`` come from; :class:`neotool_common.clock.Clock` is one."""
-
-    def time(self) -> float:
-        """Seconds since the epoch."""
-        ...
-
-
-class _SystemWallClock:
-    time = staticmethod(time.time)
-
-
-class ProducerLike(Protocol):
-    """The part of ``confluent_kafka.Producer`` this module uses; tests give a fake through ``producer_factory``."""
-
-    def produce(
-        self,
-        topic: str,
-        value: str | bytes | None = ...,
-        key: str | bytes | None = ...,
-        *,
-        on_delivery: Callable[[Any, Any], None] | None = ...,
-        headers: list[tuple[str, str | bytes | None]] | None = ...,
-    ) -> None: ...
-
-    def poll(self, timeout: float = ...) -> int: ...
-
-    def flush(self, timeout: float = ...) -> int: ...
-
-
-@dataclass
-class _Outgoing:
-    """A record between ``produce()`` and its delivery report; ``entry_id`` is set for a spool re-send."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[Header, ...]
-    entry_id: str | None = None
-
-
-@dataclass
-class _Tally:
-    delivered: int = 0
-    failed: int = 0
-    spooled: int = 0
-    failures: list[FailedDelivery] = field(default_factory=list)
 
 
 class EnvelopeProducer:
@@ -167,16 +109,11 @@ class EnvelopeProducer:
         self._producer = producer_factory(config)
         self._spool = spool
         self._on_acknowledged = on_acknowledged
-        self._clock: WallClock = _SystemWallClock() if clock is None else clock
+        self._clock: WallClock = SystemWallClock() if clock is None else clock
         self.batch_id = new_batch_id()
-        self._lock = threading.Lock()
-        self._sequence = itertools.count()
-        self._in_flight: dict[int, _Outgoing] = {}
-        self._tally = _Tally()
-        self._totals = _Tally()
-        self._resend_acknowledged: set[str] = set()
+        self._ledger = Ledger()
         self._closed = False
-        _log.info("producer.created", **_loggable(config), spool=None if spool is None else str(spool.path))
+        _log.info("producer.created", **loggable_settings(config), spool=None if spool is None else str(spool.path))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> Self:
@@ -214,7 +151,7 @@ class EnvelopeProducer:
     ) -> None:
         """Queue ``value`` exactly as given (any bytes, or ``None`` for a tombstone); same guarantees as ``publish``."""
         self._require_open()
-        self._send(_Outgoing(topic, _as_bytes(key), value, _normalize_headers(headers)))
+        self._send(Outgoing(topic, as_bytes(key), value, normalize_headers(headers)))
 
     # -- outcomes ---------------------------------------------------------------------------------
 
@@ -226,20 +163,15 @@ class EnvelopeProducer:
         """
         self._producer.flush(timeout)
         self._settle_resent()
-        with self._lock:
-            tally, self._tally = self._tally, _Tally()
-            pending = sum(1 for outgoing in self._in_flight.values() if outgoing.entry_id is None)
-        report = DeliveryReport(tally.delivered, tally.failed, tally.spooled, pending)
-        if tally.failures:
-            raise DeliveryError(report, tuple(tally.failures))
+        report, failures = self._ledger.take_report()
+        if failures:
+            raise DeliveryError(report, tuple(failures))
         return report
 
     @property
     def totals(self) -> DeliveryReport:
         """Counts since this producer was made (``pending`` is the current number)."""
-        with self._lock:
-            pending = sum(1 for outgoing in self._in_flight.values() if outgoing.entry_id is None)
-            return DeliveryReport(self._totals.delivered, self._totals.failed, self._totals.spooled, pending)
+        return self._ledger.totals()
 
     def resend_spooled(self, timeout: float = 30.0) -> int:
         """Publish every spooled record again and remove those the broker acknowledged; returns how many.
@@ -250,11 +182,10 @@ class EnvelopeProducer:
         """
         spool = self._require_spool()
         self._require_open()
-        with self._lock:
-            resending = {o.entry_id for o in self._in_flight.values() if o.entry_id is not None}
+        resending = self._ledger.resending()
         for record in spool.records():
             if record.entry_id not in resending:
-                self._send(_Outgoing(record.topic, record.key, record.value, record.headers, record.entry_id))
+                self._send(Outgoing(record.topic, record.key, record.value, record.headers, record.entry_id))
         self._producer.flush(timeout)
         return self._settle_resent()
 
@@ -267,13 +198,13 @@ class EnvelopeProducer:
             return DeliveryReport()
         self._closed = True
         self._producer.flush(timeout)
-        self._abandon_in_flight()
+        for outgoing in self._ledger.abandon_all():  # re-sends given up on are still in the spool
+            self._final_failure(outgoing, ABANDONED_AT_CLOSE)
         return self.flush(0)
 
     def __len__(self) -> int:
         """Records queued or in flight, re-sends included."""
-        with self._lock:
-            return len(self._in_flight)
+        return len(self._ledger)
 
     def __enter__(self) -> Self:
         return self
@@ -283,21 +214,18 @@ class EnvelopeProducer:
 
     # -- internals --------------------------------------------------------------------------------
 
-    def _send(self, outgoing: _Outgoing) -> None:
-        sequence = next(self._sequence)
-        with self._lock:
-            self._in_flight[sequence] = outgoing
+    def _send(self, outgoing: Outgoing) -> None:
+        sequence = self._ledger.track(outgoing)
         try:
             self._produce(outgoing, partial(self._on_delivery, sequence))
         except KafkaException as exc:  # refused before queueing (e.g. too large): as final as a failed delivery
             self._on_delivery(sequence, exc.args[0] if exc.args else exc, None)
         except BaseException:  # e.g. a TypeError for a bad value: the caller sees it, nothing is queued
-            with self._lock:
-                del self._in_flight[sequence]
+            self._ledger.forget(sequence)
             raise
         self._producer.poll(0)
 
-    def _produce(self, outgoing: _Outgoing, on_delivery: Callable[[Any, Any], None]) -> None:
+    def _produce(self, outgoing: Outgoing, on_delivery: Callable[[Any, Any], None]) -> None:
         while True:
             try:
                 self._producer.produce(
@@ -313,70 +241,49 @@ class EnvelopeProducer:
                 return
 
     def _on_delivery(self, sequence: int, error: object, message: Any) -> None:
-        with self._lock:
-            outgoing = self._in_flight.pop(sequence, None)
+        outgoing = self._ledger.answered(sequence)
         if outgoing is None:
             return  # given up at close(); already counted
         if error is None:
             self._acknowledged(outgoing, message)
         elif outgoing.entry_id is not None:
-            _log.warning("producer.resend_failed", topic=outgoing.topic, error=_describe(error))
+            _log.warning("producer.resend_failed", topic=outgoing.topic, error=describe_error(error))
         else:
-            self._final_failure(outgoing, _describe(error))
+            self._final_failure(outgoing, describe_error(error))
 
-    def _acknowledged(self, outgoing: _Outgoing, message: Any) -> None:
-        with self._lock:
-            if outgoing.entry_id is None:
-                self._tally.delivered += 1
-                self._totals.delivered += 1
-            else:
-                self._resend_acknowledged.add(outgoing.entry_id)
+    def _acknowledged(self, outgoing: Outgoing, message: Any) -> None:
+        self._ledger.delivered(outgoing)
         if self._on_acknowledged is not None:
             self._on_acknowledged(
                 Acknowledgement(message.topic(), message.partition(), message.offset(), message.key())
             )
 
-    def _final_failure(self, outgoing: _Outgoing, error: str) -> None:
+    def _final_failure(self, outgoing: Outgoing, error: str) -> None:
         spooled, problem = self._try_spool(outgoing, error)
-        with self._lock:
-            for tally in (self._tally, self._totals):
-                tally.failed += 1
-                tally.spooled += spooled
-            if not spooled:
-                self._tally.failures.append(FailedDelivery(outgoing.topic, outgoing.key, problem))
+        self._ledger.failed(outgoing, spooled, problem)
         if spooled:
             _log.warning("producer.record_spooled", topic=outgoing.topic, error=error)
         else:
             _log.error("producer.record_not_delivered", topic=outgoing.topic, error=problem)
 
-    def _try_spool(self, outgoing: _Outgoing, error: str) -> tuple[bool, str]:
+    def _try_spool(self, outgoing: Outgoing, error: str) -> tuple[bool, str]:
         if self._spool is None:
             return False, error
         failed_at = datetime.fromtimestamp(self._clock.time(), UTC)
-        record = SpooledRecord(outgoing.topic, outgoing.key, outgoing.value, outgoing.headers, error, failed_at)
         try:
-            self._spool.append(record)
+            self._spool.append(outgoing.spooled(error, failed_at))
         except OSError as exc:
             return False, f"{error}; the spool write failed too: {exc}"
         return True, error
 
-    def _abandon_in_flight(self) -> None:
-        with self._lock:
-            abandoned, self._in_flight = list(self._in_flight.values()), {}
-        for outgoing in abandoned:
-            if outgoing.entry_id is None:  # a re-send given up on is still in the spool
-                self._final_failure(outgoing, ABANDONED_AT_CLOSE)
-
     def _settle_resent(self) -> int:
-        with self._lock:
-            acknowledged, self._resend_acknowledged = self._resend_acknowledged, set()
+        acknowledged = self._ledger.take_resend_acknowledged()
         if not acknowledged or self._spool is None:
             return 0
         try:
             removed = self._spool.remove(acknowledged)
         except BaseException:
-            with self._lock:
-                self._resend_acknowledged |= acknowledged
+            self._ledger.restore_resend_acknowledged(acknowledged)
             raise
         _log.info("producer.spool_resent", removed=removed, remaining=len(self._spool))
         return removed
@@ -389,25 +296,3 @@ class EnvelopeProducer:
         if self._spool is None:
             raise ConfigurationError(SPOOL_DIR_ENV, "this producer has no spool, so there is nothing to re-send")
         return self._spool
-
-
-def _loggable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings worth logging, by name: an allow-list, so no secret can slip through a new setting."""
-    return {name.replace(".", "_"): config[name] for name in _LOGGED_SETTINGS if name in config}
-
-
-def _describe(error: object) -> str:
-    if isinstance(error, KafkaError):
-        return f"{error.name()}: {error.str()}"
-    return str(error)
-
-
-def _as_bytes(data: str | bytes | None) -> bytes | None:
-    return data.encode() if isinstance(data, str) else data
-
-
-def _normalize_headers(headers: HeaderInput | None) -> tuple[Header, ...]:
-    if headers is None:
-        return ()
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return tuple((str(name), _as_bytes(value)) for name, value in items)

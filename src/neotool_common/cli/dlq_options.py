@@ -1,0 +1,65 @@
+"""What every ``neotool-dlq`` subcommand does with its parsed options: the cluster and topic to open, the record
+filter, and the follow-up command lines it prints."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+
+from neotool_common.config.connection import KafkaConnection
+from neotool_common.dlqtool import render
+from neotool_common.dlqtool.cluster import DlqCluster, TopicInfo
+from neotool_common.dlqtool.filters import RecordFilter, parse_time_bound
+from neotool_common.dlqtool.records import DlqRecord
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_REPLAYED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROG",
+    "command_line",
+    "open_topic",
+    "record_filter_of",
+    "show_args",
+    "show_command",
+]
+
+PROG = "neotool-dlq"
+EXIT_OK, EXIT_NOT_REPLAYED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def open_topic(args: argparse.Namespace) -> tuple[DlqCluster, TopicInfo]:
+    env = dict(os.environ)
+    if args.brokers:
+        env["KAFKA_BROKERS"] = args.brokers
+    cluster = DlqCluster(KafkaConnection.from_env(env), timeout_s=args.timeout, verbose=args.verbose)
+    return cluster, cluster.topic(args.topic)
+
+
+def record_filter_of(args: argparse.Namespace) -> RecordFilter:
+    now = datetime.now(UTC)
+    return RecordFilter(
+        reasons=frozenset(args.reason or ()),
+        exception_types=frozenset(args.exception_type or ()),
+        record_ids=frozenset(args.record_id or ()),
+        since=parse_time_bound(args.since, now, "--since") if args.since else None,
+        until=parse_time_bound(args.until, now, "--until") if args.until else None,
+        partitions=frozenset(args.partition or ()),
+        offset_from=args.offset_from,
+        offset_to=args.offset_to,
+    )
+
+
+def command_line(args: argparse.Namespace, *parts: str) -> str:
+    brokers = ("--brokers", args.brokers) if args.brokers else ()
+    return render.command_line(PROG, *parts, *brokers)
+
+
+def show_args(record: DlqRecord) -> tuple[str, ...]:
+    return ("--partition", str(record.partition), "--offset", str(record.offset))
+
+
+def show_command(args: argparse.Namespace, record: DlqRecord) -> str:
+    return command_line(args, "show", record.topic, *show_args(record))
