@@ -57,7 +57,11 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 	$(PEERS)/bin/pip install --quiet -r bench/requirements-peers.txt
 	touch $(PEERS_STAMP)
 
-bench: kafka-jars $(PEERS_STAMP)
+# The profiles of `make bench` are sampled with py-spy, which goes into the project's virtualenv beside Python.
+$(BIN)/py-spy: $(STAMP)
+	$(BIN)/pip install --quiet "py-spy>=0.3.14"
+
+bench: kafka-jars $(PEERS_STAMP) $(BIN)/py-spy
 	$(BIN)/python -m bench.run --records $(BENCH_RECORDS) --rounds 3 --rss-check --profile runner,runner-poison \
 		--note "$(BENCH_NOTE)"
 
