@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from neotool_common.dlqtool.records import DlqRecord, Header, parse_record
+from neotool_common.testing.fakes import FakeMessage
 
 FAILED_AT_BASE = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
 TRACE_HEAD = 'Traceback (most recent call last):\n  File "job.py", line 9'
@@ -62,40 +63,6 @@ def minutes_after_base(minutes: int) -> datetime:
     return FAILED_AT_BASE + timedelta(minutes=minutes)
 
 
-@dataclass
-class FakeMessage:
-    """The part of ``confluent_kafka.Message`` the tools read."""
-
-    _topic: str
-    _partition: int
-    _offset: int
-    _key: bytes | None
-    _value: bytes | None
-    _headers: list[Header] | None
-    _timestamp: tuple[int, int] = (1, 1714532340000)
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> list[Header] | None:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return self._timestamp
-
-
 def dlq_record(
     record_id: str = "rec-1",
     failure: Failure | None = None,
@@ -111,8 +78,8 @@ def dlq_record(
         "orders.v1.dlq",
         partition,
         offset,
-        record_id.encode() if key is None else key,
-        envelope(record_id) if value is None else value,
-        failure.headers(),
+        _key=record_id.encode() if key is None else key,
+        _value=envelope(record_id) if value is None else value,
+        _headers=failure.headers(),
     )
     return parse_record(message)

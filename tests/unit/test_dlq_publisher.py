@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from neotool_common.deadletter.publisher import DeadLetter, DeadLetterPublisher, DlqPolicy
+from neotool_common.testing.fakes import FakeProducer
 
 NOW_S = 1_796_000_000.25  # the runner's wall clock when it dead-letters the record
 THIRTY_DAYS_AGO_MS = int(NOW_S * 1000) - 30 * 86_400_000
@@ -18,29 +17,15 @@ class Clock:
         return NOW_S
 
 
-class Producer:
-    def __init__(self) -> None:
-        self.produced: list[dict[str, Any]] = []
-
-    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
-        self.produced.append({"topic": topic, "value": value, "key": key, **kwargs})
-
-    def poll(self, timeout: float = 0) -> int:
-        return 0
-
-    def flush(self, timeout: float = 0) -> int:
-        return 0
-
-
 def test_the_dlq_copy_is_stamped_now_and_the_source_timestamp_stays_in_its_header() -> None:
-    producer = Producer()
+    producer = FakeProducer(hold=True)
     publisher = DeadLetterPublisher(producer, DlqPolicy(), Clock(), lambda letter, error: None)
     headers = [("dlq.original.timestamp", str(THIRTY_DAYS_AGO_MS).encode())]
     letter = DeadLetter("bank.v1", 0, 7, b"k", b"v", THIRTY_DAYS_AGO_MS, headers, "poison", 1, lambda _: None)
 
     publisher.send(letter)
 
-    (produced,) = producer.produced
-    assert produced["topic"] == "bank.v1.dlq"
-    assert produced["timestamp"] == int(NOW_S * 1000), "retention of the DLQ copy counts from the dead-lettering"
-    assert produced["headers"] == headers, "the source record's timestamp is kept in dlq.original.timestamp"
+    (produced,) = producer.log
+    assert produced.topic == "bank.v1.dlq"
+    assert produced.timestamp == int(NOW_S * 1000), "retention of the DLQ copy counts from the dead-lettering"
+    assert produced.headers == headers, "the source record's timestamp is kept in dlq.original.timestamp"

@@ -64,7 +64,7 @@ def test_as_row_has_exactly_the_documented_keys() -> None:
 
 
 def test_a_record_without_dlq_headers_parses_and_says_why_it_cannot_be_replayed() -> None:
-    message = FakeMessage("orders.v1.dlq", 0, 9, None, b"\xff\xfe\x00", None, (0, -1))
+    message = FakeMessage("orders.v1.dlq", 0, 9, _value=b"\xff\xfe\x00", _timestamp=(0, -1))
 
     record = parse_record(message)
 
@@ -80,7 +80,7 @@ def test_a_record_without_dlq_headers_parses_and_says_why_it_cannot_be_replayed(
 
 def test_unreadable_numbers_become_none_and_a_negative_replay_count_zero() -> None:
     headers = [("dlq.original.topic", b"t"), ("dlq.attempts", b"many"), ("dlq.replay.count", b"-4")]
-    record = parse_record(FakeMessage("t.dlq", 0, 0, b"k", b"v", headers))
+    record = parse_record(FakeMessage("t.dlq", 0, 0, _key=b"k", _value=b"v", _headers=headers))
 
     assert record.attempts is None
     assert record.replay_count == 0
@@ -88,7 +88,7 @@ def test_unreadable_numbers_become_none_and_a_negative_replay_count_zero() -> No
 
 def test_the_last_of_repeated_headers_wins_and_bad_utf8_is_replaced() -> None:
     headers = [("dlq.reason", b"decode"), ("dlq.reason", b"poison"), ("dlq.exception.message", b"bad \xff byte")]
-    record = parse_record(FakeMessage("t.dlq", 0, 0, b"k", b"v", headers))
+    record = parse_record(FakeMessage("t.dlq", 0, 0, _key=b"k", _value=b"v", _headers=headers))
 
     assert record.reason == "poison"
     assert record.exception_message == "bad \ufffd byte"

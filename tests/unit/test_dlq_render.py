@@ -88,7 +88,9 @@ def test_show_prints_every_header_the_stack_trace_and_the_pretty_payload() -> No
 
 
 def test_show_handles_a_record_that_is_not_a_dlq_record() -> None:
-    record = parse_record(FakeMessage("t.dlq", 0, 4, b"\xff", b"\x00\x01\xff", [("x", b"\xfe")], (0, -1)))
+    record = parse_record(
+        FakeMessage("t.dlq", 0, 4, _key=b"\xff", _value=b"\x00\x01\xff", _headers=[("x", b"\xfe")], _timestamp=(0, -1))
+    )
 
     text = "\n".join(render_show(record))
 

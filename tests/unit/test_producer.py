@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from neotool_common.producing.producer import (
     check_producer_config,
 )
 from neotool_common.producing.spool import SPOOL_DIR_ENV, Spool, SpooledRecord
+from neotool_common.testing.fakes import FakeProducer
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
 TIMED_OUT = KafkaError(KafkaError._MSG_TIMED_OUT)
@@ -38,84 +37,6 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self.now
-
-
-@dataclass
-class FakeMessage:
-    _topic: str
-    _partition: int
-    _offset: int
-    _key: bytes | None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-
-@dataclass
-class Produced:
-    topic: str
-    value: bytes | None
-    key: bytes | None
-    headers: list[tuple[str, bytes | None]] | None
-    on_delivery: Callable[[Any, Any], None]
-
-
-@dataclass
-class FakeProducer:
-    """Queues records; ``poll``/``flush`` answer them unless ``hold`` is set. Topics in ``failing`` fail.
-
-    With ``answer_on_poll`` false only ``flush`` answers, like a broker slower than ``poll(0)``.
-    """
-
-    config: dict[str, Any]
-    failing: set[str] = field(default_factory=set)
-    hold: bool = False
-    answer_on_poll: bool = True
-    refuse_next: KafkaException | None = None
-    full_for: int = 0
-    queue: list[Produced] = field(default_factory=list)
-    log: list[Produced] = field(default_factory=list)
-    offsets: dict[str, int] = field(default_factory=dict)
-
-    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
-        if self.full_for:
-            self.full_for -= 1
-            raise BufferError("Local: Queue full")
-        if self.refuse_next is not None:
-            refusal, self.refuse_next = self.refuse_next, None
-            raise refusal
-        produced = Produced(topic, value, key, kwargs.get("headers"), kwargs["on_delivery"])
-        self.queue.append(produced)
-        self.log.append(produced)
-
-    def poll(self, timeout: float = 0) -> int:
-        return self._answer() if self.answer_on_poll else 0
-
-    def _answer(self) -> int:
-        if self.hold:
-            return 0
-        answered, self.queue = self.queue, []
-        for produced in answered:
-            if produced.topic in self.failing:
-                produced.on_delivery(TIMED_OUT, None)
-            else:
-                offset = self.offsets.get(produced.topic, 0)
-                self.offsets[produced.topic] = offset + 1
-                produced.on_delivery(None, FakeMessage(produced.topic, 0, offset, produced.key))
-        return len(answered)
-
-    def flush(self, timeout: float = 0) -> int:
-        self._answer()
-        return len(self.queue)
 
 
 def connection(**env: str) -> KafkaConnection:

@@ -244,6 +244,9 @@ class ParallelProcessing:
         lanes = self._halt(states)
         if lanes and not self._ctx.closing:
             self._wait(lanes, timeout)
+            if left := sum(lane.outstanding for lane in lanes):
+                self._ctx.log.warning("revoke: records still in the handler; the new owner redelivers them",
+                                      records=left, waited_s=timeout)  # fmt: skip
         for lane in lanes:
             lane.revoked = True
         self._reports.count_processed(lane.state for lane in lanes)

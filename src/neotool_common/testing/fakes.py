@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["FakeConsumer", "FakeMessage", "FakeProducer", "UndecodableHeaderName"]
+__all__ = ["FakeConsumer", "FakeMessage", "FakeProducer", "Produced", "UndecodableHeaderName"]
 
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -25,11 +25,15 @@ Callback = Callable[..., None]
 
 @dataclass
 class FakeMessage:
+    """The part of ``confluent_kafka.Message`` the runner, the producer and ``neotool-dlq`` read."""
+
     _topic: str
     _partition: int
     _offset: int
-    _value: bytes | None
+    _value: bytes | None = None
     _key: bytes | None = None
+    _headers: list[tuple[str, bytes | None]] | None = None
+    _timestamp: tuple[int, int] = (1, 1_714_566_000_000)
 
     def error(self) -> None:
         return None
@@ -49,17 +53,17 @@ class FakeMessage:
     def key(self) -> bytes | None:
         return self._key
 
-    def headers(self) -> None:
-        return None
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
+        return self._headers
 
     def timestamp(self) -> tuple[int, int]:
-        return (1, 1_714_566_000_000)
+        return self._timestamp
 
 
 class UndecodableHeaderName(FakeMessage):
     """A record with a header name that is not UTF-8, which confluent-kafka cannot produce but may receive."""
 
-    def headers(self) -> None:
+    def headers(self) -> list[tuple[str, bytes | None]] | None:
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
 
 
@@ -167,24 +171,69 @@ class FakeConsumer:
         return batch
 
 
+@dataclass
+class Produced:
+    """One ``produce()`` call: where it went, what it carried, and the callback that answers it."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, bytes | None]] | None
+    on_delivery: Callable[[Any, Any], None]
+    timestamp: int | None = None
+
+
+@dataclass
 class FakeProducer:
-    """Acknowledges every DLQ write at the next poll."""
+    """Records every write and acknowledges it at the next ``poll()``/``flush()``, as a healthy broker would.
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.produced: list[tuple[str, bytes | None, dict[str, bytes | None]]] = []
-        self._acks: list[Callable[[], None]] = []
+    Faults on demand: topics in ``failing`` time out, ``hold`` answers nothing, ``answer_on_poll=False`` answers
+    only on ``flush()`` (a broker slower than ``poll(0)``), ``refuse_next`` is raised by the next
+    ``produce()``, and the next ``full_for`` calls find the queue full.
+    """
 
-    def produce(self, topic: str, value: bytes | None = None, **kwargs: Any) -> None:
-        self.produced.append((topic, value, dict(kwargs["headers"])))
-        on_delivery = kwargs["on_delivery"]
-        self._acks.append(lambda: on_delivery(None, None))
+    config: dict[str, Any] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
+    hold: bool = False
+    answer_on_poll: bool = True
+    refuse_next: BaseException | None = None
+    full_for: int = 0
+    queue: list[Produced] = field(default_factory=list)
+    log: list[Produced] = field(default_factory=list)
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def produced(self) -> list[tuple[str, bytes | None, dict[str, bytes | None]]]:
+        """``(topic, value, headers)`` of every write, in order."""
+        return [(p.topic, p.value, dict(p.headers or ())) for p in self.log]
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
+        if self.full_for:
+            self.full_for -= 1
+            raise BufferError("Local: Queue full")
+        if self.refuse_next is not None:
+            refusal, self.refuse_next = self.refuse_next, None
+            raise refusal
+        produced = Produced(topic, value, key, kwargs.get("headers"), kwargs["on_delivery"], kwargs.get("timestamp"))
+        self.queue.append(produced)
+        self.log.append(produced)
 
     def poll(self, timeout: float = 0) -> int:
-        acks, self._acks = self._acks, []
-        for ack in acks:
-            ack()
-        return len(acks)
+        return self._answer() if self.answer_on_poll else 0
 
     def flush(self, timeout: float = 0) -> int:
-        self.poll()
-        return 0
+        self._answer()
+        return len(self.queue)
+
+    def _answer(self) -> int:
+        if self.hold:
+            return 0
+        answered, self.queue = self.queue, []
+        for produced in answered:
+            if produced.topic in self.failing:
+                produced.on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), None)
+            else:
+                offset = self.offsets.get(produced.topic, 0)
+                self.offsets[produced.topic] = offset + 1
+                produced.on_delivery(None, FakeMessage(produced.topic, 0, offset, produced.value, produced.key))
+        return len(answered)
