@@ -9,12 +9,13 @@ dead-lettered — and liveness — the group's committed offset reaches the end 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from neotool_common import Message, dlq_topic_for
+from neotool_common import KafkaConsumerRunner, Message, dlq_topic_for
 from neotool_common.testing.harness import read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
@@ -205,3 +206,56 @@ def test_a_partition_paused_for_a_retry_resumes_after_the_member_is_evicted_and_
         assert runner.attempts["flaky"] == 1, "precondition: lost while the retry waited"
         wait_until(lambda: processed(runner) == ids_of(flaky + slow), timeout=30, what="every record processed")
         wait_for_lag_0(kafka.bootstrap_servers, group, topic, 2)
+
+
+class GatedConsumer(RecordingConsumer):
+    """A throughput-mode consumer whose records wait for ``gate``: the workers fill up to the in-flight bound."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = threading.Event()
+        self.entered = 0
+
+    def process(self, message: Message) -> None:
+        with self.lock:
+            self.entered += 1
+        self.gate.wait(30)
+        super().process(message)
+
+
+def paused_for(runner: KafkaConsumerRunner, topic: str, reason: str) -> float:
+    labels = {"topic": topic, "partition": "0", "group": runner.settings.group_id, "reason": reason}
+    return runner.registry.get_sample_value("neotool_consumer_partition_paused", labels) or 0.0
+
+
+def test_a_partition_paused_for_the_in_flight_bound_resumes_after_an_eager_rebalance(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+) -> None:
+    """The workers hold MAX_IN_FLIGHT records, so every partition pauses; an eager rebalance comes meanwhile."""
+    topic, other = make_topic(), make_topic()
+    make_topic(name=dlq_topic_for(topic))
+    records = good("r", 40)
+    produce(kafka.bootstrap_servers, topic, records)
+    env = {
+        "KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY": "range",
+        "MAX_CONCURRENCY": "2",
+        "ORDERING": "unordered",
+        "MAX_IN_FLIGHT": "4",
+        "SHUTDOWN_GRACE_MS": "1000",  # the revoke waits this long for the records stuck at the gate
+    }
+    runner = GatedConsumer(settings_for(kafka.bootstrap_servers, topic, **env))
+    group = runner.settings.group_id
+
+    with running(runner):
+        wait_until(lambda: runner.entered == 2, what="both workers waiting at the gate")
+        wait_until(lambda: paused_for(runner, topic, "in_flight_limit") == 1, what="the in-flight bound pausing it")
+        with group_member(kafka.bootstrap_servers, group, [other], **{"partition.assignment.strategy": "range"}):
+            wait_until(
+                lambda: rebalances(runner, "revoke") >= 1 and rebalances(runner, "assign") >= 2,
+                what="the eager rebalance: the partition revoked and assigned again",
+            )
+            assert not processed(runner), "precondition: revoked while the workers held the records"
+            runner.gate.set()
+            wait_until(lambda: processed(runner) == ids_of(records), timeout=30, what="every record processed")
+            wait_for_lag_0(kafka.bootstrap_servers, group, topic)
+    assert paused_for(runner, topic, "in_flight_limit") == 0
