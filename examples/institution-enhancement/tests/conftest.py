@@ -189,6 +189,8 @@ def start_consumer(kafka: KafkaEndpoint) -> Iterator[Callable[..., RunningConsum
         handle = RunningConsumer(consumer, thread, errors)
         running.append(handle)
         thread.start()
+        # Past setup(): the database is migrated before a test looks at it (readiness turns on after setup()).
+        handle.wait_for(lambda: consumer.health.readiness().running, 60, "the consumer to start")
         return handle
 
     yield start
