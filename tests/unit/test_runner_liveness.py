@@ -22,18 +22,11 @@ from neotool_common.testing.fakes import FakeConsumer, FakeProducer
 from neotool_common.testing.harness import running, wait_until
 from neotool_common.testing.logs import capture_logs
 
+from .test_runner_loop import values
+
 TOPIC = "bank.v1"
 BATCH_ID = str(uuid.uuid4())
 EXIT_FAILED = 1
-
-
-def values(count: int) -> list[bytes]:
-    return [
-        json.dumps(
-            {"batch_id": BATCH_ID, "record_id": f"r-{i}", "ingested_at": "2024-05-01T12:00:00Z", "payload": {}}
-        ).encode()
-        for i in range(count)
-    ]
 
 
 class InFlightCommits(FakeConsumer):
