@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +24,6 @@ from neotool_common.testing.logs import capture_logs
 from .test_runner_loop import values
 
 TOPIC = "bank.v1"
-BATCH_ID = str(uuid.uuid4())
 EXIT_FAILED = 1
 
 
