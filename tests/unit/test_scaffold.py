@@ -14,6 +14,7 @@ from neotool_common.scaffold.render import neotool_version, planned_files
 
 EXPECTED_FILES = [
     ".dockerignore",
+    ".gitignore",
     "Dockerfile",
     "README.md",
     "docs/runbook.md",
