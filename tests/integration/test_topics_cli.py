@@ -42,7 +42,7 @@ def test_creates_the_source_and_its_dlqs_then_a_second_run_changes_nothing(
     resource = ConfigResource(ResourceType.TOPIC, f"{topic_name}.dlq")
     configs = kafka.admin.describe_configs([resource])[resource].result(10)
     assert configs["max.message.bytes"].value == str(DEFAULT_MAX_MESSAGE_BYTES + DLQ_HEADER_HEADROOM_BYTES)
-    assert configs["retention.ms"].value == str(14 * 24 * 3600 * 1000)
+    assert configs["retention.ms"].value == str(30 * 24 * 3600 * 1000)
 
     assert main(["--with-source"]) == 0
     second = capsys.readouterr().out.splitlines()

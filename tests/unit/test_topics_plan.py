@@ -65,7 +65,9 @@ def test_a_dlq_and_its_parked_topic_follow_their_existing_source() -> None:
         "cleanup.policy": "delete",
         "retention.ms": str(DEFAULT_DLQ_RETENTION_MS),
         "max.message.bytes": str(5_000_000 + DLQ_HEADER_HEADROOM_BYTES),
+        "min.insync.replicas": "2",  # three replicas: acks=all survives one broker down
     }
+    assert specs[1].configs == {**specs[0].configs, "retention.ms": "-1"}  # parked records wait for a decision
 
 
 def test_with_source_plans_the_source_first_with_the_given_partitions() -> None:
@@ -80,6 +82,10 @@ def test_differences_accept_more_and_report_less() -> None:
     spec = plan_topics(["x.y.v1"], {}, with_source=False, partitions=3, replication_factor=1)[0]
     longer = {**spec.configs, "retention.ms": "-1", "max.message.bytes": "9999999"}
     assert differences(spec, ExistingTopic(spec.name, 3, 1, longer)) == []
+    parked = plan_topics(["x.y.v1"], {}, with_source=False, partitions=3, replication_factor=1)[1]
+    assert differences(parked, ExistingTopic(parked.name, 3, 1, spec.configs)) == [
+        f"retention.ms={DEFAULT_DLQ_RETENTION_MS}, wanted -1"
+    ]
     short = {**spec.configs, "retention.ms": "3600000", "cleanup.policy": "compact"}
     assert differences(spec, ExistingTopic(spec.name, 1, 1, short)) == [
         "partitions=1, wanted 3 (as many as its source)",

@@ -5,7 +5,7 @@ its source), idempotently; or print them, with the exact configs, for whoever ma
 
     KAFKA_TOPICS=people.ingest.v1 neotool-topics [--with-source] [--dry-run]
     neotool-topics --consumer people_loader.flows.consumer:PeopleLoaderConsumer [--partitions N]
-                   [--replication-factor N] [--dlq-retention-days 14] [--timeout 15]
+                   [--replication-factor N] [--dlq-retention-days 30] [--timeout 15]
 
 The topics come from ``KAFKA_TOPICS``, else from the ``topics`` of the ``--consumer`` class; the cluster from
 ``KAFKA_BROKERS`` and the ``KAFKA_SECURITY_*``/``KAFKA_SASL_*``/``KAFKA_SSL_*`` settings, as for the consumer.
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--partitions", type=int, help="partitions of a source that does not exist yet (3)")
     parser.add_argument("--replication-factor", type=int, help="of new topics (default: min(3, brokers))")
     parser.add_argument(
-        "--dlq-retention-days", type=float, default=DEFAULT_DLQ_RETENTION_MS / _DAY_MS, help="(default: 14)"
+        "--dlq-retention-days", type=float, default=DEFAULT_DLQ_RETENTION_MS / _DAY_MS, help="(default: 30)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would be created; create nothing")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the cluster (15)")

@@ -4,9 +4,11 @@ For each source topic the consumer reads:
 
 =======================  ==========================================================================
 ``<topic>``               only with ``with_source`` (local work: in production its producer owns it)
-``<topic>.dlq``           the source's partitions and replication factor; ``retention.ms`` 14 days;
-                          ``max.message.bytes`` the source's limit plus :data:`DLQ_HEADER_HEADROOM_BYTES`
-``<topic>.dlq.parked``    where ``neotool-dlq replay`` parks records that keep coming back; like the DLQ
+``<topic>.dlq``           the source's partitions and replication factor; ``retention.ms`` 30 days;
+                          ``max.message.bytes`` the source's limit plus :data:`DLQ_HEADER_HEADROOM_BYTES`;
+                          ``min.insync.replicas`` 2 from three replicas on (the DLQ producer writes ``acks=all``)
+``<topic>.dlq.parked``    where ``neotool-dlq replay`` parks records that keep coming back; like the DLQ, kept
+                          until someone decides (``retention.ms`` -1)
 =======================  ==========================================================================
 
 A dead-letter copy is the source record, byte for byte, plus the ``dlq.*`` headers; the DLQ producer's own limit
@@ -38,13 +40,13 @@ __all__ = [
     "plan_topics",
 ]
 
-DEFAULT_DLQ_RETENTION_MS: Final = 14 * 24 * 3600 * 1000  # two weeks: a long weekend and a slow triage
+DEFAULT_DLQ_RETENTION_MS: Final = 30 * 24 * 3600 * 1000  # a month: a long weekend, a slow triage, a fix deployed
 # Kafka's default message.max.bytes (broker) and max.message.bytes (topic): 1 MiB plus the batch overhead.
 DEFAULT_MAX_MESSAGE_BYTES: Final = 1_048_588
 # Room for the dlq.* headers on top of the source record; dlq_header_bytes_bound() shows it suffices.
 DLQ_HEADER_HEADROOM_BYTES: Final = 64 * 1024
 # Configs compared as "at least": a longer retention or a larger limit than planned is fine (-1: unlimited).
-_AT_LEAST: Final = frozenset({"retention.ms", "max.message.bytes"})
+_AT_LEAST: Final = frozenset({"retention.ms", "max.message.bytes", "min.insync.replicas"})
 
 
 def dlq_header_bytes_bound(policy: DlqPolicy | None = None) -> int:
@@ -88,12 +90,15 @@ class TopicSpec:
         return " ".join(settings + [f"{k}={v}" for k, v in sorted(self.configs.items())])
 
 
-def dlq_configs(source_max_message_bytes: int, retention_ms: int) -> dict[str, str]:
-    return {
+def dlq_configs(source_max_message_bytes: int, retention_ms: int, replication_factor: int) -> dict[str, str]:
+    configs = {
         "cleanup.policy": "delete",  # never compact: two failures of one key are two records to look at
         "retention.ms": str(retention_ms),
         "max.message.bytes": str(source_max_message_bytes + DLQ_HEADER_HEADROOM_BYTES),
     }
+    if replication_factor >= 3:
+        configs["min.insync.replicas"] = "2"
+    return configs
 
 
 def plan_topics(
@@ -118,10 +123,10 @@ def plan_topics(
         if with_source:
             specs.append(TopicSpec(source, Role.SOURCE, count, replicas))
         limit = int(found.configs.get("max.message.bytes", DEFAULT_MAX_MESSAGE_BYTES)) if found else None
-        configs = dlq_configs(limit or DEFAULT_MAX_MESSAGE_BYTES, dlq_retention_ms)
+        configs = dlq_configs(limit or DEFAULT_MAX_MESSAGE_BYTES, dlq_retention_ms, replicas)
         dlq = dlq_topic_for(source)
         specs.append(TopicSpec(dlq, Role.DLQ, count, replicas, configs))
-        specs.append(TopicSpec(dlq + PARKED_SUFFIX, Role.PARKED, count, replicas, configs))
+        specs.append(TopicSpec(dlq + PARKED_SUFFIX, Role.PARKED, count, replicas, {**configs, "retention.ms": "-1"}))
     return specs
 
 
@@ -133,7 +138,7 @@ def differences(spec: TopicSpec, found: ExistingTopic) -> list[str]:
     for name, wanted in sorted(spec.configs.items()):
         actual = found.configs.get(name)
         if actual is None or not _satisfies(name, actual, wanted):
-            qualifier = "at least " if name in _AT_LEAST else ""
+            qualifier = "at least " if name in _AT_LEAST and wanted != "-1" else ""
             shown = "unknown (not readable)" if actual is None else actual
             problems.append(f"{name}={shown}, wanted {qualifier}{wanted}")
     return problems
@@ -144,6 +149,8 @@ def _satisfies(name: str, actual: str, wanted: str) -> bool:
         return actual == wanted
     if name == "retention.ms" and actual == "-1":
         return True
+    if name == "retention.ms" and wanted == "-1":
+        return False
     try:
         return int(actual) >= int(wanted)
     except ValueError:
