@@ -77,6 +77,14 @@ def test_an_existing_dlq_that_differs_is_reported_not_changed(
     assert f"differs       {source}.dlq" in out
     assert "partitions=1, wanted 2 (as many as its source)" in out
     assert "retention.ms=60000, wanted at least" in out
+    assert "Existing topics that differ were left as they are; to bring them in line:" in out
+    assert (
+        '  kafka-configs.sh --bootstrap-server "$KAFKA_BROKERS" --alter --entity-type topics '
+        f"--entity-name {source}.dlq --add-config "
+        f"max.message.bytes={DEFAULT_MAX_MESSAGE_BYTES + DLQ_HEADER_HEADROOM_BYTES},"
+        f"retention.ms={30 * 24 * 3600 * 1000}"
+    ) in out.splitlines()
+    assert f'  kafka-topics.sh --bootstrap-server "$KAFKA_BROKERS" --alter --topic {source}.dlq --partitions 2' in out
     assert partitions(kafka, f"{source}.dlq") == 1
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from neotool_common.cli.topics import handover_commands, render, topics_of
+from neotool_common.cli.topics import alter_commands, handover_commands, render, topics_of
 from neotool_common.deadletter.publisher import DlqPolicy
 from neotool_common.errors import ConfigurationError
 from neotool_common.provisioning.cluster import DENIED, EXISTED
@@ -145,6 +145,21 @@ def test_existing_topics_that_differ_exit_1_and_other_refusals_exit_4() -> None:
     assert report.exit_code == 4
     admin.refuse = EXISTED
     assert provision(ProvisionRequest((SOURCE,)), admin).exit_code == 1
+
+
+def test_a_topic_that_differs_gets_the_commands_that_bring_it_in_line() -> None:
+    dlq = ExistingTopic(f"{SOURCE}.dlq", 1, 1, {"cleanup.policy": "compact", "retention.ms": "-1"})
+    parked = ExistingTopic(f"{SOURCE}.dlq.parked", 3, 1, {"cleanup.policy": "delete", "retention.ms": "-1"})
+    topics = {SOURCE: ExistingTopic(SOURCE, 3, 1), dlq.name: dlq, parked.name: parked}
+    report = provision(ProvisionRequest((SOURCE,)), FakeAdmin(topics=topics))
+    assert report.exit_code == 1
+    assert alter_commands(report.with_status(Status.DIFFERS)) == [
+        '  kafka-configs.sh --bootstrap-server "$KAFKA_BROKERS" --alter --entity-type topics --entity-name '
+        f"{SOURCE}.dlq --add-config cleanup.policy=delete,max.message.bytes={DLQ_LIMIT}",
+        f'  kafka-topics.sh --bootstrap-server "$KAFKA_BROKERS" --alter --topic {SOURCE}.dlq --partitions 3',
+        '  kafka-configs.sh --bootstrap-server "$KAFKA_BROKERS" --alter --entity-type topics --entity-name '
+        f"{SOURCE}.dlq.parked --add-config max.message.bytes={DLQ_LIMIT}",
+    ]
 
 
 def test_a_missing_source_needs_with_source_or_partitions() -> None:

@@ -10,9 +10,9 @@ its source), idempotently; or print them, with the exact configs, for whoever ma
 The topics come from ``KAFKA_TOPICS``, else from the ``topics`` of the ``--consumer`` class; the cluster from
 ``KAFKA_BROKERS`` and the ``KAFKA_SECURITY_*``/``KAFKA_SASL_*``/``KAFKA_SSL_*`` settings, as for the consumer.
 Exit codes: 0 all topics in place (or the dry run printed them); 1 an existing topic differs from the plan
-(nothing changed); 2 usage, configuration or connection error (one line); 3 not authorized to create topics
-(the commands for an administrator are printed); 4 the cluster refused a topic for another reason. The work is
-done by :mod:`neotool_common.provisioning`.
+(nothing changed; the ``kafka-configs.sh --alter`` lines are printed); 2 usage, configuration or connection
+error (one line); 3 not authorized to create topics (the commands for an administrator are printed); 4 the
+cluster refused a topic for another reason. The work is done by :mod:`neotool_common.provisioning`.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ from collections.abc import Mapping, Sequence
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 from neotool_common.provisioning.cluster import KafkaTopicAdmin
-from neotool_common.provisioning.plan import DEFAULT_DLQ_RETENTION_MS, TopicSpec
-from neotool_common.provisioning.provision import ProvisionRequest, Report, Status, provision
+from neotool_common.provisioning.plan import DEFAULT_DLQ_RETENTION_MS, TopicSpec, unmet_configs
+from neotool_common.provisioning.provision import Outcome, ProvisionRequest, Report, Status, provision
 
-__all__ = ["EXIT_USAGE", "PROG", "handover_commands", "main", "render", "topics_of"]
+__all__ = ["EXIT_USAGE", "PROG", "alter_commands", "handover_commands", "main", "render", "topics_of"]
 
 PROG = "neotool-topics"
 EXIT_USAGE = 2
 _DAY_MS = 24 * 3600 * 1000
+_BOOTSTRAP = '--bootstrap-server "$KAFKA_BROKERS"'
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +106,31 @@ def render(report: Report, brokers: str, *, dry_run: bool) -> str:
         elif dry_run:
             lines.append("Dry run: nothing was created. The same by hand:")
         lines += handover_commands([o.spec for o in handover])
+    differing = report.with_status(Status.DIFFERS)
+    if differing:
+        lines += ["", "Existing topics that differ were left as they are; to bring them in line:"]
+        lines += alter_commands(differing)
     return "\n".join(lines)
+
+
+def alter_commands(outcomes: Sequence[Outcome]) -> list[str]:
+    """The ``kafka-configs.sh --alter`` (and ``kafka-topics.sh --alter --partitions``) lines for topics that differ."""
+    commands = []
+    for outcome in outcomes:
+        spec, found = outcome.spec, outcome.found
+        if found is None:
+            continue
+        topic = shlex.quote(spec.name)
+        unmet = unmet_configs(spec, found)
+        if unmet:
+            pairs = shlex.quote(",".join(f"{name}={value}" for name, value in unmet.items()))
+            commands.append(
+                f"  kafka-configs.sh {_BOOTSTRAP} --alter --entity-type topics "
+                f"--entity-name {topic} --add-config {pairs}"
+            )
+        if found.partitions < spec.partitions:
+            commands.append(f"  kafka-topics.sh {_BOOTSTRAP} --alter --topic {topic} --partitions {spec.partitions}")
+    return commands
 
 
 def handover_commands(specs: Sequence[TopicSpec]) -> list[str]:

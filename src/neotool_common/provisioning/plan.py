@@ -38,6 +38,7 @@ __all__ = [
     "dlq_configs",
     "dlq_header_bytes_bound",
     "plan_topics",
+    "unmet_configs",
 ]
 
 DEFAULT_DLQ_RETENTION_MS: Final = 30 * 24 * 3600 * 1000  # a month: a long weekend, a slow triage, a fix deployed
@@ -135,13 +136,21 @@ def differences(spec: TopicSpec, found: ExistingTopic) -> list[str]:
     problems: list[str] = []
     if spec.role is not Role.SOURCE and found.partitions < spec.partitions:
         problems.append(f"partitions={found.partitions}, wanted {spec.partitions} (as many as its source)")
-    for name, wanted in sorted(spec.configs.items()):
+    for name, wanted in unmet_configs(spec, found).items():
         actual = found.configs.get(name)
-        if actual is None or not _satisfies(name, actual, wanted):
-            qualifier = "at least " if name in _AT_LEAST and wanted != "-1" else ""
-            shown = "unknown (not readable)" if actual is None else actual
-            problems.append(f"{name}={shown}, wanted {qualifier}{wanted}")
+        qualifier = "at least " if name in _AT_LEAST and wanted != "-1" else ""
+        shown = "unknown (not readable)" if actual is None else actual
+        problems.append(f"{name}={shown}, wanted {qualifier}{wanted}")
     return problems
+
+
+def unmet_configs(spec: TopicSpec, found: ExistingTopic) -> dict[str, str]:
+    """The configs of ``spec`` that ``found`` does not meet (or that could not be read), with their planned value."""
+    return {
+        name: wanted
+        for name, wanted in sorted(spec.configs.items())
+        if (actual := found.configs.get(name)) is None or not _satisfies(name, actual, wanted)
+    }
 
 
 def _satisfies(name: str, actual: str, wanted: str) -> bool:

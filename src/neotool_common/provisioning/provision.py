@@ -20,6 +20,7 @@ from neotool_common.errors import ConfigurationError
 from neotool_common.provisioning.cluster import DENIED, EXISTED, TopicAdmin
 from neotool_common.provisioning.plan import (
     DEFAULT_DLQ_RETENTION_MS,
+    ExistingTopic,
     TopicSpec,
     config_names,
     differences,
@@ -63,9 +64,12 @@ class ProvisionRequest:
 
 @dataclass(frozen=True)
 class Outcome:
+    """What became of one planned topic; ``found`` is the topic as it existed (None: it did not)."""
+
     spec: TopicSpec
     status: Status
     detail: str = ""
+    found: ExistingTopic | None = None
 
 
 @dataclass
@@ -109,7 +113,7 @@ def provision(request: ProvisionRequest, admin: TopicAdmin) -> Report:
             continue
         problems = differences(spec, found)
         status = Status.DIFFERS if problems else Status.EXISTS
-        report.outcomes.append(Outcome(spec, status, "; ".join(problems)))
+        report.outcomes.append(Outcome(spec, status, "; ".join(problems), found))
     report.outcomes.extend(_create(to_create, admin, dry_run=request.dry_run))
     order = {spec.name: i for i, spec in enumerate(specs)}
     report.outcomes.sort(key=lambda o: order[o.spec.name])
