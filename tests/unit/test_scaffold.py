@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from neotool_common.cli.new import main
 from neotool_common.scaffold.names import ConsumerNames
 from neotool_common.scaffold.render import neotool_version, planned_files
 
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_FILES = [
     ".dockerignore",
     ".gitignore",
@@ -109,3 +112,16 @@ def test_the_directory_defaults_to_the_name(tmp_path: Path, monkeypatch: pytest.
 def test_usage_errors_exit_2() -> None:
     assert main(["consumer", "people-loader"]) == 2  # --topic is required
     assert main([]) == 2
+
+
+def test_the_generated_code_passes_this_projects_lint(tmp_path: Path) -> None:
+    target = tmp_path / "people-loader"
+    assert main(["consumer", "people-loader", "--topic", "people.ingest.v1", "--dir", str(target)]) == 0
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        pytest.skip("ruff is installed with the dev extra")
+    config = ["--config", str(ROOT / "pyproject.toml"), "--config", 'src=["src", "tests"]']
+    config += ["--config", 'lint.per-file-ignores={"tests/**" = ["S"]}']
+    for command in (["check", *config, "."], ["format", "--check", *config, "."]):
+        result = subprocess.run([str(ruff), *command], cwd=target, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
