@@ -178,6 +178,8 @@ def test_topics_come_from_kafka_topics_else_from_the_consumer_class() -> None:
         topics_of("tests.unit.test_topics_plan:Missing", {})
     with pytest.raises(ConfigurationError, match="KAFKA_TOPICS"):
         ProvisionRequest(())
+    with pytest.raises(ConfigurationError, match=r"a\.b\.v1\.dlq is provisioned with its source: name the source"):
+        ProvisionRequest(("a.b.v1.dlq",))
 
 
 def test_handover_quotes_what_a_shell_would_split() -> None:

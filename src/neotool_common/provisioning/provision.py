@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from neotool_common.deadletter.headers import PARKED_SUFFIX, is_dlq_topic
 from neotool_common.errors import ConfigurationError
 from neotool_common.provisioning.cluster import DENIED, EXISTED, TopicAdmin
 from neotool_common.provisioning.plan import (
@@ -56,6 +57,9 @@ class ProvisionRequest:
     def __post_init__(self) -> None:
         if not self.sources:
             raise ConfigurationError("KAFKA_TOPICS", "is required (or --consumer module:Class with topics)")
+        dead_letter = next((t for t in self.sources if is_dlq_topic(t) or t.endswith(PARKED_SUFFIX)), None)
+        if dead_letter is not None:
+            raise ConfigurationError("KAFKA_TOPICS", f"{dead_letter} is provisioned with its source: name the source")
         if self.partitions is not None and self.partitions < 1:
             raise ConfigurationError("--partitions", f"must be at least 1, got {self.partitions}")
         if self.replication_factor is not None and self.replication_factor < 1:
