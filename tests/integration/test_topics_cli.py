@@ -97,3 +97,20 @@ def test_an_unreachable_cluster_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("neotool-topics: KAFKA_BROKERS: cannot reach 127.0.0.1:1")
     assert len(err.splitlines()) == 1
+
+
+class PeopleConsumer:
+    """Stands for a consumer class: neotool-topics reads only its ``topics``."""
+
+    topics: tuple[str, ...] = ()
+
+
+def test_the_topics_come_from_the_consumer_class(
+    kafka: KafkaEndpoint, env: pytest.MonkeyPatch, make_topic: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = make_topic(partitions=2)
+    env.setattr(PeopleConsumer, "topics", (source,))
+    assert main(["--consumer", f"{__name__}:PeopleConsumer"]) == 0
+    created = [line.split()[:2] for line in capsys.readouterr().out.splitlines()]
+    assert created == [["created", f"{source}.dlq"], ["created", f"{source}.dlq.parked"]]
+    assert partitions(kafka, f"{source}.dlq") == 2
