@@ -51,6 +51,7 @@ class RecordHandler:
         self._workers = workers
         self._circuit = ctx.circuit
         self._debug = ctx.debug
+        self._retry_here: FailurePolicy = self._failed  # bound once: handle() runs per record
         self.handle_record = self.handle if workers is None else self.submit
 
     def _message(self, state: PartitionState, msg: KafkaMessage, received: float) -> Message | None:
@@ -71,7 +72,7 @@ class RecordHandler:
     def handle(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
         message = self._message(state, msg, received)
         if message is not None:
-            self.run(state, msg, message, received, self._failed)
+            self.run(state, msg, message, received, self._retry_here)
 
     def run(
         self, state: PartitionState, msg: KafkaMessage, message: Message, received: float, failed: FailurePolicy
