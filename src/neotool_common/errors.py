@@ -85,9 +85,14 @@ class DecodeError(InvalidRecordError):
 
 
 class SchemaValidationError(InvalidRecordError):
-    """The decoded object breaks the envelope schema or the consumer's payload schema."""
+    """The decoded object breaks the envelope schema or the consumer's payload schema.
+
+    ``record_id`` and ``batch_id`` are the decoded object's, when they are strings (for the log line).
+    """
 
     reason = "validation"
+    record_id: str | None = None
+    batch_id: str | None = None
 
 
 class PoisonMessageError(InvalidRecordError):

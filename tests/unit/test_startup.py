@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from typing import Any
@@ -26,18 +27,19 @@ BASE = {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID":
 
 
 class Quiet(KafkaConsumerRunner):
-    def __init__(self, **env: str) -> None:
+    def __init__(self, values: list[bytes] | None = None, **env: str) -> None:
         self.fake: FakeConsumer | None = None
+        self.producer = FakeProducer({})
 
         def consumer(config: dict[str, Any]) -> FakeConsumer:
-            self.fake = FakeConsumer(config, TOPIC, {0: []})
+            self.fake = FakeConsumer(config, TOPIC, {0: values or []})
             return self.fake
 
         super().__init__(
             RunnerSettings.from_env({**BASE, **env}, defaults_from=type(self)),
             registry=CollectorRegistry(),
             consumer_factory=consumer,
-            producer_factory=lambda _: FakeProducer({}),
+            producer_factory=lambda _: self.producer,
         )
 
     def process(self, message: Message) -> None:
@@ -154,3 +156,15 @@ def test_every_client_of_a_connection_gets_the_structured_log() -> None:
     assert settings.consumer_config()["logger"] is CLIENT_LOG
     assert settings.dlq_producer_config()["logger"] is CLIENT_LOG
     assert settings.connection.client_config()["logger"] is CLIENT_LOG
+
+
+def test_a_validation_dead_letter_line_carries_the_ids_the_decoded_object_has() -> None:
+    invalid = json.dumps({"batch_id": "b-7", "record_id": "r-7", "payload": {}}).encode()  # no ingested_at
+    not_strings = json.dumps({"batch_id": 7, "record_id": ["r"], "payload": {}}).encode()
+    runner = Quiet([invalid, not_strings])
+    with capture_logs("INFO") as events, running(runner):
+        wait_until(lambda: len(runner.producer.produced) == 2, what="both dead-lettered")
+    first, second = [e for e in events if e["event"] == "dead-lettering record"]
+    assert (first["reason"], first["batch_id"], first["record_id"]) == ("validation", "b-7", "r-7")
+    assert "batch_id" not in second
+    assert second["record_id"] is None
