@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer.startup import make_client
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import ConfigurationError, ConfigurationErrors
-from neotool_common.observability.logs import reset_logging
 from neotool_common.records.message import Message
 from neotool_common.testing.fakes import FakeConsumer, FakeProducer
 from neotool_common.testing.harness import running, wait_until
@@ -85,19 +83,14 @@ def test_every_bad_kafka_config_setting_is_named_at_once_by_its_variable() -> No
     assert len(str(raised.value).splitlines()) == 2
 
 
-def test_main_prints_one_line_per_bad_setting_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_exit_code_is_2_with_one_line_per_bad_setting_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     class Plain(KafkaConsumerRunner):
         def process(self, message: Message) -> None:
             pass
 
     env = {**BASE, "KAFKA_CONFIG_FOO_BAR": "1", "KAFKA_CONFIG_BAZ_QUX": "2"}
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        assert Plain.main(env) == 2
-    finally:
-        reset_logging()
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
+    runner = Plain(RunnerSettings.from_env(env), registry=CollectorRegistry())
+    assert runner.run_to_exit_code() == 2
     lines = capsys.readouterr().err.splitlines()
     errors = [line for line in lines if "configuration error" in line]
     assert len(errors) == 2, lines
