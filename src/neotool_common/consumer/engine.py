@@ -166,16 +166,9 @@ class Engine:
             )
         if self.events.fatal is None:
             self.commits.commit(asynchronous=False)
-        ctx.closing = True
-        try:
-            self.consumer.close()
-        except (KafkaException, RuntimeError) as exc:
-            ctx.log.warning("closing the consumer failed", error=str(exc))
-        self.lag.close()  # drops its admin client here, on this thread
+        self._close_clients()
         publisher.drain(left())
-        # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
-        # on whichever thread collects the cycle (the clients hold callbacks bound to this engine).
-        del self.dead_letters, self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler
+        del self.dead_letters
         try:
             teardown()  # before the workers close: an async def teardown() runs on their event loop
         finally:
@@ -187,6 +180,20 @@ class Engine:
             records_dead_lettered=ctx.tally.dead_lettered,
             drained_in_s=round(ctx.clock.monotonic() - started, 3),
         )
+
+    def _close_clients(self) -> None:
+        ctx = self.ctx
+        ctx.closing = True
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            ctx.log.warning("closing the consumer failed", error=str(exc))
+        self.lag.close()  # drops its admin client here, on this thread
+        # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
+        # on whichever thread collects the cycle (the clients hold callbacks bound to this engine), at exit
+        # perhaps, after the broker is gone. The batches' record handler and the lag monitor hold them too.
+        del self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler, self.batches
+        self.lag.consumer = None
 
     # -- the poll loop -----------------------------------------------------------------------------
 
