@@ -86,7 +86,8 @@ def _replays(dlq: TopicInfo, result: Scan, progress: list[GroupProgress]) -> str
     if not progress:
         return f"replays: none yet (no {GROUP_PREFIX}{dlq.name} group has committed)"
     parts = [f"{group.group} went past {group.passed} of {result.total}" for group in progress]
-    return "replays: " + "; ".join(parts) + " record(s) (replayed, parked or reported)"
+    how = "replayed, parked, reported, or skipped by a filtered replay's filter"
+    return "replays: " + "; ".join(parts) + f" record(s) ({how})"
 
 
 def _note_if_not_a_dlq(dlq: TopicInfo, result: Scan) -> None:
