@@ -49,14 +49,19 @@ def make_client(factory: Callable[[dict[str, Any]], Any], config: dict[str, Any]
 
 
 def _try(factory: Callable[[dict[str, Any]], Any], config: dict[str, Any]) -> BaseException | None:
+    """Whether librdkafka accepts ``config``: a client made to find out is quiet and closed at once."""
     try:
-        client = factory(config)
+        client = factory({**config, "log_level": 0, "error_cb": _ignore})
     except (KafkaException, ValueError, TypeError) as exc:
         return exc
     close = getattr(client, "close", None)
     if callable(close):
         with contextlib.suppress(KafkaException, RuntimeError):
             close()
+    return None
+
+
+def _ignore(_: Any) -> None:
     return None
 
 
