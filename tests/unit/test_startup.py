@@ -139,9 +139,11 @@ def test_librdkafka_lines_become_events_with_a_level_facility_and_client() -> No
             log.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#consumer-1", "Connect to ipv4#127.0.0.1:1 failed")
         log.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-2", "Failed to acquire PID")
     assert [(e["level"], e["facility"], e["client"], e["logger"]) for e in events] == [
-        ("error", "FAIL", "rdkafka#consumer-1", "librdkafka"),
+        ("warning", "FAIL", "rdkafka#consumer-1", "librdkafka"),
         ("warning", "GETPID", "rdkafka#producer-2", "librdkafka"),
     ]
+    assert events[0]["librdkafka_level"] == "error", "its error reaches error_cb, which logs the ERROR line"
+    assert "librdkafka_level" not in events[1]
 
 
 def test_every_client_of_a_connection_gets_the_structured_log() -> None:

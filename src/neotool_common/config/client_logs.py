@@ -7,6 +7,10 @@ of writing them to stderr, and the client's ``poll()``/``consume()`` hands them 
 line once :func:`~neotool_common.observability.logs.configure_logging` ran (before, the standard library's
 ``logging`` gets them). Lines a client logs after its last poll are dropped with the client.
 
+librdkafka also reports each of its errors to the client's ``error_cb``, which the project's clients log (a
+fatal one as the reason a run ends): its own lines are their detail and are written at WARNING at most, with
+the level librdkafka gave them as ``librdkafka_level``, so that one ERROR line names each failure.
+
 A line repeated by the same client under the same facility and level is written once, then at most once per
 :data:`REPEAT_WINDOW_S` with ``repeats`` (how many were folded into it) and ``for_s`` (since the first one).
 """
@@ -94,6 +98,9 @@ class ClientLog:
         if repeat is None:
             return
         fields: dict[str, Any] = {"facility": facility, "client": client}
+        if level > logging.WARNING:
+            fields["librdkafka_level"] = logging.getLevelName(level).lower()
+            level = logging.WARNING
         if repeat.repeats > 1:
             fields.update(repeats=repeat.repeats, for_s=round(repeat.for_s))
         if structlog.is_configured():
