@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each in a rotated order (default 3)")
     parser.add_argument("--variants", default="all", help=f"comma-separated, of: {', '.join(v.name for v in VARIANTS)}")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where latest.{json,md,png} go")
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""), help="an existing broker")
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("NEOTOOL_TEST_KAFKA_BROKERS", ""), help="an existing broker"
+    )
     parser.add_argument("--latency-rate", type=float, default=5000.0, help="records/s of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of a latency run (0: none)")
     parser.add_argument("--rss-check", action="store_true", help="also run the runner over N and 10 x N records")

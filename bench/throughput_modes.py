@@ -362,7 +362,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keys", type=int, default=1_000)
     parser.add_argument("--cpu-records", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", ""))
+    parser.add_argument("--bootstrap", default=os.environ.get("NEOTOOL_TEST_KAFKA_BROKERS", ""))
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 

@@ -3,10 +3,15 @@
 A local Kafka broker, the job's topics, a batch of sample envelopes (a few poison, invalid and rate-limited
 ones among them) published through the producer helper, the example consumer writing to an embedded SQLite
 database, live metrics while it runs, and a summary that must add up.
+
+The broker is the demo's own and goes with it; to look at the DLQ afterwards, run the demo against a broker
+that stays: ``neotool-kafka run --port 9092 &`` then ``NEOTOOL_TEST_KAFKA_BROKERS=127.0.0.1:9092 make demo``
+(the summary counts this run's dead letters only, so it runs again on the same broker).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -25,6 +30,7 @@ from neotool_common import EnvelopeProducer, KafkaConnection, RunnerSettings, dl
 from neotool_common.observability.logs import configure_logging
 from neotool_common.testing.harness import read_topic, running, wait_until
 from neotool_common.testing.kafka import free_port, provide_kafka
+from neotool_common.testing.kafka.provider import TEST_BROKERS_ENV
 
 RECORDS = 3_000
 SHOWN_METRICS = (
@@ -55,6 +61,8 @@ def main() -> int:
         kafka.create_topic(TOPIC, partitions=3)
         kafka.create_topic(dlq_topic_for(TOPIC), partitions=3)
         print(f"broker {kafka.bootstrap_servers}: topics {TOPIC} and {dlq_topic_for(TOPIC)} (3 partitions each)")
+        # The broker may be one that stays, with the dead letters of earlier runs: the summary counts this run's.
+        earlier = {(r.partition, r.offset) for r in read_topic(kafka.bootstrap_servers, dlq_topic_for(TOPIC))}
 
         with EnvelopeProducer(KafkaConnection(brokers=kafka.bootstrap_servers)) as producer:
             for record in records:
@@ -89,7 +97,11 @@ def main() -> int:
                 what="every dead-letter write acknowledged",
             )
             live = live_values(metrics_url)
-        dead = read_topic(kafka.bootstrap_servers, dlq_topic_for(TOPIC))
+        dead = [
+            r
+            for r in read_topic(kafka.bootstrap_servers, dlq_topic_for(TOPIC))
+            if (r.partition, r.offset) not in earlier
+        ]
         rows = count_rows(database_url)
 
     by_reason = Counter(r.header("dlq.reason") for r in dead)
@@ -102,7 +114,7 @@ def main() -> int:
     print(f"  processed        {processed:>6}   ({expected[Outcome.RATE_LIMITED]} of them after a retry)")
     print(f"  dead-lettered    {len(dead):>6}   " + ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())))
     print(f"  database rows    {rows:>6}   (one per distinct processed record_id)")
-    print(f"  took {time.monotonic() - started:.1f}s; replay the DLQ with: neotool-dlq list {dlq_topic_for(TOPIC)}")
+    print(f"  took {time.monotonic() - started:.1f}s")
     adds_up = (
         processed + len(dead) == RECORDS
         and rows == processed
@@ -110,7 +122,23 @@ def main() -> int:
         and by_reason.get("validation", 0) == expected[Outcome.INVALID]
     )
     print("  the summary adds up" if adds_up else "  THE SUMMARY DOES NOT ADD UP")
+    print("\n".join(dlq_hint(kafka.bootstrap_servers)))
     return 0 if adds_up else 1
+
+
+def dlq_hint(brokers: str) -> list[str]:
+    """Commands that work when pasted: the broker they need, and neotool-dlq by its path in the virtualenv."""
+    tool = os.path.join(os.path.relpath(Path(sys.executable).parent), "neotool-dlq")
+    dlq = dlq_topic_for(TOPIC)
+    if os.environ.get(TEST_BROKERS_ENV):  # the broker was not the demo's: it is still running
+        return ["\nthe DLQ, on the broker that is still running:", f"  {tool} list {dlq} --brokers {brokers}"]
+    return [
+        "\nthe demo's broker is gone with it; to look at the DLQ, run the demo against a broker that stays:",
+        "  .venv/bin/neotool-kafka run --port 9092 &",
+        f"  {TEST_BROKERS_ENV}=127.0.0.1:9092 make demo",
+        f"  {tool} list {dlq} --brokers 127.0.0.1:9092",
+        f"  {tool} replay {dlq} --reason poison --dry-run --brokers 127.0.0.1:9092",
+    ]
 
 
 if __name__ == "__main__":

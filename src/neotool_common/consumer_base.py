@@ -163,10 +163,10 @@ class KafkaConsumerRunner:
             configure_logging(settings.log_level, settings.log_format)
             runner = cls(settings)
         except ConfigurationError as exc:
-            print(f"{cls.__name__}: configuration error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's answer
+            _print_configuration_error(cls.__name__, exc)
             return EXIT_CONFIGURATION
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: runner.stop())
+            signal.signal(signum, lambda received, _: runner._engine.stop(signal.Signals(received).name))
         return runner.run_to_exit_code()
 
     def run_to_exit_code(self) -> int:
@@ -174,7 +174,7 @@ class KafkaConsumerRunner:
         try:
             self.run()
         except ConfigurationError as exc:
-            print(f"{type(self).__name__}: configuration error: {exc}", file=sys.stderr)  # noqa: T201
+            _print_configuration_error(type(self).__name__, exc)
             return EXIT_CONFIGURATION
         except CircuitOpenError:
             return EXIT_CIRCUIT_OPEN
@@ -224,6 +224,12 @@ class KafkaConsumerRunner:
             workers = self._engine.workers
             assert workers is not None, "async hooks come with async handlers, which have workers"
             workers.run_coroutine(result, timeout)
+
+
+def _print_configuration_error(name: str, exc: ConfigurationError) -> None:
+    """One line on stderr per bad setting."""
+    for line in str(exc).splitlines():
+        print(f"{name}: configuration error: {line}", file=sys.stderr)  # noqa: T201 - the CLI's answer
 
 
 def _check_async_hooks(kind: type, handlers_async: bool) -> None:

@@ -4,6 +4,7 @@ The tree::
 
     NeotoolError
     ├── ConfigurationError        a setting is missing or invalid (the CLI prints one line and exits 2)
+    │   └── ConfigurationErrors   several at once: one line per setting
     ├── InvalidRecordError        a record can never be processed; dead-lettered at once, never retried
     │   ├── DecodeError           the bytes are not one strict UTF-8 JSON object         (dlq.reason=decode)
     │   ├── SchemaValidationError the object breaks the envelope or payload schema       (dlq.reason=validation)
@@ -26,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "CircuitOpenError",
     "ConfigurationError",
+    "ConfigurationErrors",
     "DeadLetterError",
     "DecodeError",
     "FatalClientError",
@@ -50,6 +52,22 @@ class ConfigurationError(NeotoolError):
         super().__init__(f"{setting}: {problem}")
 
 
+class ConfigurationErrors(ConfigurationError):
+    """Several settings are invalid; ``errors`` has one :class:`ConfigurationError` per setting, in order.
+
+    ``str()`` is one line per setting; ``setting`` and ``problem`` are the first one's.
+    """
+
+    def __init__(self, errors: list[ConfigurationError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.setting, first.problem)
+        self.args = ("\n".join(str(error) for error in self.errors),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class InvalidRecordError(NeotoolError):
     """A record that can never be processed. ``reason`` is its ``dlq.reason``; ``path`` the failing JSON path."""
 
@@ -67,9 +85,14 @@ class DecodeError(InvalidRecordError):
 
 
 class SchemaValidationError(InvalidRecordError):
-    """The decoded object breaks the envelope schema or the consumer's payload schema."""
+    """The decoded object breaks the envelope schema or the consumer's payload schema.
+
+    ``record_id`` and ``batch_id`` are the decoded object's, when they are strings (for the log line).
+    """
 
     reason = "validation"
+    record_id: str | None = None
+    batch_id: str | None = None
 
 
 class PoisonMessageError(InvalidRecordError):

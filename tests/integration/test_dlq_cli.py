@@ -199,6 +199,7 @@ def expected_row(s: Seed, partition_offsets: dict[int, int], source: str, record
             **dict.fromkeys(("reason", "exception_type", "exception_message", "original_topic"), None),
             **dict.fromkeys(("original_partition", "original_offset", "failed_at", "attempts"), None),
             "replay_count": 0,
+            "replayed_by": [],
         }
     return {
         "offset": offset,
@@ -213,6 +214,7 @@ def expected_row(s: Seed, partition_offsets: dict[int, int], source: str, record
         "failed_at": f.failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "attempts": f.attempts,
         "replay_count": f.replay_count or 0,
+        "replayed_by": [],
     }
 
 
@@ -498,9 +500,10 @@ def test_a_filtered_replay_keeps_its_own_progress(
     assert "Replayed 4 record(s) to their original topics; 0 skipped by the filter." in unfiltered.out
     assert filtered.err == ""
     decode_group = default_group(RecordFilter(reasons=frozenset({"decode"})), ReplayPolicy(dlq_topic=topics.dlq))
-    assert unfiltered.err == (
+    assert unfiltered.err.startswith(
         f"note: 1 filtered replay(s) of {topics.dlq} ran before ({decode_group}); "
         "the records they sent are sent again by this unfiltered replay\n"
+        "warning: decode and validation records come straight back"
     )
     counts = Counter(r.key for r in read_topic(kafka, topics.source))
     assert counts == {b"rec-0": 1, b"rec-1": 2, b"rec-2": 1, b"rec-3": 1}, "the unfiltered group saw everything"
@@ -780,3 +783,71 @@ def test_a_missing_topic_is_one_line_and_exit_2_with_a_suggestion(
     assert result.err.count("\n") == 1
     assert to_missing.code == 2
     assert to_missing.err.startswith(f"neotool-dlq: --to: topic '{topics.source}.nowhere' does not exist")
+
+
+# -- at 3 AM: pipes, what the replays already sent, records that come straight back, a topic that is no DLQ -----
+
+
+def test_a_closed_pipe_ends_list_and_stats_quietly_with_0(kafka: KafkaEndpoint, topics: Topics) -> None:
+    seed(kafka, topics.dlq, replayable(topics.source, 300))
+    brokers = ("--brokers", kafka.bootstrap_servers)
+    for argv in (["list", topics.dlq], ["list", topics.dlq, "--json"], ["stats", topics.dlq]):
+        command = " ".join([sys.executable, "-m", "neotool_common.cli.dlq", *argv, *brokers])
+        result = subprocess.run(
+            ["/bin/bash", "-o", "pipefail", "-c", f"{command} | head -1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=os.environ,
+        )
+        assert (result.returncode, result.stderr) == (0, ""), argv
+        assert len(result.stdout.splitlines()) == 1
+
+
+def test_list_and_stats_say_what_the_replay_groups_already_sent(
+    kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]
+) -> None:
+    seed(kafka, topics.dlq, replayable(topics.source, 4))
+    assert "replays: none yet" in cli("stats", topics.dlq).out
+
+    assert cli("replay", topics.dlq).code == 0
+
+    group = f"neotool-dlq-replay.{topics.dlq}"
+    stats = cli("stats", topics.dlq)
+    assert f"replays: {group} went past 4 of 4 record(s)" in stats.out
+    assert json.loads(cli("stats", topics.dlq, "--json").out)["replay_groups"] == {group: 4}
+    assert f"replays: {group} went past 4 of 4" in cli("list", topics.dlq).out
+    rows = cli("list", topics.dlq, "--json").json_lines
+    assert [row["replayed_by"] for row in rows] == [[group]] * 4
+
+
+def test_an_unfiltered_replay_warns_that_decode_and_validation_records_come_back(
+    kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]
+) -> None:
+    seed(kafka, topics.dlq, with_source(MIXED, topics.source))
+
+    dry = cli("replay", topics.dlq, "--dry-run")
+    filtered = cli("replay", topics.dlq, "--dry-run", "--reason", "poison")
+
+    assert "warning: 1 decode, 1 validation record(s) would be replayed" in dry.err
+    assert "unless the producer or the schema was fixed" in dry.err
+    assert "warning" not in filtered.err
+    unfiltered = cli("replay", topics.dlq)
+    assert "warning: decode and validation records come straight back" in unfiltered.err
+
+
+def test_a_topic_without_dlq_headers_is_named_as_no_dead_letter_topic(
+    kafka: KafkaEndpoint, topics: Topics, cli: Callable[..., Result]
+) -> None:
+    seed(kafka, topics.source, [Seed(b"k", envelope("plain"), failure=None)])
+
+    listed = cli("list", topics.source)
+    stats = cli("stats", topics.source)
+    shown = cli("show", topics.source, "--offset", "0")
+
+    for result in (listed, stats):
+        assert result.code == 0
+        assert f"none of the 1 record(s) read from {topics.source} carries dlq.* headers" in result.err
+    assert "carries no dlq.* headers" in shown.err
+    assert "dlq.* headers" not in cli("list", topics.dlq).err

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
 from neotool_common.testing.harness import read_topic, wait_until
-from neotool_common.testing.kafka import TEST_GROUP_SETTINGS, LocalKafkaCluster
+from neotool_common.testing.kafka import TEST_GROUP_SETTINGS, LocalKafkaCluster, free_port
 
 
 def _alive(pid: int) -> bool:
@@ -27,7 +27,7 @@ def _alive(pid: int) -> bool:
 def test_broker_dies_with_the_process_that_started_it() -> None:
     script = textwrap.dedent("""
         import sys, time
-        from neotool_common.testing.kafka import TEST_GROUP_SETTINGS, LocalKafkaCluster
+        from neotool_common.testing.kafka import TEST_GROUP_SETTINGS, LocalKafkaCluster, free_port
         cluster = LocalKafkaCluster().start()
         print(cluster.nodes[0].process.pid, flush=True)
         time.sleep(600)
@@ -62,3 +62,19 @@ def test_three_node_cluster_survives_losing_a_node() -> None:
         pids = [n.pid for n in cluster.nodes if n.pid is not None]
     assert len(pids) == 2
     assert not any(_alive(pid) for pid in pids), "stop() ends every node by PID"
+
+
+def test_neotool_kafka_run_prints_a_line_to_export_and_keeps_its_port_across_restarts() -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "neotool_common.testing.kafka", "run", "--port", str(port)]
+    for _ in range(2):  # a restart gets the same address
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as run:
+            assert run.stdout is not None
+            try:
+                first = run.stdout.readline().strip()
+                assert first == f"export KAFKA_BROKERS=127.0.0.1:{port}"
+                producer = Producer({"bootstrap.servers": first.split("=", 1)[1], "log_level": 0})
+                assert producer.list_topics(timeout=10).brokers, "the printed address answers"
+            finally:
+                run.send_signal(signal.SIGTERM)
+                assert run.wait(60) == 0

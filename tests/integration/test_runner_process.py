@@ -190,6 +190,11 @@ def test_sigkill_then_restart_loses_nothing_and_repeats_only_records_after_the_l
         pytest.param({"KAFKA_BROKERS": "127.0.0.1:9", "RETRY_MAX_ATTEMPTS": "abc"}, "RETRY_MAX_ATTEMPTS", id="abc"),
         pytest.param({"KAFKA_BROKERS": "127.0.0.1:9", "LOG_FORMAT": "xml"}, "LOG_FORMAT", id="xml"),
         pytest.param(
+            {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_CONFIG_NO_SUCH_THING": "1"},
+            "KAFKA_CONFIG_NO_SUCH_THING",
+            id="a librdkafka setting that does not exist",
+        ),
+        pytest.param(
             {
                 "KAFKA_BROKERS": "127.0.0.1:9",
                 "KAFKA_CONFIG_GROUP_PROTOCOL": "consumer",

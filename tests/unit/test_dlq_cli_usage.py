@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from neotool_common.cli.dlq import main
+from neotool_common.cli.dlq_options import invoked_as
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -81,3 +85,18 @@ def test_replay_help_documents_the_safety_options(capsys: pytest.CaptureFixture[
     assert code == 0
     for option in ("--dry-run", "--max-replays", "--no-park", "--from-beginning", "--group", "--rate", "--to"):
         assert option in out
+
+
+def test_follow_up_commands_name_the_tool_as_it_was_run_when_path_does_not_find_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", [".venv/bin/neotool-dlq", "list"])
+    assert invoked_as() == ".venv/bin/neotool-dlq"
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/pytest"])
+    assert invoked_as() == "neotool-dlq"
+    script = tmp_path / "neotool-dlq"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(script)])
+    assert invoked_as() == "neotool-dlq", "on PATH: its name is enough"

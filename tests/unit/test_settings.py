@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from neotool_common.config import settings as settings_module
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
-from neotool_common.errors import ConfigurationError
+from neotool_common.errors import ConfigurationError, ConfigurationErrors
 from neotool_common.policies.throughput import Ordering, ThroughputPolicy
 
 SASL_PASSWORD = "sasl-Pa55-never-shown"
@@ -420,3 +420,29 @@ def test_consumer_settings_stay_out_of_the_dlq_producer_and_producer_settings_ou
         producer
     )
     assert not {"linger.ms", "acks", "enable.idempotence", "delivery.timeout.ms"} & set(consumer)
+
+
+def test_every_bad_variable_is_reported_at_once_one_line_each() -> None:
+    env = {
+        **MINIMAL,
+        "KAFKA_BROKERS": "no-port",
+        "RETRY_MAX_ATTEMPTS": "many",
+        "METRICS_PORT": "70000",
+        "ORDERING": "sideways",
+        "LOG_LEVEL": "LOUD",
+    }
+    with pytest.raises(ConfigurationErrors) as raised:
+        RunnerSettings.from_env(env)
+    named = [error.setting for error in raised.value.errors]
+    assert set(named) == {"KAFKA_BROKERS", "RETRY_MAX_ATTEMPTS", "METRICS_PORT", "ORDERING"}
+    assert len(str(raised.value).splitlines()) == len(named)
+    fixed_connection = {**env, "KAFKA_BROKERS": "127.0.0.1:9092"}
+    with pytest.raises(ConfigurationErrors) as again:
+        RunnerSettings.from_env(fixed_connection)
+    assert "LOG_LEVEL" in [error.setting for error in again.value.errors], "the settings' own checks join in"
+
+
+def test_one_bad_variable_is_still_a_plain_configuration_error() -> None:
+    error = configuration_error({**MINIMAL, "METRICS_PORT": "x"})
+    assert type(error) is ConfigurationError
+    assert error.setting == "METRICS_PORT"

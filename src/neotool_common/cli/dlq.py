@@ -17,6 +17,8 @@ Exit codes: 0 done; 1 some records were not replayed (each is listed); 2 usage o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,22 +26,41 @@ from confluent_kafka import KafkaException
 
 from neotool_common.cli.dlq_args import build_parser
 from neotool_common.cli.dlq_inspect import cmd_list, cmd_show, cmd_stats
-from neotool_common.cli.dlq_options import EXIT_INTERRUPTED, EXIT_USAGE, PROG
+from neotool_common.cli.dlq_options import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG
 
 # Importable from here, where the tests have always found it.
 from neotool_common.cli.dlq_replay import PAUSE_AFTER_ACKS_ENV as PAUSE_AFTER_ACKS_ENV  # noqa: PLC0414
 from neotool_common.cli.dlq_replay import cmd_replay
 from neotool_common.errors import ConfigurationError
+from neotool_common.observability.logs import configure_logging
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code (``--help`` and usage errors included, never raises them)."""
+    """Run one command; returns the exit code (``--help`` and usage errors included, never raises them).
+
+    A closed pipe (``neotool-dlq list … | head -1``) ends it quietly with 0: the reader got what it wanted.
+    """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+    except BrokenPipeError:
+        # Whatever is still buffered would fail again at exit: send it nowhere.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser(PROG).parse_args(argv)
     except SystemExit as stopped:
         return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
+    # librdkafka's own lines (--verbose) and any warning: JSON on stderr, like every other log of the project.
+    configure_logging("INFO" if args.verbose else "WARNING", "json")
     try:
         return COMMANDS[args.command](args)
     except ConfigurationError as error:

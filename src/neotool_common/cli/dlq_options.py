@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import sys
 from datetime import UTC, datetime
 
 from neotool_common.config.connection import KafkaConnection
@@ -20,6 +22,7 @@ __all__ = [
     "EXIT_USAGE",
     "PROG",
     "command_line",
+    "invoked_as",
     "open_topic",
     "record_filter_of",
     "show_args",
@@ -53,8 +56,20 @@ def record_filter_of(args: argparse.Namespace) -> RecordFilter:
 
 
 def command_line(args: argparse.Namespace, *parts: str) -> str:
+    """A follow-up command, ready to paste: ``neotool-dlq`` as it was called when it is not on ``PATH``."""
     brokers = ("--brokers", args.brokers) if args.brokers else ()
-    return render.command_line(PROG, *parts, *brokers)
+    return render.command_line(invoked_as(), *parts, *brokers)
+
+
+def invoked_as() -> str:
+    """``neotool-dlq``, or the path it was run by (``.venv/bin/neotool-dlq``) when ``PATH`` does not find that one."""
+    called = sys.argv[0] if sys.argv else ""
+    if os.path.basename(called) != PROG or os.sep not in called:
+        return PROG
+    found = shutil.which(PROG)
+    if found is not None and os.path.realpath(found) == os.path.realpath(called):
+        return PROG
+    return called
 
 
 def show_args(record: DlqRecord) -> tuple[str, ...]:

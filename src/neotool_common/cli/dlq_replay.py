@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from neotool_common.cli.dlq_options import (
@@ -27,7 +28,11 @@ from neotool_common.dlqtool.pacing import BarProgress, LineProgress, Progress
 from neotool_common.dlqtool.planning import plan_replay
 from neotool_common.dlqtool.replay import Replay, ReplayReport, ReplayTuning
 
-__all__ = ["PAUSE_AFTER_ACKS_ENV", "cmd_replay"]
+__all__ = ["PAUSE_AFTER_ACKS_ENV", "RETURNING_REASONS", "cmd_replay"]
+
+# Failures of the record itself, not of the consumer: replayed as they are, they fail the same way.
+RETURNING_REASONS = frozenset({"decode", "validation"})
+COME_BACK = "decode and validation records come straight back to the DLQ unless the producer or the schema was fixed"
 
 # Test-only: after this many acknowledged copies the replay waits until stopped (tests SIGKILL or SIGINT it).
 PAUSE_AFTER_ACKS_ENV = "NEOTOOL_DLQ_TEST_PAUSE_AFTER_ACKS"
@@ -50,6 +55,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     _warn_about_filtered_replays(cluster, group, dlq)
     if args.dry_run:
         return _dry_run(args, cluster, dlq, record_filter, policy, group)
+    if not record_filter.reasons:
+        print(f"warning: {COME_BACK} (--reason poison --reason retries_exhausted leaves them out)", file=sys.stderr)
     print(f"Replaying {dlq.name} to {policy.to_topic or 'the original topics'}; {_progress_note(group, args)}")
     report = _run(args, cluster, dlq, record_filter, policy, group)
     print("\n".join(render.render_replay_report(report, policy, lambda r: show_command(args, r))))
@@ -71,14 +78,20 @@ def _dry_run(
 ) -> int:
     print(f"Dry run of replaying {dlq.name}: nothing is produced or committed; {_progress_note(group, args)}")
     counts = dict.fromkeys(Action, 0)
+    returning: Counter[str] = Counter()
     for decision in plan_replay(cluster, dlq, record_filter, policy, group, args.from_beginning):
         counts[decision.action] += 1
+        if decision.action is Action.REPLAY and decision.record.reason in RETURNING_REASONS:
+            returning[decision.record.reason or ""] += 1
         if decision.action is not Action.SKIP:
             print(render.render_decision(decision, policy.max_replays))
     print(
         f"Dry run: {counts[Action.REPLAY]} would be replayed, {counts[Action.PARK]} parked, "
         f"{counts[Action.REPORT]} cannot be replayed, {counts[Action.SKIP]} skipped by the filter."
     )
+    if returning:
+        which = ", ".join(f"{count} {reason}" for reason, count in sorted(returning.items()))
+        print(f"warning: {which} record(s) would be replayed: {COME_BACK}", file=sys.stderr)
     if counts[Action.REPLAY] or counts[Action.PARK]:
         print(f"Run it: {command_line(args, 'replay', *_replay_args(args, record_filter, policy))}")
     return EXIT_NOT_REPLAYED if counts[Action.PARK] or counts[Action.REPORT] else EXIT_OK

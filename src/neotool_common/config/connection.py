@@ -25,8 +25,9 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Any, Final
 
+from neotool_common.config.client_logs import CLIENT_LOG
 from neotool_common.config.clients import (
     CONSUMER_PROTOCOL,
     GROUP_PROTOCOLS,
@@ -186,12 +187,17 @@ class KafkaConnection:
             extra=extra,
         )
 
-    def client_config(self, kind: ClientKind | None = None) -> dict[str, str]:
+    def client_config(self, kind: ClientKind | None = None) -> dict[str, Any]:
         """The librdkafka settings of a client of ``kind`` of this connection (secrets revealed).
 
-        ``KAFKA_CONFIG_*`` settings of another kind of client are left out (``None``: every one is kept).
+        ``KAFKA_CONFIG_*`` settings of another kind of client are left out (``None``: every one is kept). The
+        client's own log lines go to :data:`~.client_logs.CLIENT_LOG` (structured, repeats rate-limited).
         """
-        config: dict[str, str] = {"bootstrap.servers": self.brokers, "security.protocol": self.security_protocol}
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.brokers,
+            "security.protocol": self.security_protocol,
+            "logger": CLIENT_LOG,
+        }
         optional = {
             "sasl.mechanism": self.sasl_mechanism,
             "sasl.username": self.sasl_username,
@@ -205,13 +211,13 @@ class KafkaConnection:
         config.update(self.extra if kind is None else for_client(kind, self.extra))
         return config
 
-    def producer_config(self) -> dict[str, str | int | bool]:
+    def producer_config(self) -> dict[str, Any]:
         """A producer that neither loses nor duplicates on retry (platform standard §4.3).
 
         ``acks=all`` with idempotence, zstd compression, ``linger.ms`` 5 and unbounded-in-practice retries
         within ``delivery.timeout.ms``; anything set through ``KAFKA_CONFIG_*`` still wins.
         """
-        config: dict[str, str | int | bool] = {
+        config: dict[str, Any] = {
             "acks": "all",
             "enable.idempotence": True,
             "compression.type": "zstd",

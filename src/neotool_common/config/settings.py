@@ -42,7 +42,7 @@ from neotool_common.config.clients import CONSUMER_PROTOCOL, ClientKind
 from neotool_common.config.connection import KafkaConnection, passthrough_variable
 from neotool_common.deadletter.circuit import CircuitBreakerPolicy
 from neotool_common.deadletter.publisher import DlqPolicy
-from neotool_common.errors import ConfigurationError
+from neotool_common.errors import ConfigurationError, ConfigurationErrors
 from neotool_common.policies.commit import CommitPolicy
 from neotool_common.policies.retry import RetryPolicy
 from neotool_common.policies.throughput import Ordering, ThroughputPolicy
@@ -62,6 +62,7 @@ _MAX_MS = 2_147_483_647
 _DLQ_MESSAGE_MAX_BYTES = 100_000_000
 
 T = TypeVar("T", int, float)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -118,16 +119,9 @@ class RunnerSettings:
         """Settings from ``env`` (default ``os.environ``); ``defaults_from`` supplies ``group_id``/``topics``."""
         env = os.environ if env is None else env
         reader = _EnvReader(env)
-        try:
-            retry = RetryPolicy(
-                max_attempts=reader.number("RETRY_MAX_ATTEMPTS", 5, int, minimum=1),
-                initial_backoff_s=reader.number("RETRY_BACKOFF_INITIAL_MS", 200, int, minimum=0) / 1000,
-                max_backoff_s=reader.number("RETRY_BACKOFF_MAX_MS", 30_000, int, minimum=0) / 1000,
-            )
-        except ValueError:
-            raise ConfigurationError("RETRY_BACKOFF_INITIAL_MS", "must not exceed RETRY_BACKOFF_MAX_MS") from None
+        retry = reader.collect(lambda: _retry(reader), RetryPolicy())
         values: dict[str, Any] = {
-            "connection": KafkaConnection.from_env(env),
+            "connection": reader.collect(lambda: KafkaConnection.from_env(env), None),
             "group_id": reader.text("KAFKA_GROUP_ID") or str(getattr(defaults_from, "group_id", "") or ""),
             "topics": reader.topics("KAFKA_TOPICS") or tuple(getattr(defaults_from, "topics", ()) or ()),
             "retry": retry,
@@ -150,9 +144,12 @@ class RunnerSettings:
             "log_level": (reader.text("LOG_LEVEL") or "INFO").upper(),
             "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
             "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
-            "throughput": _throughput(reader, defaults_from),
+            "throughput": reader.collect(lambda: _throughput(reader, defaults_from), ThroughputPolicy()),
         }
         values.update(overrides)
+        if reader.errors and values["connection"] is not None:
+            reader.collect(lambda: cls(**values), None)  # its own checks' first error joins the others
+        reader.raise_errors()  # every bad variable at once, one line each
         return cls(**values)
 
     def consumer_config(self) -> dict[str, Any]:
@@ -184,6 +181,17 @@ class RunnerSettings:
         return config
 
 
+def _retry(reader: _EnvReader) -> RetryPolicy:
+    try:
+        return RetryPolicy(
+            max_attempts=reader.number("RETRY_MAX_ATTEMPTS", 5, int, minimum=1),
+            initial_backoff_s=reader.number("RETRY_BACKOFF_INITIAL_MS", 200, int, minimum=0) / 1000,
+            max_backoff_s=reader.number("RETRY_BACKOFF_MAX_MS", 30_000, int, minimum=0) / 1000,
+        )
+    except ValueError:
+        raise ConfigurationError("RETRY_BACKOFF_INITIAL_MS", "must not exceed RETRY_BACKOFF_MAX_MS") from None
+
+
 def _throughput(reader: _EnvReader, defaults_from: type | None) -> ThroughputPolicy:
     """The throughput mode: the consumer class's attributes, overridden by the environment."""
     default = ThroughputPolicy()
@@ -207,8 +215,26 @@ def _throughput(reader: _EnvReader, defaults_from: type | None) -> ThroughputPol
 
 
 class _EnvReader:
+    """Reads variables; a bad one is remembered (its default used) so that all of them are reported at once."""
+
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
+        self.errors: list[ConfigurationError] = []
+
+    def collect(self, read: Callable[[], V], fallback: V) -> V:
+        try:
+            return read()
+        except ConfigurationErrors as errors:
+            self.errors.extend(errors.errors)
+        except ConfigurationError as error:
+            self.errors.append(error)
+        return fallback
+
+    def raise_errors(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigurationErrors(self.errors)
 
     def text(self, name: str) -> str | None:
         value = self._env.get(name, "").strip()
@@ -228,11 +254,14 @@ class _EnvReader:
             value: T | None = kind(raw)
         except ValueError:
             value = None
+        problem = None
         if value is None or (isinstance(value, float) and not math.isfinite(value)):  # NaN passes any bound check
-            noun = "whole number" if kind is int else "finite number"
-            raise ConfigurationError(name, f"{raw!r} is not a {noun}")
-        if minimum is not None and value < minimum:
-            raise ConfigurationError(name, f"must be at least {minimum}, got {raw}")
-        if maximum is not None and value > maximum:
-            raise ConfigurationError(name, f"must be at most {maximum}, got {raw}")
+            problem = f"{raw!r} is not a {'whole number' if kind is int else 'finite number'}"
+        elif minimum is not None and value < minimum:
+            problem = f"must be at least {minimum}, got {raw}"
+        elif maximum is not None and value > maximum:
+            problem = f"must be at most {maximum}, got {raw}"
+        if problem is not None or value is None:
+            self.errors.append(ConfigurationError(name, problem or "invalid"))
+            return default
         return value

@@ -3,13 +3,18 @@
 A fatal error of the consumer (a static member fenced by a newer one with its ``group.instance.id``, say) or
 of the dead-letter producer (an idempotent producer fenced or out of sequence) ends the runner: one ERROR
 line naming the cause, then exit code 1, so that the orchestrator restarts it instead of keeping a zombie
-that polls and commits nothing. Transient errors (brokers down) only make ``/readyz`` answer not ready.
+that polls and commits nothing. Transient errors (brokers down) only make ``/readyz`` answer not ready, and
+are logged rate-limited: the first, then one line per ``REPEAT_WINDOW_S`` with ``repeats`` and how long
+(``cannot reach KAFKA_BROKERS=… for 30 s``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from confluent_kafka import KafkaError
 
+from neotool_common.config.client_logs import Repeat, RepeatLimiter
 from neotool_common.consumer.context import RunContext
 from neotool_common.errors import FatalClientError
 
@@ -21,6 +26,7 @@ _DISCONNECTED = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
 class ClientEvents:
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
+        self._repeats = RepeatLimiter()
         self.fatal: FatalClientError | None = None
 
     def on_error(self, err: KafkaError) -> None:
@@ -30,15 +36,25 @@ class ClientEvents:
             self._ctx.metrics.ready_child.set(0)
         if err.fatal() or err.code() == KafkaError._FATAL:
             self.failed(err)
+            return
+        repeat = self._repeats.admit(("error_cb", err.code()))
+        if repeat is None:
+            return
+        if err.code() in _DISCONNECTED:
+            brokers = self._ctx.settings.connection.brokers
+            lasting = f" for {round(repeat.for_s)} s" if repeat.repeats > 1 else ""
+            self._ctx.log.warning(f"cannot reach KAFKA_BROKERS={brokers}{lasting}", **_fields(err, repeat))
         else:
-            self._ctx.log.warning("Kafka client error", error=err.str(), code=err.name())
+            self._ctx.log.warning("Kafka client error", **_fields(err, repeat))
 
     def on_message_error(self, err: KafkaError) -> None:
         """An error ``consume()`` returned in place of a record."""
         if err.fatal() or err.code() == KafkaError._FATAL:
             self.failed(err)
             return
-        self._ctx.log.warning("consumer error", error=err.str(), code=err.name())
+        repeat = self._repeats.admit(("consume", err.code()))
+        if repeat is not None:
+            self._ctx.log.warning("consumer error", **_fields(err, repeat))
 
     def failed(self, err: KafkaError) -> None:
         """Remember the first fatal error; the loop stops at its next turn and :meth:`raise_if_fatal` ends it."""
@@ -48,3 +64,10 @@ class ClientEvents:
     def raise_if_fatal(self) -> None:
         if self.fatal is not None:
             raise self.fatal
+
+
+def _fields(err: KafkaError, repeat: Repeat) -> dict[str, Any]:
+    fields: dict[str, Any] = {"error": err.str(), "code": err.name()}
+    if repeat.repeats > 1:
+        fields.update(repeats=repeat.repeats, for_s=round(repeat.for_s))
+    return fields

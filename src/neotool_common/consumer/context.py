@@ -57,12 +57,21 @@ class RunContext:
     def states_of(self, partitions: list[Any]) -> list[PartitionState]:
         return [state for tp in partitions if (state := self.state_of(tp)) is not None]
 
-    def record_log(self, message: Message | None, msg: KafkaMessage) -> Any:
-        """The logger bound to one record: its coordinates, ids and trace."""
+    def record_log(self, message: Message | None, msg: KafkaMessage, error: BaseException | None = None) -> Any:
+        """The logger bound to one record: its coordinates, ids and trace.
+
+        Without a ``message`` (the record never became one), the ids a validation ``error`` read from the
+        decoded object, else the key as the record_id (the convention).
+        """
         fields: dict[str, Any] = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
-        if message is None:  # undecodable: the key is the record_id by convention
+        if message is None:
             key = msg.key()
-            fields["record_id"] = key.decode("utf-8", "replace") if isinstance(key, bytes) else None
+            fields["record_id"] = getattr(error, "record_id", None) or (
+                key.decode("utf-8", "replace") if isinstance(key, bytes) else None
+            )
+            batch_id = getattr(error, "batch_id", None)
+            if batch_id is not None:
+                fields["batch_id"] = batch_id
         else:
             fields.update(record_id=message.record_id, batch_id=message.batch_id)
             trace_id = trace_id_from_traceparent(message.header("traceparent"))

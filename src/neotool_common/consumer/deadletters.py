@@ -70,7 +70,7 @@ class DeadLetters:
             state.topic, state.partition, offset, msg.key(), msg.value(), msg.timestamp()[1], headers, str(reason),
             attempts, acked,
         )  # fmt: skip
-        ctx.record_log(message, msg).warning(
+        ctx.record_log(message, msg, error).warning(
             "dead-lettering record",
             reason=str(reason),
             attempts=attempts,

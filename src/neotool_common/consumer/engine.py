@@ -25,9 +25,8 @@ from neotool_common.consumer.lag import LagMonitor
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.rebalance import Rebalance
 from neotool_common.consumer.retries import Retries
+from neotool_common.consumer.startup import effective_settings, make_client, warn_about_missing_dlq_topics
 from neotool_common.consumer.workers import ParallelProcessing
-from neotool_common.deadletter.headers import dlq_topic_for
-from neotool_common.errors import ConfigurationError
 from neotool_common.observability.health import HealthServer
 from neotool_common.records.validation import EnvelopeReader
 
@@ -61,6 +60,7 @@ class Engine:
         self.workers = ParallelProcessing.create(ctx, handlers)
         self.lag = LagMonitor.for_runner(ctx.settings, ctx.metrics)
         self.stop_requested = False
+        self.stop_reason = ""
         self._last_progress = 0.0
         self._last_reconnect_probe = 0.0
 
@@ -69,13 +69,14 @@ class Engine:
     def run(self, setup: Callable[[], None], teardown: Callable[[], None]) -> None:
         """Consume until :meth:`stop`; raises what ended the run (circuit open, a fatal client error, ...)."""
         self._connect()
+        self.ctx.log.info("consumer starting", **effective_settings(self.ctx.settings))
         server = self._start_health_server()
         ctx = self.ctx
         try:
             if self.workers is not None:
                 self.workers.start()  # first: an async def setup() runs on the workers' event loop
             setup()
-            self._warn_about_missing_dlq_topics()
+            warn_about_missing_dlq_topics(ctx, self.consumer)
             self.consumer.subscribe(
                 list(ctx.settings.topics),
                 on_assign=self.rebalance.on_assign,
@@ -93,7 +94,9 @@ class Engine:
             if server is not None:
                 server.close()
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stop() called") -> None:
+        """Safe from a signal handler: only sets flags; the loop logs the request when it sees it."""
+        self.stop_reason = self.stop_reason or reason
         self.stop_requested = True
 
     def _stopping(self) -> bool:
@@ -104,13 +107,13 @@ class Engine:
         consumer_config = ctx.settings.consumer_config()
         producer_config = ctx.settings.dlq_producer_config()
         producer_config.update(error_cb=self.events.on_error)
+        consumer_config.update(on_commit=self._on_commit, error_cb=self.events.on_error)
+        self.consumer = make_client(self._consumer_factory, consumer_config, ctx.settings)
         try:
-            self.consumer = self._consumer_factory(
-                {**consumer_config, "on_commit": self._on_commit, "error_cb": self.events.on_error}
-            )
-            producer = self._producer_factory(producer_config)
-        except (KafkaException, ValueError, TypeError) as exc:
-            raise ConfigurationError("KAFKA_CONFIG_*", _client_error_text(exc)) from None
+            producer = make_client(self._producer_factory, producer_config, ctx.settings)
+        except BaseException:
+            self.consumer.close()
+            raise
         self.lag.consumer = self.consumer
         self.flow = PartitionFlow(self.consumer, self._pause_changed)
         self.retries = Retries(ctx, self.consumer, self.flow)
@@ -141,26 +144,13 @@ class Engine:
         server.start()  # a port in use is a ConfigurationError naming METRICS_PORT
         return server
 
-    def _warn_about_missing_dlq_topics(self) -> None:
-        ctx = self.ctx
-        try:
-            known = self.consumer.list_topics(timeout=10).topics
-        except KafkaException as exc:
-            ctx.log.warning("cannot list topics to check the DLQ topics", error=str(exc))
-            return
-        ctx.health.set_connected(True)
-        for topic in ctx.settings.topics:
-            if dlq_topic_for(topic) not in known:
-                ctx.log.warning(
-                    "dead-letter topic does not exist: records that need it will wait, holding back commits",
-                    dlq_topic=dlq_topic_for(topic),
-                )
-
     def _shutdown(self, teardown: Callable[[], None]) -> None:
         """Drain (bounded by ``SHUTDOWN_GRACE_MS``), commit, leave the group, then ``teardown()``."""
         ctx = self.ctx
         grace = ctx.settings.shutdown_grace_s
         started = ctx.clock.monotonic()
+        if self.stop_requested:
+            ctx.log.info("stop requested; draining", reason=self.stop_reason, grace_ms=round(grace * 1000))
 
         def left() -> float:
             return max(0.0, grace - (ctx.clock.monotonic() - started))
@@ -176,24 +166,34 @@ class Engine:
             )
         if self.events.fatal is None:
             self.commits.commit(asynchronous=False)
-        ctx.closing = True
-        try:
-            self.consumer.close()
-        except (KafkaException, RuntimeError) as exc:
-            ctx.log.warning("closing the consumer failed", error=str(exc))
-        self.lag.close()  # drops its admin client here, on this thread
+        self._close_clients()
         publisher.drain(left())
-        # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
-        # on whichever thread collects the cycle (the clients hold callbacks bound to this engine).
-        del self.dead_letters, self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler
+        del self.dead_letters
         try:
             teardown()  # before the workers close: an async def teardown() runs on their event loop
         finally:
             if self.workers is not None:
                 self.workers.close(max(1.0, left()))
         ctx.log.info(
-            "consumer stopped", records_processed=ctx.tally.processed, records_dead_lettered=ctx.tally.dead_lettered
+            "consumer stopped",
+            records_processed=ctx.tally.processed,
+            records_dead_lettered=ctx.tally.dead_lettered,
+            drained_in_s=round(ctx.clock.monotonic() - started, 3),
         )
+
+    def _close_clients(self) -> None:
+        ctx = self.ctx
+        ctx.closing = True
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as exc:
+            ctx.log.warning("closing the consumer failed", error=str(exc))
+        self.lag.close()  # drops its admin client here, on this thread
+        # Drop the clients here, on this thread: left to the garbage collector, librdkafka's destroy would run
+        # on whichever thread collects the cycle (the clients hold callbacks bound to this engine), at exit
+        # perhaps, after the broker is gone. The batches' record handler and the lag monitor hold them too.
+        del self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler, self.batches
+        self.lag.consumer = None
 
     # -- the poll loop -----------------------------------------------------------------------------
 
@@ -290,8 +290,3 @@ class Engine:
             except KafkaException:
                 pass
         self.ctx.metrics.ready_child.set(1 if health.readiness().ok else 0)
-
-
-def _client_error_text(exc: BaseException) -> str:
-    text = str(exc.args[0] if exc.args else exc)
-    return text.split("\n", maxsplit=1)[0]

@@ -271,6 +271,7 @@ class ParallelProcessing:
     def close(self, timeout: float) -> None:
         if not self._dispatcher.close(timeout):
             self._ctx.log.warning("workers still inside the handler after the grace period; not waiting for them")
+        del self._run, self._flow, self._dead_letter, self._reports  # they hold the clients (Engine._shutdown)
 
     def _halt(self, states: Iterable[PartitionState]) -> list[Lane]:
         lanes = [lane for state in states if (lane := self._lanes.pop(state, None)) is not None]

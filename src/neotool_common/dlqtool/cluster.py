@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic
 
@@ -206,6 +206,17 @@ class DlqCluster:
         except KafkaException as error:
             raise self._unreachable(error) from None
         return {tp.partition: tp.offset for tp in result if tp.offset >= 0}
+
+    def group_offsets(self, group_id: str, topic: TopicInfo) -> dict[int, int]:
+        """The offsets group ``group_id`` committed on ``topic``, asked of the admin client (empty if none)."""
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        request = [ConsumerGroupTopicPartitions(group_id, partitions)]
+        try:
+            (future,) = self.admin.list_consumer_group_offsets(request, request_timeout=self.timeout_s).values()
+            result = future.result(self.timeout_s)
+        except KafkaException:
+            return {}
+        return {tp.partition: tp.offset for tp in result.topic_partitions if tp.error is None and tp.offset >= 0}
 
     def active_members(self, group_id: str) -> int:
         """How many consumers are members of ``group_id`` right now (0 when the group does not exist)."""

@@ -16,7 +16,12 @@ from neotool_common.dlqtool.records import DlqRecord
 from neotool_common.dlqtool.stats import DlqStats
 from neotool_common.errors import ConfigurationError
 
-__all__ = ["Scan", "fetch_record", "scan"]
+__all__ = ["Scan", "fetch_record", "has_dlq_headers", "scan"]
+
+
+def has_dlq_headers(record: DlqRecord) -> bool:
+    """True when the record carries any ``dlq.*`` header (a runner's dead-letter copy always does)."""
+    return any(name.startswith("dlq.") for name, _ in record.headers)
 
 
 @dataclass
@@ -27,6 +32,14 @@ class Scan:
     matched: int = 0
     total: int = 0
     stats: DlqStats = field(default_factory=DlqStats)
+    snapshot: dict[int, OffsetRange] = field(default_factory=dict)
+    read: int = 0
+    with_dlq_headers: int = 0
+
+    @property
+    def looks_like_a_dlq(self) -> bool:
+        """False when records were read and none carries a ``dlq.*`` header."""
+        return self.read == 0 or self.with_dlq_headers > 0
 
 
 def scan(
@@ -38,9 +51,11 @@ def scan(
     """
     result = Scan()
     with closing(cluster.reader()) as reader:
-        snapshot = cluster.watermarks(reader, dlq)
+        snapshot = result.snapshot = cluster.watermarks(reader, dlq)
         result.total = sum(len(r) for r in snapshot.values())
         for record in read_range(reader, dlq.name, _narrow(snapshot, record_filter), cluster.timeout_s):
+            result.read += 1
+            result.with_dlq_headers += has_dlq_headers(record)
             if not record_filter.matches(record):
                 continue
             result.matched += 1

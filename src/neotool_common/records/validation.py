@@ -150,14 +150,18 @@ class EnvelopeReader:
         timestamp_ms: int | None,
     ) -> Message:
         envelope = self._decode(value)
-        if not self._envelope_is_valid(envelope):
-            self._validate_envelope(envelope)
-        ingested_at = _parse_ingested_at(envelope["ingested_at"])
-        payload = envelope["payload"]
-        if self._validate_payload is not None:
-            self._validate_payload(payload)
-        elif self._payload_model is not None:
-            payload = _validate_model(self._payload_model, payload)
+        try:  # free unless raised: the ids are read from the object only for a record that failed
+            if not self._envelope_is_valid(envelope):
+                self._validate_envelope(envelope)
+            ingested_at = _parse_ingested_at(envelope["ingested_at"])
+            payload = envelope["payload"]
+            if self._validate_payload is not None:
+                self._validate_payload(payload)
+            elif self._payload_model is not None:
+                payload = _validate_model(self._payload_model, payload)
+        except SchemaValidationError as exc:
+            exc.record_id, exc.batch_id = _text(envelope.get("record_id")), _text(envelope.get("batch_id"))
+            raise
         assert value is not None  # decode() rejects a null value
         return Message(
             envelope["record_id"],
@@ -172,6 +176,10 @@ class EnvelopeReader:
             timestamp_ms,
             value,
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _parse_ingested_at(text: str) -> datetime:

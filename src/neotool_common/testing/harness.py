@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from neotool_common.config.client_logs import CLIENT_LOG
 from neotool_common.consumer_base import KafkaConsumerRunner
 
 __all__ = ["ReadRecord", "committed_offsets", "read_topic", "running", "wait_until"]
@@ -69,6 +70,7 @@ def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout: f
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
+            "logger": CLIENT_LOG,
             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -116,7 +118,9 @@ _COORDINATOR_NOT_READY = (
 
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offset per partition (-1001 where nothing was committed)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, "logger": CLIENT_LOG}
+    )
     deadline = time.monotonic() + 30
     try:
         while True:

@@ -2,7 +2,8 @@
 
 Where a broker comes from, in order:
 
-1. ``KAFKA_BOOTSTRAP_SERVERS`` is set: that cluster is used as it is.
+1. ``NEOTOOL_TEST_KAFKA_BROKERS`` is set: that cluster is used as it is (``KAFKA_BROKERS``, which the
+   consumers read, is ignored: the tests never run against a cluster exported for other reasons).
 2. A Docker engine answers: testcontainers' Kafka module starts one.
 3. Otherwise the broker jars are resolved from Maven Central with the machine's ``mvn`` (cached under
    ``~/.cache/neotool-common``), KRaft storage is formatted in a temporary folder, and one node or an
@@ -13,7 +14,7 @@ lives in :mod:`~.provider`, the command line in :mod:`~.cli`.
 
 Command line::
 
-    python -m neotool_common.testing.kafka run [--nodes 3]     # foreground until Ctrl+C
+    python -m neotool_common.testing.kafka run [--nodes 3] [--port 9092]   # prints: export KAFKA_BROKERS=…
     python -m neotool_common.testing.kafka classpath           # resolve and print the jars' classpath
 """
 

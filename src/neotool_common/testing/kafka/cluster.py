@@ -80,7 +80,9 @@ class LocalKafkaCluster(KafkaEndpoint):
         broker_config: Mapping[str, str] | None = None,
         heap: str = "512m",
         die_with_parent: bool = True,
+        port: int | None = None,
     ) -> None:
+        """``port``: the first node's client port (free ports otherwise), so that a restart keeps its address."""
         self.nodes_count = nodes
         self.version = version
         self.broker_config = dict(broker_config or {})
@@ -88,7 +90,8 @@ class LocalKafkaCluster(KafkaEndpoint):
         self.die_with_parent = die_with_parent
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="neotool-kafka-"))
-        self.nodes = [BrokerNode(i + 1, free_port(), free_port(), self.workdir / f"node-{i + 1}") for i in range(nodes)]
+        ports = [port or free_port(), *(free_port() for _ in range(nodes - 1))]
+        self.nodes = [BrokerNode(i + 1, ports[i], free_port(), self.workdir / f"node-{i + 1}") for i in range(nodes)]
         super().__init__(",".join(f"127.0.0.1:{n.port}" for n in self.nodes), replication_factor=min(3, nodes))
         self._classpath = ""
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+
+from neotool_common.config.client_logs import CLIENT_LOG
 
 __all__ = ["TEST_GROUP_SETTINGS", "KafkaEndpoint"]
 
@@ -35,7 +38,8 @@ class KafkaEndpoint:
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+            config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "logger": CLIENT_LOG}
+            self._admin = AdminClient(config)
         return self._admin
 
     def create_topic(

@@ -43,7 +43,7 @@ def _cached_classpath(cp_file: Path) -> str | None:
 def _resolve_with_maven(target: Path, version: str, cp_file: Path) -> None:
     if shutil.which("mvn") is None:
         raise RuntimeError(
-            "Maven (mvn) is needed to fetch the Kafka broker jars; install it or set KAFKA_BOOTSTRAP_SERVERS"
+            "Maven (mvn) is needed to fetch the Kafka broker jars; install it or set NEOTOOL_TEST_KAFKA_BROKERS"
         )
     target.mkdir(parents=True, exist_ok=True)
     pom = target / "pom.xml"

@@ -1,4 +1,8 @@
-"""Where a test's broker comes from: ``KAFKA_BOOTSTRAP_SERVERS``, else Docker (testcontainers), else local jars."""
+"""Where a test's broker comes from: ``NEOTOOL_TEST_KAFKA_BROKERS``, else Docker (testcontainers), else local jars.
+
+The tests create and delete topics and groups: they never go to a cluster exported for other reasons
+(``KAFKA_BROKERS``, ``KAFKA_BOOTSTRAP_SERVERS``), only to one named by a variable of their own.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ from collections.abc import Iterator, Mapping
 from neotool_common.testing.kafka.cluster import LocalKafkaCluster
 from neotool_common.testing.kafka.endpoint import TEST_GROUP_SETTINGS, KafkaEndpoint
 
-__all__ = ["provide_kafka"]
+__all__ = ["TEST_BROKERS_ENV", "provide_kafka"]
+
+TEST_BROKERS_ENV = "NEOTOOL_TEST_KAFKA_BROKERS"
 
 
 @contextlib.contextmanager
 def provide_kafka(nodes: int = 1, broker_config: Mapping[str, str] | None = None) -> Iterator[KafkaEndpoint]:
     """A broker by the documented resolution order: env, then Docker (testcontainers), then local jars."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    external = os.environ.get(TEST_BROKERS_ENV, "").strip()
     if external:
         yield KafkaEndpoint(external, replication_factor=min(3, nodes))
         return
