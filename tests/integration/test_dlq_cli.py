@@ -445,6 +445,32 @@ def test_replay_restores_byte_identical_records_once(
     assert committed(kafka, f"neotool-dlq-replay.{topics.dlq}", topics.dlq) == {0: 3, 1: 3}
 
 
+class RecordedProgress:
+    """What a progress bar was asked to draw, in order."""
+
+    def __init__(self) -> None:
+        self.drawn: list[tuple[int, int, int]] = []
+
+    def update(self, done: int, total: int, replayed: int) -> None:
+        self.drawn.append((done, total, replayed))
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_progress_bar_ends_on_the_count_the_summary_prints(
+    topics: Topics, kafka: KafkaEndpoint, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(kafka, topics.dlq, replayable(topics.source, 5))
+    progress = RecordedProgress()
+    monkeypatch.setattr("neotool_common.cli.dlq_replay._progress", lambda: progress)
+
+    result = cli("replay", topics.dlq)
+
+    assert "Replayed 5 record(s)" in result.out, result.out + result.err
+    assert progress.drawn[-1] == (5, 5, 5), "the last acknowledgements are drawn before the bar closes"
+
+
 def test_a_replayed_or_parked_copy_of_an_old_dead_letter_is_stamped_with_the_time_it_is_written(
     kafka: KafkaEndpoint, make_topic: Callable[..., str], cli: Callable[..., Result]
 ) -> None:

@@ -51,6 +51,7 @@ def test_as_row_has_exactly_the_documented_keys() -> None:
         "reason",
         "exception_type",
         "exception_message",
+        "path",
         "original_topic",
         "original_partition",
         "original_offset",
@@ -61,6 +62,7 @@ def test_as_row_has_exactly_the_documented_keys() -> None:
     assert row["offset"] == 3
     assert row["original_offset"] == 5
     assert row["replay_count"] == 0
+    assert row["path"] == "$.payload.amount", "the failing JSON path, for decode and validation"
 
 
 def test_a_record_without_dlq_headers_parses_and_says_why_it_cannot_be_replayed() -> None:

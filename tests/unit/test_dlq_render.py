@@ -126,6 +126,9 @@ def test_stats_show_counts_largest_first_with_shares() -> None:
     reasons = lines[lines.index("By reason") + 1 : lines.index("By reason") + 3]
     assert [line.split() for line in reasons] == [["poison", "2", "66.7%"], ["decode", "1", "33.3%"]]
     assert stats.as_json()["by_original_topic"] == {"orders.v1": 3}
+    assert stats.as_json()["by_path"] == {"$.payload.amount": 3}, "which field failed, for decode and validation"
+    paths = lines[lines.index("By path") + 1]
+    assert paths.split() == ["$.payload.amount", "3", "100.0%"]
     assert render_stats(collect_stats([])) == []
 
 

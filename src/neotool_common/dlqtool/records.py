@@ -102,6 +102,7 @@ class DlqRecord:
             "reason": self.reason,
             "exception_type": self.exception_type,
             "exception_message": self.exception_message,
+            "path": self.path,
             "original_topic": self.original_topic,
             "original_partition": self.original_partition,
             "original_offset": self.original_offset,

@@ -130,6 +130,7 @@ def render_stats(stats: DlqStats) -> list[str]:
         ("By reason", stats.by_reason),
         ("By exception type", stats.by_exception_type),
         ("By original topic", stats.by_original_topic),
+        ("By path", stats.by_path),
     ):
         lines += ["", title]
         lines += _counts(counts.most_common(), stats.total)

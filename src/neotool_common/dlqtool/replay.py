@@ -104,6 +104,8 @@ class Replay:
             self._consumer.subscribe([self._dlq.name], on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._loop()
             self._checkpoint()
+            # the last acknowledgements came during the checkpoint's flush: the bar ends on the summary's count
+            self._progress.update(self.report.scanned, self.report.total, self.report.replayed)
         except BaseException:
             # An error, or a second Ctrl+C: keep the progress already settled, wait for nothing in flight.
             self._quitting = True

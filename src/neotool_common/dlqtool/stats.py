@@ -23,6 +23,7 @@ class DlqStats:
     by_reason: Counter[str] = field(default_factory=Counter)
     by_exception_type: Counter[str] = field(default_factory=Counter)
     by_original_topic: Counter[str] = field(default_factory=Counter)
+    by_path: Counter[str] = field(default_factory=Counter)  # dlq.path: which field failed, for decode/validation
     replayed_before: int = 0
     oldest_failure: datetime | None = None
     newest_failure: datetime | None = None
@@ -32,6 +33,7 @@ class DlqStats:
         self.by_reason[record.reason or UNKNOWN] += 1
         self.by_exception_type[record.exception_type or UNKNOWN] += 1
         self.by_original_topic[record.original_topic or UNKNOWN] += 1
+        self.by_path[record.path or UNKNOWN] += 1
         self.replayed_before += record.replay_count > 0
         failed_at = record.failed_at_time
         if failed_at is not None:
@@ -45,6 +47,7 @@ class DlqStats:
             "by_reason": dict(self.by_reason.most_common()),
             "by_exception_type": dict(self.by_exception_type.most_common()),
             "by_original_topic": dict(self.by_original_topic.most_common()),
+            "by_path": dict(self.by_path.most_common()),
             "replayed_before": self.replayed_before,
             "oldest_failure": self.oldest_failure.isoformat() if self.oldest_failure else None,
             "newest_failure": self.newest_failure.isoformat() if self.newest_failure else None,
