@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -32,10 +33,14 @@ class KafkaEndpoint:
         self.replication_factor = replication_factor
         self._admin: AdminClient | None = None
 
+    def client_config(self) -> dict[str, Any]:
+        """What any client needs to reach this cluster with full rights (a secured one adds its admin login)."""
+        return {"bootstrap.servers": self.bootstrap_servers}
+
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+            self._admin = AdminClient(self.client_config())
         return self._admin
 
     def create_topic(
