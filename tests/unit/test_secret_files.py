@@ -57,7 +57,7 @@ def test_an_unreadable_or_empty_file_is_a_configuration_error_naming_the_file_va
     with pytest.raises(ConfigurationError, match="KAFKA_SASL_PASSWORD_FILE: cannot read"):
         KafkaConnection.from_env({**SASL, "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "missing")})
     (tmp_path / "empty").write_text("\n")
-    with pytest.raises(ConfigurationError, match="KAFKA_SASL_PASSWORD_FILE: .* is empty"):
+    with pytest.raises(ConfigurationError, match=r"KAFKA_SASL_PASSWORD_FILE: .* is empty"):
         KafkaConnection.from_env({**SASL, "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "empty")})
 
 
