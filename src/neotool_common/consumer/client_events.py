@@ -4,12 +4,14 @@ A fatal error of the consumer (a static member fenced by a newer one with its ``
 of the dead-letter producer (an idempotent producer fenced or out of sequence) ends the runner: one ERROR
 line naming the cause, then exit code 1, so that the orchestrator restarts it instead of keeping a zombie
 that polls and commits nothing. Transient errors (brokers down) only make ``/readyz`` answer not ready.
+Refused authentication is transient to librdkafka but not to the runner: see :mod:`.authentication`.
 """
 
 from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
+from neotool_common.consumer.authentication import AUTHENTICATION_ERRORS, AuthenticationWatch
 from neotool_common.consumer.context import RunContext
 from neotool_common.errors import FatalClientError
 
@@ -22,9 +24,15 @@ class ClientEvents:
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
         self.fatal: FatalClientError | None = None
+        self.authentication = AuthenticationWatch(ctx)
 
     def on_error(self, err: KafkaError) -> None:
         """The clients' ``error_cb`` (runs inside ``consume()``/``poll()``)."""
+        if err.code() in AUTHENTICATION_ERRORS:
+            fatal = self.authentication.failed(err)
+            if fatal is not None and self.fatal is None:
+                self.fatal = fatal
+            return
         if err.code() in _DISCONNECTED:
             self._ctx.health.set_connected(False)
             self._ctx.metrics.ready_child.set(0)
