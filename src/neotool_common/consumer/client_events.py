@@ -18,6 +18,11 @@ from neotool_common.errors import FatalClientError
 __all__ = ["ClientEvents"]
 
 _DISCONNECTED = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
+# The consumer is not allowed what it exists for: no retry fixes that, an ACL does (and a restart applies it).
+_NOT_AUTHORIZED = {
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "READ on the consumer group",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "READ on the source topics",
+}
 
 
 class ClientEvents:
@@ -46,12 +51,25 @@ class ClientEvents:
         if err.fatal() or err.code() == KafkaError._FATAL:
             self.failed(err)
             return
+        needed = _NOT_AUTHORIZED.get(err.code())
+        if needed is not None:
+            if self.fatal is None:
+                self.fatal = FatalClientError(
+                    f"not authorized ({err.name()}): {err.str()}; the principal needs {needed} "
+                    "(docs/operating.md, Security)"
+                )
+            return
         self._ctx.log.warning("consumer error", error=err.str(), code=err.name())
 
     def failed(self, err: KafkaError) -> None:
         """Remember the first fatal error; the loop stops at its next turn and :meth:`raise_if_fatal` ends it."""
         if self.fatal is None:
             self.fatal = FatalClientError(f"fatal Kafka client error ({err.name()}): {err.str()}")
+
+    def producer_failed(self, text: str) -> None:
+        """The dead-letter producer failed for good (with WRITE on no topic, say, it never gets a producer id)."""
+        if self.fatal is None:
+            self.fatal = FatalClientError(text)
 
     def raise_if_fatal(self) -> None:
         if self.fatal is not None:
