@@ -9,7 +9,15 @@ from confluent_kafka import Producer
 
 from neotool_common.cli.dlq import main
 from neotool_common.deadletter.headers import PARKED_SUFFIX, dlq_topic_for
-from neotool_common.testing.kafka.access import Access, Acl, create_topic_acl, read_group, read_topic, write_topic
+from neotool_common.testing.kafka.access import (
+    Access,
+    Acl,
+    create_topic_acl,
+    describe_topic,
+    read_group,
+    read_topic,
+    write_topic,
+)
 from neotool_common.testing.kafka.secured import SecuredKafkaCluster
 from neotool_common.testing.secured import read_topic_as
 from tests.dlq_support import Failure, envelope
@@ -78,3 +86,28 @@ def test_list_over_mutual_tls(
     code, out, err = run(env, monkeypatch, capsys, "list", dlq, "--json")
     assert (code, err) == (0, ""), err
     assert out.count("orders.errors.BadAmount") == 2
+
+
+@pytest.mark.parametrize("missing", ["write-target", "create-parked"])
+def test_replay_with_a_missing_permission_exits_2_naming_it_and_sends_nothing(
+    secured_kafka: SecuredKafkaCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    missing: str,
+) -> None:
+    topic, dlq = seeded(secured_kafka)
+    group = f"replay-{uuid.uuid4().hex[:8]}"
+    dropped = {
+        "write-target": write_topic(topic),
+        "create-parked": create_topic_acl(dlq + PARKED_SUFFIX),
+    }[missing]
+    # DESCRIBE on the target keeps it visible: the replay can tell "not allowed" from "does not exist".
+    acls = [acl for acl in replay_acls(topic, dlq, group) if acl != dropped] + [describe_topic(topic)]
+    replayer = Principal(secured_kafka, acls)
+    code, out, err = run(replayer.env(), monkeypatch, capsys, "replay", dlq, "--group", group)
+    assert code == 2, out + err
+    assert str(dropped.operation.name) in err
+    assert dropped.name in err
+    admin = secured_kafka.client_config()
+    assert read_topic_as(admin, topic, timeout=2) == [], "nothing sent"
+    assert not any(dlq + PARKED_SUFFIX in t for t in secured_kafka.admin.list_topics(timeout=10).topics), "none parked"
