@@ -127,7 +127,7 @@ def test_a_principal_whose_dlq_producer_cannot_start_is_fatal_exit_1(secured_kaf
     user = Principal(secured_kafka, [read_topic(topic), read_group(group)])  # WRITE on no topic at all
     runner = runner_for(user, topic, group)
     with capture_logs() as events:
-        assert ExitCode(runner).wait(40, "the dead-letter producer was refused its producer id", events) == 1
+        assert ExitCode(runner).wait(15, "the dead-letter producer was refused its producer id", events) == 1
     errors = [e for e in events if e["level"] == "error"]
     assert len(errors) == 1, errors
     assert "CLUSTER_AUTHORIZATION_FAILED" in errors[0]["error"]

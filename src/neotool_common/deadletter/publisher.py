@@ -238,9 +238,11 @@ class DeadLetterPublisher:
         return max(0.0, self._resends[0][0] - now) if self._resends else None
 
     def drain(self, timeout_s: float) -> int:
-        """Wait up to ``timeout_s`` for every pending write (re-sending failures); returns how many are left."""
+        """Wait up to ``timeout_s`` for every pending write (re-sending failures); returns how many are left.
+
+        A producer that failed for good acknowledges nothing more: nothing is waited for."""
         deadline = self._clock.monotonic() + timeout_s
-        while self.pending and (remaining := deadline - self._clock.monotonic()) > 0:
+        while self.pending and self.fatal is None and (remaining := deadline - self._clock.monotonic()) > 0:
             self._producer.flush(min(remaining, 0.2))
             self.poll()
         return self.pending
