@@ -59,3 +59,11 @@ def test_runner_and_envelope_producer_over_mutual_tls(secured_kafka: SecuredKafk
     identity = secured_kafka.issue_client_certificate(name)
     Access(secured_kafka.admin).grant(f"User:{name}", [*runner_acls(topic, group), write_topic(topic)])
     run_and_check(secured_kafka, secured_kafka.mtls_env(identity), topic, group)
+
+
+@pytest.mark.slow
+def test_the_runner_over_scram_on_three_secured_nodes(secured_kafka_cluster3: SecuredKafkaCluster) -> None:
+    topic = topics(secured_kafka_cluster3)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    user = Principal(secured_kafka_cluster3, [*runner_acls(topic, group), write_topic(topic)])
+    run_and_check(secured_kafka_cluster3, user.env(), topic, group)

@@ -23,6 +23,7 @@ __all__ = [
     "make_topic",
     "pytest_runtest_makereport",
     "secured_kafka",
+    "secured_kafka_cluster3",
     "topic_name",
     "unique_topic_name",
 ]
@@ -61,6 +62,15 @@ def secured_kafka() -> Iterator[SecuredKafkaCluster]:
         _endpoints.remove(cluster)
 
 
+@pytest.fixture(scope="session")
+def secured_kafka_cluster3() -> Iterator[SecuredKafkaCluster]:
+    """Three secured nodes (replication factor 3); the brokers talk to each other over mutual TLS."""
+    with SecuredKafkaCluster(3) as cluster:
+        _endpoints.append(cluster)
+        yield cluster
+        _endpoints.remove(cluster)
+
+
 def unique_topic_name(request: pytest.FixtureRequest) -> str:
     test = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name).strip("-")[:80]
     return f"t.{test}.{uuid.uuid4().hex[:8]}"
@@ -89,7 +99,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
     if (
         report.failed
         and _endpoints
-        and {"kafka", "kafka_cluster3", "secured_kafka"} & set(getattr(item, "fixturenames", ()))
+        and {"kafka", "kafka_cluster3", "secured_kafka", "secured_kafka_cluster3"}
+        & set(getattr(item, "fixturenames", ()))
     ):
         for endpoint in _endpoints:
             tail = endpoint.log_tail()
