@@ -52,6 +52,7 @@ def full_env(pem: str) -> dict[str, str]:
         "CIRCUIT_WINDOW": "400",
         "MAX_PENDING_PER_PARTITION": "64",
         "SHUTDOWN_GRACE_MS": "1500",
+        "AUTH_FAILURE_EXIT_MS": "45000",
         "METRICS_PORT": "9100",
         "METRICS_HOST": "127.0.0.1",
         "LOG_LEVEL": "debug",
@@ -95,6 +96,7 @@ def test_every_variable_is_parsed(pem: str) -> None:
     circuit = settings.circuit
     assert (circuit.max_consecutive, circuit.max_ratio, circuit.window) == (12, 0.25, 400)
     assert (settings.max_pending_per_partition, settings.shutdown_grace_s) == (64, 1.5)
+    assert settings.auth_failure_exit_s == 45
     assert (settings.metrics_port, settings.metrics_host) == (9100, "127.0.0.1")
     assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("DEBUG", "console", 5)
     assert settings.throughput == ThroughputPolicy(32, Ordering.KEY, 250, 0.005, 4000)

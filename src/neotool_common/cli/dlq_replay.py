@@ -25,8 +25,10 @@ from neotool_common.dlqtool.cluster import DlqCluster, TopicInfo
 from neotool_common.dlqtool.decisions import GROUP_PREFIX, Action, ReplayPolicy, default_group
 from neotool_common.dlqtool.filters import RecordFilter
 from neotool_common.dlqtool.pacing import BarProgress, LineProgress, Progress
+from neotool_common.dlqtool.permissions import missing_permissions
 from neotool_common.dlqtool.planning import plan_replay
 from neotool_common.dlqtool.replay import Replay, ReplayReport, ReplayTuning
+from neotool_common.errors import ConfigurationError
 
 __all__ = ["PAUSE_AFTER_ACKS_ENV", "RETURNING_REASONS", "cmd_replay"]
 
@@ -57,6 +59,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _dry_run(args, cluster, dlq, record_filter, policy, group)
     if not record_filter.reasons:
         print(f"warning: {COME_BACK} (--reason poison --reason retries_exhausted leaves them out)", file=sys.stderr)
+    missing = _missing_permissions(args, cluster, dlq, record_filter, policy, group)
+    if missing:
+        raise ConfigurationError("replay", f"not authorized, nothing sent; the principal needs {', '.join(missing)}")
     print(f"Replaying {dlq.name} to {policy.to_topic or 'the original topics'}; {_progress_note(group, args)}")
     report = _run(args, cluster, dlq, record_filter, policy, group)
     print("\n".join(render.render_replay_report(report, policy, lambda r: show_command(args, r))))
@@ -95,6 +100,23 @@ def _dry_run(
     if counts[Action.REPLAY] or counts[Action.PARK]:
         print(f"Run it: {command_line(args, 'replay', *_replay_args(args, record_filter, policy))}")
     return EXIT_NOT_REPLAYED if counts[Action.PARK] or counts[Action.REPORT] else EXIT_OK
+
+
+def _missing_permissions(
+    args: argparse.Namespace,
+    cluster: DlqCluster,
+    dlq: TopicInfo,
+    record_filter: RecordFilter,
+    policy: ReplayPolicy,
+    group: str,
+) -> list[str]:
+    """The ACLs the dry-run plan needs and the principal lacks; none known when the plan cannot be made (the
+    replay then meets the same trouble and reports it as before)."""
+    try:
+        plan = list(plan_replay(cluster, dlq, record_filter, policy, group, args.from_beginning))
+    except ConfigurationError:
+        return []
+    return missing_permissions(cluster, dlq, group, policy.parked_topic, plan)
 
 
 def _run(

@@ -5,9 +5,11 @@
 ``KAFKA_SECURITY_PROTOCOL``         ``PLAINTEXT`` (default), ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``
 ``KAFKA_SASL_MECHANISM``            ``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512``
 ``KAFKA_SASL_USERNAME``             with ``KAFKA_SASL_PASSWORD`` (a secret: never logged)
+``KAFKA_SASL_PASSWORD_FILE``        a file holding the password instead (one trailing newline stripped)
 ``KAFKA_SSL_CA_LOCATION``           CA bundle (PEM file) that signed the brokers' certificates
 ``KAFKA_SSL_CERTIFICATE_LOCATION``  client certificate (PEM file) for mutual TLS
 ``KAFKA_SSL_KEY_LOCATION``          client key (PEM file); ``KAFKA_SSL_KEY_PASSWORD`` if encrypted (a secret)
+``KAFKA_SSL_KEY_PASSWORD_FILE``     a file holding the key's password instead
 ``KAFKA_CONFIG_<NAME>``             any other librdkafka setting: ``KAFKA_CONFIG_FETCH_MAX_BYTES=…`` sets
                                     ``fetch.max.bytes`` (underscores become dots); each client gets only
                                     the ones that apply to it (:mod:`.clients`)
@@ -78,6 +80,26 @@ def passthrough_variable(name: str) -> str:
 def redact_config(config: Mapping[str, object]) -> dict[str, object]:
     """A copy of a librdkafka configuration with every secret-looking value replaced by ``***``."""
     return {k: (REDACTED if _SECRET_KEY.search(k) else v) for k, v in config.items()}
+
+
+def _secret_from_env(env: Mapping[str, str], name: str) -> Secret | None:
+    """``name``'s value, or the content of the file ``<name>_FILE`` names (a Kubernetes Secret mount) with one
+    trailing newline stripped; both set is a configuration error. The value itself is never in an error."""
+    file_variable = f"{name}_FILE"
+    value, path = env.get(name), env.get(file_variable, "").strip()
+    if value and path:
+        raise ConfigurationError(name, f"set either {name} or {file_variable}, not both")
+    if not path:
+        return Secret(value) if value else None
+    try:
+        with open(path, encoding="utf-8") as file:
+            content = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(file_variable, f"cannot read {path}: {type(exc).__name__}") from None
+    content = content.removesuffix("\n").removesuffix("\r") if content.endswith("\n") else content
+    if not content:
+        raise ConfigurationError(file_variable, f"{path} is empty")
+    return Secret(content)
 
 
 @dataclass(frozen=True)
@@ -166,8 +188,7 @@ class KafkaConnection:
             return value or None
 
         def secret(name: str) -> Secret | None:
-            value = env.get(name)
-            return Secret(value) if value else None
+            return _secret_from_env(env, name)
 
         extra = {
             name.removeprefix(_PASSTHROUGH_PREFIX).lower().replace("_", "."): value

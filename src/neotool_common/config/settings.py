@@ -17,6 +17,7 @@ variable                          default    meaning
 ``CIRCUIT_WINDOW``                1000       records in the ratio window
 ``MAX_PENDING_PER_PARTITION``     10000      pause a partition with this many records held behind a DLQ write
 ``SHUTDOWN_GRACE_MS``             30000      bound on the final DLQ flush and commit at shutdown
+``AUTH_FAILURE_EXIT_MS``          60000      exit (code 1) once authentication has been refused this long
 ``METRICS_PORT``                  8000       /metrics, /healthz, /readyz (0: no server)
 ``METRICS_HOST``                  0.0.0.0    address the metrics server binds
 ``LOG_LEVEL``                     INFO       DEBUG, INFO, WARNING, ERROR
@@ -77,6 +78,7 @@ class RunnerSettings:
     throughput: ThroughputPolicy = field(default_factory=ThroughputPolicy)
     max_pending_per_partition: int = 10_000
     shutdown_grace_s: float = 30.0
+    auth_failure_exit_s: float = 60.0
     metrics_port: int = 8000
     metrics_host: str = "0.0.0.0"  # noqa: S104 - containers are probed from outside the pod
     log_level: str = "INFO"
@@ -139,6 +141,7 @@ class RunnerSettings:
             ),
             "max_pending_per_partition": reader.number("MAX_PENDING_PER_PARTITION", 10_000, int, minimum=1),
             "shutdown_grace_s": reader.number("SHUTDOWN_GRACE_MS", 30_000, int, minimum=0) / 1000,
+            "auth_failure_exit_s": reader.number("AUTH_FAILURE_EXIT_MS", 60_000, int, minimum=0) / 1000,
             "metrics_port": reader.number("METRICS_PORT", 8000, int, minimum=0, maximum=65535),
             "metrics_host": reader.text("METRICS_HOST") or "0.0.0.0",  # noqa: S104 - see field
             "log_level": (reader.text("LOG_LEVEL") or "INFO").upper(),

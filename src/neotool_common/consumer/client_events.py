@@ -5,7 +5,8 @@ of the dead-letter producer (an idempotent producer fenced or out of sequence) e
 line naming the cause, then exit code 1, so that the orchestrator restarts it instead of keeping a zombie
 that polls and commits nothing. Transient errors (brokers down) only make ``/readyz`` answer not ready, and
 are logged rate-limited: the first, then one line per ``REPEAT_WINDOW_S`` with ``repeats`` and how long
-(``cannot reach KAFKA_BROKERS=… for 30 s``).
+(``cannot reach KAFKA_BROKERS=… for 30 s``). Refused authentication is transient to librdkafka but not to the
+runner: see :mod:`.authentication`.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from typing import Any
 from confluent_kafka import KafkaError
 
 from neotool_common.config.client_logs import Repeat, RepeatLimiter
+from neotool_common.consumer.authentication import AUTHENTICATION_ERRORS, AuthenticationWatch
 from neotool_common.consumer.context import RunContext
 from neotool_common.errors import FatalClientError
 
 __all__ = ["ClientEvents"]
 
 _DISCONNECTED = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT)
+# The consumer is not allowed what it exists for: no retry fixes that, an ACL does (and a restart applies it).
+_NOT_AUTHORIZED = {
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "READ on the consumer group",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "READ on the source topics",
+}
 
 
 class ClientEvents:
@@ -28,9 +35,15 @@ class ClientEvents:
         self._ctx = ctx
         self._repeats = RepeatLimiter()
         self.fatal: FatalClientError | None = None
+        self.authentication = AuthenticationWatch(ctx)
 
     def on_error(self, err: KafkaError) -> None:
         """The clients' ``error_cb`` (runs inside ``consume()``/``poll()``)."""
+        if err.code() in AUTHENTICATION_ERRORS:
+            fatal = self.authentication.failed(err)
+            if fatal is not None and self.fatal is None:
+                self.fatal = fatal
+            return
         if err.code() in _DISCONNECTED:
             self._ctx.health.set_connected(False)
             self._ctx.metrics.ready_child.set(0)
@@ -52,6 +65,14 @@ class ClientEvents:
         if err.fatal() or err.code() == KafkaError._FATAL:
             self.failed(err)
             return
+        needed = _NOT_AUTHORIZED.get(err.code())
+        if needed is not None:
+            if self.fatal is None:
+                self.fatal = FatalClientError(
+                    f"not authorized ({err.name()}): {err.str()}; the principal needs {needed} "
+                    "(docs/operating.md, Security)"
+                )
+            return
         repeat = self._repeats.admit(("consume", err.code()))
         if repeat is not None:
             self._ctx.log.warning("consumer error", **_fields(err, repeat))
@@ -60,6 +81,11 @@ class ClientEvents:
         """Remember the first fatal error; the loop stops at its next turn and :meth:`raise_if_fatal` ends it."""
         if self.fatal is None:
             self.fatal = FatalClientError(f"fatal Kafka client error ({err.name()}): {err.str()}")
+
+    def producer_failed(self, text: str) -> None:
+        """The dead-letter producer failed for good (with WRITE on no topic, say, it never gets a producer id)."""
+        if self.fatal is None:
+            self.fatal = FatalClientError(text)
 
     def raise_if_fatal(self) -> None:
         if self.fatal is not None:

@@ -10,6 +10,7 @@ at most half of that many are held. Every dead-letter also feeds the circuit bre
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from confluent_kafka import Message as KafkaMessage
@@ -25,10 +26,12 @@ __all__ = ["DeadLetters"]
 
 
 class DeadLetters:
-    def __init__(self, ctx: RunContext, producer: Any, flow: PartitionFlow) -> None:
+    def __init__(
+        self, ctx: RunContext, producer: Any, flow: PartitionFlow, on_fatal: Callable[[str], None] | None = None
+    ) -> None:
         self._ctx = ctx
         self._flow = flow
-        self.publisher = DeadLetterPublisher(producer, ctx.settings.dlq, ctx.clock, self._write_failed)
+        self.publisher = DeadLetterPublisher(producer, ctx.settings.dlq, ctx.clock, self._write_failed, on_fatal)
 
     def route(
         self,

@@ -117,7 +117,7 @@ class Engine:
         self.lag.consumer = self.consumer
         self.flow = PartitionFlow(self.consumer, self._pause_changed)
         self.retries = Retries(ctx, self.consumer, self.flow)
-        self.dead_letters = DeadLetters(ctx, producer, self.flow)
+        self.dead_letters = DeadLetters(ctx, producer, self.flow, self.events.producer_failed)
         self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed, self.lag.committed)
         self.handler = RecordHandler(
             ctx, self._reader, self._handlers.process, self.dead_letters, self.retries, self.workers

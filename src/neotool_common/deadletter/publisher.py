@@ -157,11 +157,14 @@ class DeadLetterPublisher:
         policy: DlqPolicy,
         clock: Clock,
         on_write_failed: Callable[[DeadLetter, str], None],
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self._producer = producer
         self._policy = policy
         self._clock = clock
         self._on_write_failed = on_write_failed
+        self._on_fatal = on_fatal
+        self.fatal: str | None = None
         self._resends: list[tuple[float, int, DeadLetter]] = []
         self._sequence = 0
         self.pending = 0
@@ -187,6 +190,8 @@ class DeadLetterPublisher:
                 on_delivery=on_delivery,
             )
         except (BufferError, Exception) as exc:  # noqa: BLE001 - any refusal is a failed write, sent again later
+            if _is_fatal(exc):
+                self._serve_callbacks()  # the producer's own fatal error names the cause better than produce()
             self._delivered(letter, exc)
 
     def _delivered(self, letter: DeadLetter, err: Any) -> None:
@@ -194,6 +199,8 @@ class DeadLetterPublisher:
             self.pending -= 1
             letter.on_acked(letter)
             return
+        if _is_fatal(err):
+            self._failed_for_good(f"the dead-letter producer failed for good: {err}")
         letter.failed_writes += 1
         self._on_write_failed(letter, str(err))
         due = self._clock.monotonic() + self._policy.resend_backoff.backoff(min(letter.failed_writes, 30))
@@ -202,19 +209,47 @@ class DeadLetterPublisher:
 
     def poll(self) -> None:
         """Serve delivery callbacks and re-send the failed writes that are due. Never blocks."""
-        self._producer.poll(0)
+        if not self._serve_callbacks():
+            return
         now = self._clock.monotonic()
         while self._resends and self._resends[0][0] <= now:
             _, _, letter = heapq.heappop(self._resends)
             self._produce(letter)
 
+    def _serve_callbacks(self) -> bool:
+        """``poll(0)``; False when it raised the producer's fatal error (remembered, see :meth:`_failed_for_good`)."""
+        try:
+            self._producer.poll(0)
+        except Exception as exc:
+            if not _is_fatal(exc):
+                raise
+            self._failed_for_good(f"the dead-letter producer failed for good: {exc}")
+            return False
+        return True
+
+    def _failed_for_good(self, text: str) -> None:
+        """A fatal error of the producer (an idempotent one refused its producer id, fenced, ...): once."""
+        if self.fatal is None:
+            self.fatal = text
+            if self._on_fatal is not None:
+                self._on_fatal(text)
+
     def next_resend_in(self, now: float) -> float | None:
         return max(0.0, self._resends[0][0] - now) if self._resends else None
 
     def drain(self, timeout_s: float) -> int:
-        """Wait up to ``timeout_s`` for every pending write (re-sending failures); returns how many are left."""
+        """Wait up to ``timeout_s`` for every pending write (re-sending failures); returns how many are left.
+
+        A producer that failed for good acknowledges nothing more: nothing is waited for."""
         deadline = self._clock.monotonic() + timeout_s
-        while self.pending and (remaining := deadline - self._clock.monotonic()) > 0:
+        while self.pending and self.fatal is None and (remaining := deadline - self._clock.monotonic()) > 0:
             self._producer.flush(min(remaining, 0.2))
             self.poll()
         return self.pending
+
+
+def _is_fatal(err: object) -> bool:
+    """True for a librdkafka error (or the exception carrying one) that the client can never recover from."""
+    error = err.args[0] if isinstance(err, Exception) and err.args else err
+    fatal, name = getattr(error, "fatal", None), getattr(error, "name", None)
+    return bool(callable(fatal) and fatal()) or bool(callable(name) and name() == "_FATAL")

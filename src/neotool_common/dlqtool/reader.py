@@ -61,6 +61,8 @@ def _accept(message: Any, pending: dict[int, OffsetRange]) -> DlqRecord | None:
         if error.code() == KafkaError._PARTITION_EOF:
             del pending[partition]
             return None
+        if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            return None  # the reader's group.id is never used (assign only): no ACL on it is needed
         raise ConfigurationError(message.topic() or "DLQ_TOPIC", f"cannot read partition {partition}: {error.str()}")
     end = pending[partition].end
     if message.offset() >= end:

@@ -57,6 +57,7 @@ class Readiness:
     connected: bool
     running: bool
     assigned_partitions: int
+    reason: str | None = None  # why not connected, when known (authentication refused, say)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +85,7 @@ class HealthState:
         self._running = False
         self._has_run = False
         self._connected = False
+        self._reason: str | None = None
         self._assigned = 0
 
     def poll_tick(self, now: float) -> None:
@@ -97,8 +99,10 @@ class HealthState:
             self._has_run = True
         self._running = running
 
-    def set_connected(self, connected: bool) -> None:
+    def set_connected(self, connected: bool, reason: str | None = None) -> None:
+        """Connected to the cluster or not; ``reason`` (no secret in it) says why not, for ``/readyz``."""
         self._connected = connected
+        self._reason = None if connected else reason
 
     def set_assignment(self, partitions: int) -> None:
         """The number of partitions currently assigned to this member (0 while idle in the group)."""
@@ -115,7 +119,7 @@ class HealthState:
         return Liveness("stalled" if stalled else "ok", age)
 
     def readiness(self) -> Readiness:
-        return Readiness(connected=self._connected, running=self._running, assigned_partitions=self._assigned)
+        return Readiness(self._connected, self._running, self._assigned, self._reason)
 
 
 def _liveness_body(live: Liveness) -> dict[str, Any]:
@@ -129,6 +133,7 @@ def _readiness_body(ready: Readiness) -> dict[str, Any]:
         "connected": ready.connected,
         "running": ready.running,
         "assigned_partitions": ready.assigned_partitions,
+        **({"reason": ready.reason} if ready.reason and not ready.ok else {}),
     }
 
 

@@ -15,8 +15,18 @@ from typing import Any
 import pytest
 
 from neotool_common.testing.kafka import KafkaEndpoint, provide_kafka
+from neotool_common.testing.kafka.secured import SecuredKafkaCluster
 
-__all__ = ["kafka", "kafka_cluster3", "make_topic", "pytest_runtest_makereport", "topic_name", "unique_topic_name"]
+__all__ = [
+    "kafka",
+    "kafka_cluster3",
+    "make_topic",
+    "pytest_runtest_makereport",
+    "secured_kafka",
+    "secured_kafka_cluster3",
+    "topic_name",
+    "unique_topic_name",
+]
 
 _endpoints: list[KafkaEndpoint] = []
 
@@ -37,6 +47,28 @@ def kafka_cluster3() -> Iterator[KafkaEndpoint]:
         _endpoints.append(endpoint)
         yield endpoint
         _endpoints.remove(endpoint)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka() -> Iterator[SecuredKafkaCluster]:
+    """A single-node broker that authenticates (SCRAM over TLS, mutual TLS) and authorizes (ACLs) every client.
+
+    Always local jars (``KAFKA_BOOTSTRAP_SERVERS`` and Docker are not used): see
+    :mod:`neotool_common.testing.kafka.secured`.
+    """
+    with SecuredKafkaCluster(1) as cluster:
+        _endpoints.append(cluster)
+        yield cluster
+        _endpoints.remove(cluster)
+
+
+@pytest.fixture(scope="session")
+def secured_kafka_cluster3() -> Iterator[SecuredKafkaCluster]:
+    """Three secured nodes (replication factor 3); the brokers talk to each other over mutual TLS."""
+    with SecuredKafkaCluster(3) as cluster:
+        _endpoints.append(cluster)
+        yield cluster
+        _endpoints.remove(cluster)
 
 
 def unique_topic_name(request: pytest.FixtureRequest) -> str:
@@ -64,7 +96,12 @@ def make_topic(kafka: KafkaEndpoint, request: pytest.FixtureRequest) -> Callable
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _endpoints and {"kafka", "kafka_cluster3"} & set(getattr(item, "fixturenames", ())):
+    if (
+        report.failed
+        and _endpoints
+        and {"kafka", "kafka_cluster3", "secured_kafka", "secured_kafka_cluster3"}
+        & set(getattr(item, "fixturenames", ()))
+    ):
         for endpoint in _endpoints:
             tail = endpoint.log_tail()
             if tail:

@@ -191,7 +191,7 @@ class LocalKafkaCluster(KafkaEndpoint):
         """Wait until the cluster answers a metadata request listing ``expected_brokers`` brokers."""
         expected = self.nodes_count if expected_brokers is None else expected_brokers
         deadline = time.monotonic() + timeout
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        admin = AdminClient({**self.client_config(), "log_level": 0})
         while True:
             for node in self.nodes:
                 if node.process is not None and node.process.poll() is not None and node.pid is None and expected:
@@ -234,6 +234,7 @@ class LocalKafkaCluster(KafkaEndpoint):
                 "-c",
                 str(properties),
                 "--ignore-formatted",
+                *self._format_arguments(node),
             ],
             capture_output=True,
             text=True,
@@ -241,6 +242,10 @@ class LocalKafkaCluster(KafkaEndpoint):
         )
         if result.returncode != 0:
             raise RuntimeError(f"formatting KRaft storage failed: {result.stdout}{result.stderr}")
+
+    def _format_arguments(self, node: BrokerNode) -> list[str]:
+        """More ``kafka-storage format`` arguments for ``node`` (a secured cluster adds its SCRAM users)."""
+        return []
 
     def _server_properties(self, node: BrokerNode) -> dict[str, str]:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)

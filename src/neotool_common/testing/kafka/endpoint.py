@@ -35,11 +35,14 @@ class KafkaEndpoint:
         self.replication_factor = replication_factor
         self._admin: AdminClient | None = None
 
+    def client_config(self) -> dict[str, Any]:
+        """What any client needs to reach this cluster with full rights (a secured one adds its admin login)."""
+        return {"bootstrap.servers": self.bootstrap_servers, "logger": CLIENT_LOG}
+
     @property
     def admin(self) -> AdminClient:
         if self._admin is None:
-            config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "logger": CLIENT_LOG}
-            self._admin = AdminClient(config)
+            self._admin = AdminClient(self.client_config())
         return self._admin
 
     def create_topic(
