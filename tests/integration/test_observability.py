@@ -7,6 +7,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -187,3 +188,22 @@ def test_traceparent_puts_the_trace_id_in_the_log_context(
         wait_until(lambda: "dead-lettering record" in log_stream.getvalue(), what="the DLQ log line")
     (line,) = [json.loads(x) for x in log_stream.getvalue().splitlines() if "dead-lettering record" in x]
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_a_source_topic_that_does_not_exist_keeps_readyz_not_ready_with_the_reason_until_it_appears(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str]
+) -> None:
+    topic = f"t.not-yet-created.{uuid.uuid4().hex[:8]}"
+    runner = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic, METRICS_PORT=str(free_port())))
+    port = runner.settings.metrics_port
+
+    with running(runner):
+        wait_until(lambda: runner.health.readiness().missing_topics == (topic,), what="the missing topic noticed")
+        status, body = fetch(port, "/readyz")
+        assert status == 503
+        assert json.loads(body)["reason"] == f"source topics do not exist: {topic}"
+        make_topic(name=topic)
+        make_topic(name=dlq_topic_for(topic))
+        produce(kafka.bootstrap_servers, topic, [(b"r-1", envelope("r-1"))])
+        wait_until(lambda: fetch(port, "/readyz")[0] == 200, timeout=30, what="ready once the topic exists")
+        wait_until(lambda: [m.record_id for m in runner.processed] == ["r-1"], timeout=30, what="its record")

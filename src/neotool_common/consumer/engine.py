@@ -26,6 +26,7 @@ from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.rebalance import Rebalance
 from neotool_common.consumer.retries import Retries
 from neotool_common.consumer.startup import effective_settings, make_client, warn_about_missing_dlq_topics
+from neotool_common.consumer.topic_check import SourceTopics
 from neotool_common.consumer.workers import ParallelProcessing
 from neotool_common.observability.health import HealthServer
 from neotool_common.records.validation import EnvelopeReader
@@ -76,7 +77,9 @@ class Engine:
             if self.workers is not None:
                 self.workers.start()  # first: an async def setup() runs on the workers' event loop
             setup()
-            warn_about_missing_dlq_topics(ctx, self.consumer)
+            known = warn_about_missing_dlq_topics(ctx, self.consumer)
+            if known is not None:
+                self.source_topics.check(ctx.clock.monotonic(), known)
             self.consumer.subscribe(
                 list(ctx.settings.topics),
                 on_assign=self.rebalance.on_assign,
@@ -116,6 +119,7 @@ class Engine:
             raise
         self.lag.consumer = self.consumer
         self.flow = PartitionFlow(self.consumer, self._pause_changed)
+        self.source_topics = SourceTopics(ctx, self.consumer)
         self.retries = Retries(ctx, self.consumer, self.flow)
         self.dead_letters = DeadLetters(ctx, producer, self.flow, self.events.producer_failed)
         self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed, self.lag.committed)
@@ -193,6 +197,7 @@ class Engine:
         # on whichever thread collects the cycle (the clients hold callbacks bound to this engine), at exit
         # perhaps, after the broker is gone. The batches' record handler and the lag monitor hold them too.
         del self.consumer, self.commits, self.rebalance, self.retries, self.flow, self.handler, self.batches
+        del self.source_topics
         self.lag.consumer = None
 
     # -- the poll loop -----------------------------------------------------------------------------
@@ -267,6 +272,7 @@ class Engine:
         publisher = self.dead_letters.publisher
         ctx.metrics.dlq_pending_child.set(publisher.pending)
         self._refresh_readiness(now)
+        self.source_topics.maybe_check(now)
         self.lag.tick(now, ctx.partitions)
         self.commits.maybe_commit(now)
         if now - self._last_progress >= ctx.settings.progress_interval_s:

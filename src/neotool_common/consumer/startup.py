@@ -114,13 +114,16 @@ def effective_settings(settings: RunnerSettings) -> dict[str, Any]:
     }
 
 
-def warn_about_missing_dlq_topics(ctx: RunContext, consumer: Any) -> None:
-    """One warning per source topic whose ``.dlq`` does not exist (its records would wait, holding commits)."""
+def warn_about_missing_dlq_topics(ctx: RunContext, consumer: Any) -> Any:
+    """One warning per source topic whose ``.dlq`` does not exist (its records would wait, holding commits).
+
+    Returns the topics' metadata (None when the cluster did not answer), for the check of the source topics.
+    """
     try:
         known = consumer.list_topics(timeout=10).topics
     except KafkaException as exc:
         ctx.log.warning("cannot list topics to check the DLQ topics", error=str(exc))
-        return
+        return None
     ctx.health.set_connected(True)
     for topic in ctx.settings.topics:
         if dlq_topic_for(topic) not in known:
@@ -128,3 +131,4 @@ def warn_about_missing_dlq_topics(ctx: RunContext, consumer: Any) -> None:
                 "dead-letter topic does not exist: records that need it will wait, holding back commits",
                 dlq_topic=dlq_topic_for(topic),
             )
+    return known

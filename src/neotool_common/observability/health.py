@@ -58,10 +58,11 @@ class Readiness:
     running: bool
     assigned_partitions: int
     reason: str | None = None  # why not connected, when known (authentication refused, say)
+    missing_topics: tuple[str, ...] = ()  # source topics that do not exist: nothing to consume from them
 
     @property
     def ok(self) -> bool:
-        return self.connected and self.running
+        return self.connected and self.running and not self.missing_topics
 
 
 class HealthState:
@@ -86,6 +87,7 @@ class HealthState:
         self._has_run = False
         self._connected = False
         self._reason: str | None = None
+        self._missing_topics: tuple[str, ...] = ()
         self._assigned = 0
 
     def poll_tick(self, now: float) -> None:
@@ -104,6 +106,10 @@ class HealthState:
         self._connected = connected
         self._reason = None if connected else reason
 
+    def set_missing_topics(self, topics: tuple[str, ...]) -> None:
+        """The source topics that do not exist (none: all of them do)."""
+        self._missing_topics = topics
+
     def set_assignment(self, partitions: int) -> None:
         """The number of partitions currently assigned to this member (0 while idle in the group)."""
         self._assigned = partitions
@@ -119,7 +125,7 @@ class HealthState:
         return Liveness("stalled" if stalled else "ok", age)
 
     def readiness(self) -> Readiness:
-        return Readiness(self._connected, self._running, self._assigned, self._reason)
+        return Readiness(self._connected, self._running, self._assigned, self._reason, self._missing_topics)
 
 
 def _liveness_body(live: Liveness) -> dict[str, Any]:
@@ -133,8 +139,14 @@ def _readiness_body(ready: Readiness) -> dict[str, Any]:
         "connected": ready.connected,
         "running": ready.running,
         "assigned_partitions": ready.assigned_partitions,
-        **({"reason": ready.reason} if ready.reason and not ready.ok else {}),
+        **({"reason": _reason(ready)} if _reason(ready) and not ready.ok else {}),
     }
+
+
+def _reason(ready: Readiness) -> str | None:
+    if ready.missing_topics and ready.connected:
+        return f"source topics do not exist: {', '.join(ready.missing_topics)}"
+    return ready.reason
 
 
 class _ProbeHTTPServer(ThreadingHTTPServer):
