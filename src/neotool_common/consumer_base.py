@@ -149,6 +149,15 @@ class KafkaConsumerRunner:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement process_batch()")
 
+    def redact_failure(self, text: str) -> str:
+        """Optional: mask personal data in an exception's message or stack trace before it is dead-lettered.
+
+        Called on the poll thread with each text bound for the ``dlq.exception.message`` and
+        ``dlq.exception.stacktrace`` headers and the dead-letter log line; the default keeps it. Must not raise.
+        The record's payload itself is kept whole in the DLQ copy (a replay needs it).
+        """
+        return text
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -12,9 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.errors import PoisonMessageError
 from neotool_common.records.message import Message
 from neotool_common.testing.fakes import FakeConsumer, FakeProducer, UndecodableHeaderName
 from neotool_common.testing.harness import running, wait_until
+from neotool_common.testing.logs import capture_logs
 
 TOPIC = "bank.v1"
 BATCH_ID = str(uuid.uuid4())
@@ -126,3 +129,28 @@ def test_a_header_name_that_is_not_utf8_is_a_decode_failure_dead_lettered_withou
     assert (topic, value) == (TOPIC + ".dlq", runner.consumer.log[0][1].value())
     assert (headers["dlq.reason"], headers["dlq.path"], headers["dlq.attempts"]) == (b"decode", b"$headers", b"1")
     assert not [name for name in headers if not name.startswith("dlq.")], "the unreadable headers are not copied"
+
+
+class Redacting(Recorder):
+    """Its failures echo an e-mail address; redact_failure() masks it before it reaches the DLQ or the log."""
+
+    def process(self, message: Message) -> None:
+        if message.offset == 1:
+            raise PoisonMessageError(f"no such customer jane.doe@example.com (record {message.record_id})")
+        super().process(message)
+
+    def redact_failure(self, text: str) -> str:
+        return re.sub(r"[\w.]+@[\w.]+", "<email>", text)
+
+
+def test_redact_failure_masks_what_the_dlq_headers_and_the_log_line_say_of_the_exception() -> None:
+    runner = Redacting({0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with capture_logs() as events, running(runner):
+        wait_until(lambda: runner.consumer.committed == {0: 3}, what="the commit past every record")
+    ((_, _, headers),) = runner.producer.produced
+    assert headers["dlq.exception.message"] == b"no such customer <email> (record r-1)"
+    trace = headers["dlq.exception.stacktrace"] or b""
+    assert b"<email>" in trace
+    assert b"jane.doe" not in trace
+    (line,) = [e for e in events if e["event"] == "dead-lettering record"]
+    assert line["error"] == "no such customer <email> (record r-1)"

@@ -27,10 +27,16 @@ __all__ = ["DeadLetters"]
 
 class DeadLetters:
     def __init__(
-        self, ctx: RunContext, producer: Any, flow: PartitionFlow, on_fatal: Callable[[str], None] | None = None
+        self,
+        ctx: RunContext,
+        producer: Any,
+        flow: PartitionFlow,
+        on_fatal: Callable[[str], None] | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self._ctx = ctx
         self._flow = flow
+        self._redact = redact  # the consumer's redact_failure(): exception text may echo personal data
         self.publisher = DeadLetterPublisher(producer, ctx.settings.dlq, ctx.clock, self._write_failed, on_fatal)
 
     def route(
@@ -58,6 +64,7 @@ class DeadLetters:
             attempts=attempts,
             policy=ctx.settings.dlq,
             now=ctx.clock.time(),
+            redact=self._redact,
         )
 
         def acked(letter: DeadLetter) -> None:
@@ -78,7 +85,7 @@ class DeadLetters:
             reason=str(reason),
             attempts=attempts,
             exception_type=qualified(error),
-            error=str(error),
+            error=self._redact(str(error)),
             path=str(getattr(error, "path", "")),
             dlq_topic=letter.dlq_topic,
         )

@@ -121,7 +121,7 @@ class Engine:
         self.flow = PartitionFlow(self.consumer, self._pause_changed)
         self.source_topics = SourceTopics(ctx, self.consumer)
         self.retries = Retries(ctx, self.consumer, self.flow)
-        self.dead_letters = DeadLetters(ctx, producer, self.flow, self.events.producer_failed)
+        self.dead_letters = DeadLetters(ctx, producer, self.flow, self.events.producer_failed, self._handlers.redact)
         self.commits = Commits(ctx, self.consumer, self._settled, self.events.failed, self.lag.committed)
         self.handler = RecordHandler(
             ctx, self._reader, self._handlers.process, self.dead_letters, self.retries, self.workers

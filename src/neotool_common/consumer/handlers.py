@@ -20,6 +20,7 @@ class Handlers:
     process_batch: Callable[[list[Message]], Any] | None  # None unless the class overrides process_batch()
     has_process: bool
     is_async: bool
+    redact: Callable[[str], str] = str  # the consumer's redact_failure(), for exception text bound for the DLQ
 
     @classmethod
     def of(cls, runner: Any, base: type) -> Handlers:
@@ -28,7 +29,8 @@ class Handlers:
         has_batch = kind.process_batch is not base.process_batch  # type: ignore[attr-defined]
         has_process = kind.process is not base.process  # type: ignore[attr-defined]
         is_async = _is_async(kind, has_process, has_batch)
-        return cls(runner.process, runner.process_batch if has_batch else None, has_process, is_async)
+        batch = runner.process_batch if has_batch else None
+        return cls(runner.process, batch, has_process, is_async, getattr(runner, "redact_failure", str))
 
 
 def _is_async(kind: type, has_process: bool, has_batch: bool) -> bool:

@@ -126,10 +126,14 @@ def describe_failure(
     attempts: int,
     policy: DlqPolicy,
     now: float,
+    redact: Callable[[str], str] = str,
 ) -> Headers:
-    """The record's own headers followed by the ``dlq.*`` headers that explain the failure."""
+    """The record's own headers followed by the ``dlq.*`` headers that explain the failure.
+
+    ``redact`` sees the exception message and the stack trace before they are cut to the policy's sizes.
+    """
     kind = type(error)
-    trace = format_trace(error)
+    trace = redact(format_trace(error))
     dlq = {
         DLQ_ORIGINAL_TOPIC: topic,
         DLQ_ORIGINAL_PARTITION: str(partition),
@@ -139,7 +143,7 @@ def describe_failure(
         DLQ_REASON: reason,
         DLQ_PATH: str(getattr(error, "path", "")),
         DLQ_EXCEPTION_TYPE: f"{kind.__module__}.{kind.__qualname__}",
-        DLQ_EXCEPTION_MESSAGE: str(error)[: policy.max_message_chars],
+        DLQ_EXCEPTION_MESSAGE: redact(str(error))[: policy.max_message_chars],
         DLQ_EXCEPTION_STACKTRACE: trace[-policy.max_stacktrace_chars :],
         DLQ_ATTEMPTS: str(attempts),
         DLQ_FAILED_AT: datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
