@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,10 +64,22 @@ def test_probes_hit_the_health_server_on_metrics_port(probe: str, path: str) -> 
 
 def test_secrets_come_from_the_secret_never_as_literals() -> None:
     env = {item["name"]: item for item in CONTAINER["env"]}
-    for name in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "DATABASE_URL"):
+    for name in ("KAFKA_SASL_USERNAME", "DATABASE_URL"):
         assert "value" not in env[name]
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": name}
+    assert "KAFKA_SASL_PASSWORD" not in env, "the password is a mounted file, not an environment variable"
     assert CONTAINER["envFrom"] == [{"configMapRef": {"name": "institution-enhancement"}}]
+
+
+def test_the_sasl_password_is_read_from_the_mounted_secret_file() -> None:
+    env = {item["name"]: item for item in CONTAINER["env"]}
+    path = Path(env["KAFKA_SASL_PASSWORD_FILE"]["value"])
+    (mount,) = [m for m in CONTAINER["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in DEPLOYMENT["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == SECRET
+    (item,) = volume["secret"]["items"]
+    assert (item["key"], Path(mount["mountPath"]) / item["path"]) == ("KAFKA_SASL_PASSWORD", path)
 
 
 def test_resources_are_requested_and_limited() -> None:
