@@ -71,6 +71,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     terminalreporter.section(f"soak report ({report.profile})")
     terminalreporter.write_line(report.table())
+    if report.nemesis:
+        terminalreporter.write_line(report.nemesis_table())
     target = config.getoption("--soak-report")
     if target:
         path = Path(target)
@@ -116,6 +118,12 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
                 notes="; ".join(f"{k} {v}" for k, v in run.figures.items()),
             )
         )
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Report:
+    """The session's report (the nemesis adds its own rows)."""
+    return request.config.stash[_REPORT]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import confluent_kafka
 
 from neotool_common.testing.kafka import KAFKA_VERSION
 
-__all__ = ["Report", "Row"]
+__all__ = ["NemesisRow", "Report", "Row"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,31 @@ class Row:
     notes: str = ""
 
 
+@dataclass(frozen=True)
+class NemesisRow:
+    """One nemesis seed: what was done, and how it ended (``stuck``: partitions not drained in time)."""
+
+    seed: int
+    protocol: str
+    mode: str
+    brokers: int
+    faults: str
+    records: int
+    lost: int
+    duplicates: int
+    duplicate_bound: int
+    dead: int
+    stuck: int
+    drain_s: float
+    seconds: float
+    result: str
+
+
 @dataclass
 class Report:
     profile: str
     rows: list[Row] = field(default_factory=list)
+    nemesis: list[NemesisRow] = field(default_factory=list)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def add(self, row: Row) -> None:
@@ -45,6 +66,20 @@ class Report:
             lines.append(
                 f"| {row.scenario} | {row.records} | {row.lost} | {row.duplicates} | {row.dlq} | "
                 f"{row.seconds:.1f} | {row.result} | {row.notes} |"
+            )
+        return "\n".join(lines)
+
+    def nemesis_table(self) -> str:
+        lines = [
+            "| seed | protocol | mode | nodes | faults by kind | records | lost | duplicates (bound) | DLQ | stuck "
+            "| drain (s) | time (s) | result |",
+            "|--:|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        ]
+        for r in sorted(self.nemesis, key=lambda r: r.seed):
+            lines.append(
+                f"| {r.seed} | {r.protocol} | {r.mode} | {r.brokers} | {r.faults} | {r.records} | {r.lost} | "
+                f"{r.duplicates} ({r.duplicate_bound}) | {r.dead} | {r.stuck} | {r.drain_s:.1f} | {r.seconds:.1f} "
+                f"| {r.result} |"
             )
         return "\n".join(lines)
 
@@ -67,6 +102,20 @@ class Report:
                 "",
                 self.table(),
                 "",
+                *(
+                    [
+                        "## Nemesis (scenario 14)",
+                        "",
+                        "*stuck*: partitions whose committed offset had not reached the end offset 60 s after the "
+                        "last fault. *drain*: from the last fault undone (and the producers done) to every partition "
+                        "committed to its end, the lag gauges at 0 and nothing paused.",
+                        "",
+                        self.nemesis_table(),
+                        "",
+                    ]
+                    if self.nemesis
+                    else []
+                ),
             ]
         )
 

@@ -10,6 +10,7 @@ say otherwise): every failure prints the command that replays it.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from neotool_common.testing.kafka import KafkaEndpoint
 from soak.invariants import Verdict
 from soak.nemesis.run import MODES, PROTOCOLS, QUICK, Case, run_case
 from soak.nemesis.schedule import describe
+from soak.report import NemesisRow, Report
 from soak.scenario import ScenarioRun
 
 QUICK_CASES = [Case(5, "classic-cooperative", "key", size=QUICK), Case(2, "consumer", "sequential", size=QUICK)]
@@ -52,11 +54,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.mark.scenario(14, "nemesis")
 @pytest.mark.timeout(900)
 def test_nemesis_loses_nothing_and_drains_after_the_last_fault(
-    case: Case, request: pytest.FixtureRequest, scenario: ScenarioRun
+    case: Case, request: pytest.FixtureRequest, scenario: ScenarioRun, report: Report
 ) -> None:
     endpoint: KafkaEndpoint = request.getfixturevalue("cluster3" if case.brokers > 1 else "kafka")
     outcome = run_case(case, endpoint, scenario)
     found = outcome.findings
+    report.nemesis.append(
+        NemesisRow(
+            seed=case.seed,
+            protocol=case.protocol,
+            mode=case.mode,
+            brokers=case.brokers,
+            faults=str(scenario.figures.get("faults", "")),
+            records=found.records,
+            lost=found.lost,
+            duplicates=found.duplicates,
+            duplicate_bound=found.duplicate_bound,
+            dead=found.dead,
+            stuck=len(outcome.stuck),
+            drain_s=outcome.drain_s,
+            seconds=time.monotonic() - scenario.started,
+            result="FAIL" if found.violations else "pass",
+        )
+    )
     scenario.finish(
         Verdict(
             records=found.records,

@@ -46,7 +46,7 @@ class Record:
 class WorkloadPlan:
     """Which kinds, how often (weights), and how slow the slow ones are."""
 
-    slow_ms: int = 300
+    slow_ms: int = 150
     weights: tuple[tuple[str, int], ...] = (
         ("good", 88),
         ("flaky", 4),
