@@ -67,7 +67,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     report = config.stash[_REPORT]
-    if not report.rows:
+    if not report.rows and not report.nemesis:
         return
     terminalreporter.section(f"soak report ({report.profile})")
     terminalreporter.write_line(report.table())
@@ -105,19 +105,25 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
     finally:
         ledger.close()
         failed = request.node.stash.get(_CALL_FAILED, True)
-        verdict = run.verdict
-        request.config.stash[_REPORT].add(
-            Row(
-                scenario=name,
-                records=verdict.records if verdict else 0,
-                lost=len(verdict.lost) if verdict else 0,
-                duplicates=verdict.duplicates if verdict else 0,
-                dlq=verdict.dead if verdict else 0,
-                seconds=time.monotonic() - run.started,
-                result="FAIL" if failed else "pass",
-                notes="; ".join(f"{k} {v}" for k, v in run.figures.items()),
-            )
+        own_table = marker.kwargs.get("own_table", False)  # the nemesis writes its own rows (NemesisRow)
+        if not own_table:
+            _add_row(request, name, run, failed)
+
+
+def _add_row(request: pytest.FixtureRequest, name: str, run: ScenarioRun, failed: bool) -> None:
+    verdict = run.verdict
+    request.config.stash[_REPORT].add(
+        Row(
+            scenario=name,
+            records=verdict.records if verdict else 0,
+            lost=len(verdict.lost) if verdict else 0,
+            duplicates=verdict.duplicates if verdict else 0,
+            dlq=verdict.dead if verdict else 0,
+            seconds=time.monotonic() - run.started,
+            result="FAIL" if failed else "pass",
+            notes="; ".join(f"{k} {v}" for k, v in run.figures.items()),
         )
+    )
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ from neotool_common.testing.kafka import KAFKA_VERSION
 
 __all__ = ["NemesisRow", "Report", "Row"]
 
+_NEMESIS_HEADING = "## Nemesis (scenario 14)"
+
 
 @dataclass(frozen=True)
 class Row:
@@ -104,7 +106,7 @@ class Report:
                 "",
                 *(
                     [
-                        "## Nemesis (scenario 14)",
+                        _NEMESIS_HEADING,
                         "",
                         "*stuck*: partitions whose committed offset had not reached the end offset 60 s after the "
                         "last fault. *drain*: from the last fault undone (and the producers done) to every partition "
@@ -120,8 +122,24 @@ class Report:
         )
 
     def write(self, path: Path, elapsed_s: float) -> None:
+        """Write the report; a run of the nemesis alone keeps the scenario table the file already has."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.markdown(elapsed_s), encoding="utf-8")
+        text = self.markdown(elapsed_s)
+        if not self.rows and path.exists():
+            before = path.read_text(encoding="utf-8").split(_NEMESIS_HEADING, 1)[0].rstrip("\n")
+            failed = sum(1 for row in self.nemesis if row.result != "pass")
+            text = "\n".join(
+                [
+                    before,
+                    "",
+                    text[text.index(_NEMESIS_HEADING) :].rstrip("\n"),
+                    "",
+                    f"Nemesis run {self.started:%Y-%m-%d %H:%M} UTC, profile `{self.profile}`, {len(self.nemesis)} "
+                    f"seeds, {failed} failed, {elapsed_s / 60:.1f} min in all.",
+                    "",
+                ]
+            )
+        path.write_text(text, encoding="utf-8")
 
 
 def _scenario_number(row: Row) -> int:

@@ -51,7 +51,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", _cases(metafunc.config))
 
 
-@pytest.mark.scenario(14, "nemesis")
+@pytest.mark.scenario(14, "nemesis", own_table=True)
 @pytest.mark.timeout(900)
 def test_nemesis_loses_nothing_and_drains_after_the_last_fault(
     case: Case, request: pytest.FixtureRequest, scenario: ScenarioRun, report: Report
