@@ -10,8 +10,9 @@ Safety
       ``retries_exhausted`` and only if it failed during a downstream outage of the schedule (the ledger's
       ``attempt_failed`` events with detail ``outage``); every other DLQ copy has the reason its kind implies;
     * no poison (nor invalid, nor undecodable) record in O, and nothing of A in O or D;
-    * per key, first completions (processed or handed to the DLQ) follow the offsets (every mode here promises
-      key order); per partition too where the mode promises partition order (sequential, process_batch);
+    * per key, first processings follow the offsets (every mode here promises key order); per partition too
+      where the mode promises partition order (sequential, process_batch); records a handler handed to the
+      DLQ are left out of the chains (see :func:`_judge_order`);
     * on the idempotent topic (no gaps in its offsets), no commit of c before every offset below c completed;
     * duplicates (processings beyond the first) within the hand-over windows: what a member processed that
       none of its accepted commits covered before it gave the partition up (revoked, lost) or stopped
@@ -161,39 +162,34 @@ def _judge_dead_letters(
         found.add(f"DLQ copies with the wrong dlq.reason: {_first_by_partition(wrong_reason)}")
 
 
-def _read_time_failure(traffic: Traffic, position: Position, kind: str) -> bool:
-    """Undecodable and invalid records are dead-lettered when read, before the workers: no order applies."""
-    record = traffic.acked.get(position) or traffic.aborted.get(position)
-    return kind == EventKind.DLQ_SENT and (record is None or record.kind in ("invalid", "undecodable"))
-
-
 def _judge_order(found: Findings, ledger: Ledger, traffic: Traffic, topics: list[str], partition_order: bool) -> None:
-    """First completions (processed, or handed to the DLQ): per key always, per partition where promised.
+    """First processings: per key always, per partition where the mode promises it, in offset order.
 
-    Completions, not processings: a record dead-lettered by a member whose commit then failed may be processed
-    by the next owner after the first member went on to later offsets, which is in order. Records that fail
-    when read (undecodable, invalid) never reach a handler and are left out.
+    Records handed to the DLQ are left out: once a handler gave one up, its chain goes on while the dead-letter
+    write is pending (the commit waits, not the chain), and if that member's commit then fails, the next owner
+    processes it again after the later records were processed. Everything processed and never dead-lettered
+    is in the chains.
     """
     key_of = {record.record_id: record.key for record in traffic.acked.values()}
+    dead = {_position(e) for e in ledger.events(EventKind.DLQ_SENT) if e.topic in topics}
     seen: set[Position] = set()
     last: dict[tuple[str, str, object], int] = {}
-    for event in ledger.events(EventKind.PROCESSED, EventKind.DLQ_SENT):
+    for event in ledger.events(EventKind.PROCESSED):
         if event.topic not in topics:
             continue
         position = _position(event)
         assert event.offset is not None
-        if position in seen or _read_time_failure(traffic, position, event.kind):
+        if position in seen or position in dead:
             continue
         seen.add(position)
-        # a DLQ write names the record by its Kafka key (soak.consumer.RecordingProducer)
-        key = event.record_id if event.kind == EventKind.DLQ_SENT else key_of.get(event.record_id or "")
+        key = key_of.get(event.record_id or "")
         chains: list[tuple[str, str, object]] = [("key", event.topic, key)]
         if partition_order:
             chains.append(("partition", event.topic, event.partition))
         for chain in chains:
             if event.offset < last.get(chain, -1):
                 found.add(
-                    f"{chain[0]} order: {event.topic}[{event.partition}]@{event.offset} first completed after "
+                    f"{chain[0]} order: {event.topic}[{event.partition}]@{event.offset} first processed after "
                     f"offset {last[chain]} of the same {chain[0]} {chain[2]} (by {event.member}, seq {event.seq})"
                 )
             last[chain] = max(last.get(chain, -1), event.offset)
