@@ -70,7 +70,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not report.rows and not report.nemesis:
         return
     terminalreporter.section(f"soak report ({report.profile})")
-    terminalreporter.write_line(report.table())
+    if report.rows:
+        terminalreporter.write_line(report.table())
     if report.nemesis:
         terminalreporter.write_line(report.nemesis_table())
     target = config.getoption("--soak-report")
