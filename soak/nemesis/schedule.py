@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from neotool_common.testing.kafka import KafkaEndpoint, LocalKafkaCluster
@@ -144,7 +145,14 @@ class Nemesis:
         print(f"[nemesis] {line}", flush=True)
 
     def _targets(self) -> list[Member]:
-        return [m for m in self.fleet.alive() if m.name not in self.frozen and m.name not in self.expected_exits]
+        """Members a signal may hit: running, not frozen, not already on their way out, and up (their runner's
+        signal handlers installed: a SIGTERM during the interpreter's start-up would just end it with -15)."""
+        up = {m.name for m in self.fleet.up()}
+        return [
+            m
+            for m in self.fleet.alive()
+            if m.name in up and m.name not in self.frozen and m.name not in self.expected_exits
+        ]
 
     def _do(self, fault: Fault, now: float) -> Undo | None:
         targets = self._targets()
@@ -239,8 +247,11 @@ class Nemesis:
     def _node_of(self, kind: str) -> int:
         admin = self.endpoint.admin
         if kind == "coordinator":
-            description = admin.describe_consumer_groups([self.group])[self.group].result(30)
-            return int(description.coordinator.id)
+            try:
+                description = admin.describe_consumer_groups([self.group])[self.group].result(30)
+                return int(description.coordinator.id)
+            except KafkaException:  # the coordinator is moving (NOT_COORDINATOR): a partition leader instead
+                pass
         topic = self.rng.choice(self.topics)
         partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
         return int(partitions[self.rng.choice(sorted(partitions))].leader)
