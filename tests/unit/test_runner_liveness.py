@@ -155,3 +155,20 @@ def test_a_position_that_passes_a_transaction_marker_after_the_last_commit_is_co
         runner.fake.pass_marker(0)  # offset 3 is the marker: the position is now 4, and no record will come
         wait_until(lambda: runner.fake.committed == {0: 4}, timeout=5, what="the position past the marker committed")
     assert runner.processed == [(0, 0), (0, 1), (0, 2)]
+
+
+class PositionMovesAtClose(FakeConsumer):
+    """By the time ``close()`` revokes, the client's position is past records the runner was never given."""
+
+    def close(self) -> None:
+        with self._lock:
+            self.positions[0] += 5
+        super().close()
+
+
+def test_the_revoke_that_close_runs_at_shutdown_commits_nothing_past_the_shutdown_commit() -> None:
+    """Found by the nemesis (seeds 100 and 105): the revoke commit in close() lost records it never handled."""
+    runner = Runner(PositionMovesAtClose, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.fake.committed == {0: 3}, what="the three records committed")
+    assert runner.fake.committed == {0: 3}, "nothing committed past the records the runner handled"
