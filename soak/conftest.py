@@ -34,6 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="soak suite: quick = the make-test subset at small sizes; full = every scenario (make soak)",
     )
     parser.addoption("--soak-report", default="", help="write the soak report table (markdown) to this file")
+    parser.addoption("--nemesis-seed", type=int, default=None, help="nemesis: run (replay) this seed only")
+    parser.addoption("--nemesis-protocol", default=None, help="nemesis: classic-eager, classic-cooperative or consumer")
+    parser.addoption("--nemesis-mode", default=None, help="nemesis: sequential, key, async or batch")
+    parser.addoption("--nemesis-brokers", type=int, default=None, choices=(1, 3), help="nemesis: 1 or 3 nodes")
     parser.addoption("--soak-seed", type=int, default=20_261_122, help="seed of the soak fault schedules")
 
 
@@ -63,10 +67,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     report = config.stash[_REPORT]
-    if not report.rows:
+    if not report.rows and not report.nemesis:
         return
     terminalreporter.section(f"soak report ({report.profile})")
-    terminalreporter.write_line(report.table())
+    if report.rows:
+        terminalreporter.write_line(report.table())
+    if report.nemesis:
+        terminalreporter.write_line(report.nemesis_table())
     target = config.getoption("--soak-report")
     if target:
         path = Path(target)
@@ -99,19 +106,31 @@ def scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Scenari
     finally:
         ledger.close()
         failed = request.node.stash.get(_CALL_FAILED, True)
-        verdict = run.verdict
-        request.config.stash[_REPORT].add(
-            Row(
-                scenario=name,
-                records=verdict.records if verdict else 0,
-                lost=len(verdict.lost) if verdict else 0,
-                duplicates=verdict.duplicates if verdict else 0,
-                dlq=verdict.dead if verdict else 0,
-                seconds=time.monotonic() - run.started,
-                result="FAIL" if failed else "pass",
-                notes="; ".join(f"{k} {v}" for k, v in run.figures.items()),
-            )
+        own_table = marker.kwargs.get("own_table", False)  # the nemesis writes its own rows (NemesisRow)
+        if not own_table:
+            _add_row(request, name, run, failed)
+
+
+def _add_row(request: pytest.FixtureRequest, name: str, run: ScenarioRun, failed: bool) -> None:
+    verdict = run.verdict
+    request.config.stash[_REPORT].add(
+        Row(
+            scenario=name,
+            records=verdict.records if verdict else 0,
+            lost=len(verdict.lost) if verdict else 0,
+            duplicates=verdict.duplicates if verdict else 0,
+            dlq=verdict.dead if verdict else 0,
+            seconds=time.monotonic() - run.started,
+            result="FAIL" if failed else "pass",
+            notes="; ".join(f"{k} {v}" for k, v in run.figures.items()),
         )
+    )
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Report:
+    """The session's report (the nemesis adds its own rows)."""
+    return request.config.stash[_REPORT]
 
 
 @pytest.fixture(scope="session")

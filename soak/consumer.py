@@ -10,6 +10,11 @@ environment (``KAFKA_BROKERS``, ``KAFKA_TOPICS``, ``KAFKA_GROUP_ID``, ``COMMIT_*
 ``SOAK_HANDLER``    ``normal`` (default), ``fixed`` (the release that accepts ``fixable`` records),
                     ``reject-all`` (a bad deploy: every record is poison), ``strict-schema`` (a bad deploy:
                     a payload schema no record meets)
+``SOAK_MODE``       the throughput mode: ``sequential`` (default; ``ORDERING``/``MAX_CONCURRENCY`` from the
+                    environment), ``async`` (``async def process``), ``batch`` (``process_batch``)
+``SOAK_CONTROL``    a folder the nemesis drives (:mod:`soak.nemesis.control`): while ``outage`` exists every
+                    ``process()`` fails transiently; while ``spike`` holds a future time, ``process()`` sleeps
+                    until then (a latency spike)
 ``SOAK_FAULT``      a fault hook: ``dlq-sent@P:O`` / ``dlq-acked@P:O`` SIGKILL this process right after the
                     dead-letter write of source partition P offset O was handed to the producer /
                     acknowledged (before any commit); ``stop-after@N`` SIGSTOPs it inside ``process()`` of its
@@ -27,12 +32,15 @@ every commit, commit result, assignment change and dead-letter write to the ledg
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -193,12 +201,37 @@ class RecordingProducer:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class ThreadLedger:
+    """One ledger connection per thread (SQLite connections are not shared): worker threads write too."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+
+    def _ledger(self) -> Ledger:
+        ledger = getattr(self._local, "ledger", None)
+        if ledger is None:
+            ledger = self._local.ledger = Ledger(self.path)
+        return ledger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger(), name)
+
+    def close(self) -> None:
+        ledger = getattr(self._local, "ledger", None)
+        if ledger is not None:
+            ledger.close()
+            self._local.ledger = None
+
+
 class SoakConsumer(KafkaConsumerRunner):
     group_id = "soak"
     payload_schema: ClassVar[dict[str, Any]] = PAYLOAD_SCHEMA
 
     def __init__(self, settings: RunnerSettings | None = None, **kwargs: Any) -> None:
-        self.ledger = Ledger(os.environ["SOAK_LEDGER"])
+        self.ledger: Any = ThreadLedger(os.environ["SOAK_LEDGER"])
+        control = os.environ.get("SOAK_CONTROL", "")
+        self.control = Path(control) if control else None
         self.member = os.environ.get("SOAK_MEMBER", f"pid{os.getpid()}")
         self.handler = os.environ.get("SOAK_HANDLER", "normal")
         self.work_s = int(os.environ.get("SOAK_WORK_MS", "0")) / 1000
@@ -215,19 +248,48 @@ class SoakConsumer(KafkaConsumerRunner):
         self.ledger.record(self.member, EventKind.STARTED, detail=str(os.getpid()))
 
     def process(self, message: Message) -> None:
+        if message.payload.get("fixable") and self.handler != "fixed":
+            raise PoisonMessageError("rejected until the fix is deployed", "$.payload.fixable")
+        self._check(message)
+        time.sleep(self._delay_s(message))
+        self._done(message)
+
+    def _check(self, message: Message) -> None:
+        """Raise what the record (or the nemesis's downstream outage) makes ``process()`` raise."""
         payload = message.payload
         if self.handler == "reject-all":
             raise PoisonMessageError("bad deploy: this release rejects every record", "$.payload")
         if payload.get("poison"):
             raise PoisonMessageError("poison record", "$.payload.poison")
-        if payload.get("fixable") and self.handler != "fixed":
-            raise PoisonMessageError("rejected until the fix is deployed", "$.payload.fixable")
+        if self.control is not None and (self.control / "outage").exists():
+            self.ledger.record(
+                self.member,
+                EventKind.ATTEMPT_FAILED,
+                message.topic,
+                message.partition,
+                message.offset,
+                message.record_id,
+                "outage",
+            )
+            raise ConnectionError("downstream outage")
         if payload.get("fail_times"):
             self._fail_transiently(message, int(payload["fail_times"]))
-        if payload.get("slow_first_ms") and not self.ledger.deliveries_of(message.record_id):
-            time.sleep(payload["slow_first_ms"] / 1000)  # the handler's own slowness, the fault under test
-        if self.work_s:
-            time.sleep(self.work_s)  # the work a real consumer would do
+
+    def _delay_s(self, message: Message) -> float:
+        """How long handling this record takes: its own slowness, a latency spike, the simulated work."""
+        delay = self.work_s
+        slow = message.payload.get("slow_first_ms")
+        if slow and not self.ledger.deliveries_of(message.record_id):
+            delay += slow / 1000  # the handler's own slowness, the fault under test
+        if self.control is not None:
+            try:
+                until = float((self.control / "spike").read_text() or 0)
+            except (OSError, ValueError):
+                until = 0.0
+            delay += max(0.0, min(until - time.time(), 30.0))
+        return delay
+
+    def _done(self, message: Message) -> None:
         self.ledger.record_processed(self.member, message.topic, message.partition, message.offset, message.record_id)
         self.handled_here += 1
         if self.fault.point == "stop-after" and self.handled_here == self.fault.count:
@@ -261,6 +323,26 @@ class SoakConsumer(KafkaConsumerRunner):
         self.ledger.close()
 
 
+class AsyncSoakConsumer(SoakConsumer):
+    """``async def process``: the same handler on the runner's event loop, ``MAX_CONCURRENCY`` at a time."""
+
+    async def process(self, message: Message) -> None:  # type: ignore[override]
+        self._check(message)
+        await asyncio.sleep(self._delay_s(message))
+        self._done(message)
+
+
+class BatchSoakConsumer(SoakConsumer):
+    """``process_batch``: a failure anywhere in the batch sends each record through ``process()`` alone."""
+
+    def process_batch(self, messages: list[Message]) -> None:
+        for message in messages:
+            self._check(message)
+        time.sleep(sum(self._delay_s(m) for m in messages))
+        for message in messages:
+            self._done(message)
+
+
 class StrictSchemaConsumer(SoakConsumer):
     """A bad deploy of the payload schema: it requires a field no producer sends."""
 
@@ -272,7 +354,10 @@ class StrictSchemaConsumer(SoakConsumer):
 
 
 def main() -> int:
-    kind = StrictSchemaConsumer if os.environ.get("SOAK_HANDLER") == "strict-schema" else SoakConsumer
+    kinds: dict[str, type[SoakConsumer]] = {"async": AsyncSoakConsumer, "batch": BatchSoakConsumer}
+    kind = kinds.get(os.environ.get("SOAK_MODE", ""), SoakConsumer)
+    if os.environ.get("SOAK_HANDLER") == "strict-schema":
+        kind = StrictSchemaConsumer
     return kind.main()
 
 

@@ -128,3 +128,38 @@ def test_a_plain_process_returning_an_awaitable_fails_the_runner_instead_of_comp
     assert runner.fake.committed == {}, "so its record is not committed"
     errors = [e for e in events if e["level"] in ("error", "critical")]
     assert any("awaitable" in json.dumps(e, default=str) for e in errors), f"an ERROR line says why: {errors}"
+
+
+class MarkerAfterCommit(FakeConsumer):
+    """The client reads a transaction's commit marker only after the runner committed the transaction's records."""
+
+    def pass_marker(self, partition: int) -> None:
+        with self._lock:
+            self.positions[partition] += 1
+
+
+def test_a_position_that_passes_a_transaction_marker_after_the_last_commit_is_committed_without_new_records() -> None:
+    """Found by the nemesis (seed 101): a partition stayed committed one below its end offset until the revoke."""
+    runner = Runner(MarkerAfterCommit, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.fake.committed == {0: 3}, what="the three records committed")
+        runner.fake.pass_marker(0)  # offset 3 is the marker: the position is now 4, and no record will come
+        wait_until(lambda: runner.fake.committed == {0: 4}, timeout=5, what="the position past the marker committed")
+    assert runner.processed == [(0, 0), (0, 1), (0, 2)]
+
+
+class PositionMovesAtClose(FakeConsumer):
+    """By the time ``close()`` revokes, the client's position is past records the runner was never given."""
+
+    def close(self) -> None:
+        with self._lock:
+            self.positions[0] += 5
+        super().close()
+
+
+def test_the_revoke_that_close_runs_at_shutdown_commits_nothing_past_the_shutdown_commit() -> None:
+    """Found by the nemesis (seeds 100 and 105): the revoke commit in close() lost records it never handled."""
+    runner = Runner(PositionMovesAtClose, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: runner.fake.committed == {0: 3}, what="the three records committed")
+    assert runner.fake.committed == {0: 3}, "nothing committed past the records the runner handled"

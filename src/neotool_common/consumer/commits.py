@@ -38,9 +38,17 @@ class Commits:
         self._last = ctx.clock.monotonic()
 
     def maybe_commit(self, now: float) -> None:
-        """Commit asynchronously when the policy says it is time."""
+        """Commit asynchronously when the policy says it is time, or when only a position moved.
+
+        A settled partition's position can pass a transaction marker after the commit of its last record
+        (the client reads the marker later): with no record completing any more, that position would wait for
+        the next revoke, and the lag would never reach 0. So once an interval has passed without completions,
+        the positions are looked at (a local call) and committed if they moved.
+        """
         tally = self._ctx.tally
-        if self._ctx.settings.commit.due(tally.since_commit, now - self._last):
+        policy = self._ctx.settings.commit
+        elapsed = now - self._last
+        if policy.due(tally.since_commit, elapsed) or elapsed >= policy.interval_s:
             self._last = now
             tally.since_commit = 0
             self.commit(asynchronous=True)

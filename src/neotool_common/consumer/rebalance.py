@@ -73,7 +73,10 @@ class Rebalance:
             if left:
                 ctx.log.warning("revoke: dead-letter writes still unacknowledged; their records will be redelivered",
                                 pending=left, waited_s=wait)  # fmt: skip
-        self._commits.commit(asynchronous=False, states=revoked)
+        if not ctx.closing:  # at shutdown the engine's own commit, made before close(), is the last one:
+            # the client's position can have moved past records the runner never handled by the time close()
+            # revokes (found by the nemesis, seeds 100 and 105: acknowledged records committed unprocessed)
+            self._commits.commit(asynchronous=False, states=revoked)
         self._forget(partitions, revoked)
         self._changed("partitions revoked", partitions)
 

@@ -1,0 +1,235 @@
+"""One nemesis run: topics, producers, consumers, the schedule, then liveness and safety, as one verdict."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from neotool_common.testing.harness import committed_offsets, read_topic
+from neotool_common.testing.kafka import KafkaEndpoint
+from neotool_common.testing.kafka.cluster import free_port
+from soak.faults import Fleet, Member, consumer_env, metric, scrape_metrics
+from soak.nemesis.check import Findings, judge_safety
+from soak.nemesis.control import Control
+from soak.nemesis.schedule import Fault, Nemesis, describe, draw_schedule
+from soak.nemesis.workload import Producers, WorkloadPlan, plan_records
+from soak.scenario import ScenarioRun
+from soak.steps import end_offsets
+
+__all__ = ["MODES", "PROTOCOLS", "Case", "Size", "run_case"]
+
+PARTITIONS = 3
+MAX_POLL_INTERVAL_MS = 5000
+PROTOCOLS: dict[str, dict[str, str]] = {
+    "classic-eager": {"KAFKA_CONFIG_PARTITION_ASSIGNMENT_STRATEGY": "range"},
+    "classic-cooperative": {},
+    "consumer": {"KAFKA_CONFIG_GROUP_PROTOCOL": "consumer"},
+}
+MODES: dict[str, dict[str, str]] = {
+    "sequential": {},
+    "key": {"ORDERING": "key", "MAX_CONCURRENCY": "4"},
+    "async": {"SOAK_MODE": "async", "ORDERING": "key", "MAX_CONCURRENCY": "8"},
+    "batch": {"SOAK_MODE": "batch", "BATCH_SIZE": "20", "MAX_CONCURRENCY": "2"},
+}
+PARTITION_ORDER = {"sequential", "batch"}  # the modes that promise per-partition order (all promise key order)
+
+
+@dataclass(frozen=True)
+class Size:
+    phase_s: float
+    faults: int
+    plain_records: int
+    transactional_records: int
+    drain_s: float = 60.0
+
+
+QUICK = Size(phase_s=10.0, faults=5, plain_records=600, transactional_records=400)
+FULL = Size(phase_s=30.0, faults=12, plain_records=3000, transactional_records=2000)
+
+
+@dataclass(frozen=True)
+class Case:
+    seed: int
+    protocol: str
+    mode: str
+    brokers: int = 1
+    size: Size = FULL
+
+    @property
+    def id(self) -> str:
+        return f"seed{self.seed}-{self.protocol}-{self.mode}-{self.brokers}node"
+
+    def replay(self) -> str:
+        return (
+            f".venv/bin/pytest soak/test_nemesis.py -s --nemesis-seed={self.seed} --nemesis-protocol={self.protocol} "
+            f"--nemesis-mode={self.mode} --nemesis-brokers={self.brokers}"
+        )
+
+
+@dataclass
+class Outcome:
+    findings: Findings
+    schedule: list[Fault]
+    nemesis_log: list[str] = field(default_factory=list)
+    stuck: dict[str, tuple[int, int]] = field(default_factory=dict)
+    drain_s: float = 0.0
+
+
+def member_env(
+    case: Case, bootstrap: str, topics: list[str], scenario: ScenarioRun, control: Control
+) -> dict[str, str]:
+    env = consumer_env(
+        bootstrap,
+        ",".join(topics),
+        scenario.group,
+        scenario.ledger.path,
+        SOAK_CONTROL=str(control.folder),
+        SOAK_WORK_MS="1",
+        RETRY_MAX_ATTEMPTS="4",
+        CIRCUIT_MAX_CONSECUTIVE_DLQ="0",  # an outage dead-letters in bulk: the breaker is scenario 6's subject
+        CIRCUIT_MAX_DLQ_RATIO="1.0",
+        KAFKA_CONFIG_MAX_POLL_INTERVAL_MS=str(MAX_POLL_INTERVAL_MS),
+        **PROTOCOLS[case.protocol],
+        **MODES[case.mode],
+    )
+    if case.protocol == "consumer":  # the broker owns session and heartbeat, and refuses the client settings
+        env.pop("KAFKA_CONFIG_SESSION_TIMEOUT_MS")
+        env.pop("KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS")
+    return env
+
+
+def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outcome:
+    size = case.size
+    session_s = 6.0 if case.protocol == "consumer" else 3.0
+    schedule = draw_schedule(
+        case.seed,
+        size.phase_s,
+        size.faults,
+        nodes=case.brokers,
+        session_s=session_s,
+        poll_interval_s=MAX_POLL_INTERVAL_MS / 1000,
+    )
+    print(f"[nemesis] {case.id}: schedule\n{describe(schedule)}\n[nemesis] replay: {case.replay()}", flush=True)
+    bootstrap = endpoint.bootstrap_servers
+    config = {"min.insync.replicas": "2"} if case.brokers > 1 else {}
+    suffix = scenario.group.rsplit("-", 1)[-1]
+    topics = [f"nemesis.{suffix}.plain", f"nemesis.{suffix}.tx"]
+    for topic in topics:
+        endpoint.create_topic(topic, PARTITIONS, config=config)
+        endpoint.create_topic(topic + ".dlq", PARTITIONS, config=config)
+    scenario.restart_clock()
+    rng = random.Random(case.seed)
+    plain = plan_records(rng, "p", size.plain_records, PARTITIONS, WorkloadPlan())
+    transactional = plan_records(rng, "t", size.transactional_records, PARTITIONS, WorkloadPlan())
+    control = Control(scenario.workdir / "control")
+    env = member_env(case, bootstrap, topics, scenario, control)
+    rate = (size.plain_records + size.transactional_records) / 2 / size.phase_s
+    slots = iter(range(1, 1000))
+
+    with Fleet(env, scenario.workdir, scenario.ledger) as fleet:
+
+        def start_member() -> Member:
+            return fleet.start(next(slots), METRICS_PORT=str(free_port()))
+
+        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, random.Random(case.seed + 1), start_member)
+        outcome = Outcome(Findings(), schedule, nemesis.log)
+        try:
+            start_member()
+            start_member()
+            fleet.wait_up(timeout=120)
+            with Producers(bootstrap, (topics[0], plain), (topics[1], transactional), rate, case.seed) as producers:
+                nemesis.run(schedule)
+                traffic = producers.join(180)
+            quiet_since = time.monotonic()
+            _await_liveness(outcome, fleet, nemesis, bootstrap, scenario.group, topics, size.drain_s)
+            outcome.drain_s = time.monotonic() - quiet_since
+            _stop_and_check_exits(outcome, fleet, nemesis)
+        finally:
+            nemesis.undo_everything()
+    dead = [r for topic in topics for r in read_topic(bootstrap, topic + ".dlq", timeout=60)]
+    safety = judge_safety(traffic, scenario.ledger, dead, topics, partition_order=case.mode in PARTITION_ORDER)
+    safety.violations = outcome.findings.violations + safety.violations
+    outcome.findings = safety
+    scenario.note(
+        faults=" ".join(f"{k}:{n}" for k, n in sorted(nemesis.applied.items())),
+        transactions=f"{traffic.transactions} ({traffic.aborted_transactions} aborted, {len(traffic.aborted)} records)",
+        refused=traffic.refused,
+        duplicate_bound=safety.duplicate_bound,
+        stuck=len(outcome.stuck),
+        drain_s=round(outcome.drain_s, 1),
+    )
+    return outcome
+
+
+def _stuck(bootstrap: str, group: str, topics: list[str]) -> dict[str, tuple[int, int]]:
+    """``topic[p]`` -> (committed, end) for every partition whose committed offset is not its end offset."""
+    stuck = {}
+    for topic in topics:
+        ends = end_offsets(bootstrap, topic)
+        committed = committed_offsets(bootstrap, group, topic, len(ends))
+        for partition, end in ends.items():
+            if max(committed[partition], 0) != end:
+                stuck[f"{topic}[{partition}]"] = (committed[partition], end)
+    return stuck
+
+
+def _survivors(fleet: Fleet, nemesis: Nemesis) -> list[Member]:
+    return [m for m in fleet.alive() if m.name not in nemesis.expected_exits]
+
+
+def _gauges(members: list[Member]) -> dict[str, float]:
+    """Lag summed, and paused series set, over the survivors' /metrics; unreachable ones count as lag."""
+    lag = paused = 0.0
+    for member in members:
+        try:
+            samples = scrape_metrics(member.metrics_port)
+        except OSError:
+            lag += 1  # not serving (yet): not evidence of a drained consumer
+            continue
+        lag += metric(samples, "neotool_consumer_lag_records")
+        paused += metric(samples, "neotool_consumer_partition_paused")
+    return {"lag": lag, "paused": paused}
+
+
+def _await_liveness(
+    outcome: Outcome, fleet: Fleet, nemesis: Nemesis, bootstrap: str, group: str, topics: list[str], drain_s: float
+) -> None:
+    deadline = time.monotonic() + drain_s
+    stuck = _stuck(bootstrap, group, topics)
+    gauges: Mapping[str, float] = {"lag": -1, "paused": -1}
+    while time.monotonic() < deadline:
+        stuck = _stuck(bootstrap, group, topics)
+        if not stuck:
+            gauges = _gauges(_survivors(fleet, nemesis))
+            if gauges["lag"] == 0 and gauges["paused"] == 0:
+                return
+        time.sleep(0.5)  # polling the brokers and /metrics: there is no event to await from outside
+    outcome.stuck = stuck
+    if stuck:
+        first = ", ".join(f"{tp} committed {c} of {e}" for tp, (c, e) in sorted(stuck.items()))
+        outcome.findings.add(f"liveness: {drain_s:.0f}s after the last fault, stuck partitions: {first}")
+    else:
+        outcome.findings.add(f"liveness: committed to the end, but the survivors' gauges read {dict(gauges)}")
+
+
+def _stop_and_check_exits(outcome: Outcome, fleet: Fleet, nemesis: Nemesis) -> None:
+    for member in fleet.members:
+        expected = nemesis.expected_exits.get(member.name)
+        if expected is None and not member.alive():
+            outcome.findings.add(f"{member.name} exited on its own ({member.process.returncode})\n{member.tail()}")
+    survivors = _survivors(fleet, nemesis)
+    for member in survivors:
+        fleet.fault(member, "SIGTERM")
+        member.process.send_signal(signal.SIGTERM)
+    for member in survivors:
+        code = fleet.wait(member, 60)
+        if code != 0:
+            outcome.findings.add(f"{member.name} exited {code} on SIGTERM\n{member.tail()}")
+    for name, expected in nemesis.expected_exits.items():
+        member = next(m for m in fleet.members if m.name == name)
+        code = fleet.wait(member, 60)
+        if code != expected:
+            outcome.findings.add(f"{name} exited {code}, its fault implies {expected}\n{member.tail()}")

@@ -1,0 +1,271 @@
+"""The nemesis schedule: faults drawn from a seed, printed, then applied on one timeline.
+
+A :class:`Fault` starts at ``at`` seconds into the fault phase and, for the faults that last, is undone
+``duration`` seconds later: SIGCONT after SIGSTOP, the outage over, the DLQ writable again, the node restarted.
+Faults overlap freely, except that at most one broker node is down at a time (RF 3, ``min.insync.replicas=2``).
+Which member a fault hits is drawn when it happens, from the members then running (never a frozen one for
+SIGTERM or SIGKILL), so a seed names the same schedule; the exact interleaving with the consumers varies.
+
+=============  ==================================================================================================
+kind           what it does (expected exit of the member it ends)
+=============  ==================================================================================================
+``kill``       SIGKILL a member (exit -9); a replacement joins 0.5-3 s later
+``term``       SIGTERM a member (exit 0); a replacement joins 0.5-3 s later unless another member is left
+``stop``       SIGSTOP a member past the session timeout, then SIGCONT (it must survive and exit 0 at the end)
+``join``       a new member joins (at most ``MAX_MEMBERS`` run at once)
+``spike``      every ``process()`` that starts in the next ``duration`` s lasts until then: past
+               ``max.poll.interval.ms`` (the sequential poll thread is blocked, the member is evicted)
+``outage``     every ``process()`` fails transiently for ``duration`` s: longer than the in-place retries
+``dlq``        the DLQ topics refuse every write (``max.message.bytes=512``) for ``duration`` s
+``leader``     (3 nodes) the leader of a source partition stopped (clean or SIGKILL), restarted after ``duration``
+``coordinator``  (3 nodes) the group coordinator stopped (clean or SIGKILL), restarted after ``duration``
+=============  ==================================================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from neotool_common.testing.kafka import KafkaEndpoint, LocalKafkaCluster
+from soak.faults import Fleet, Member
+from soak.nemesis.control import Control
+
+__all__ = ["Fault", "Nemesis", "describe", "draw_schedule"]
+
+Undo = tuple[float, str, object]  # (seconds from now, what, on whom)
+
+MAX_MEMBERS = 3
+DLQ_WRITABLE = "1048588"
+DLQ_REFUSING = "512"
+MEMBER_FAULTS = ("kill", "term", "stop", "join")
+HANDLER_FAULTS = ("spike", "outage", "dlq")
+NODE_FAULTS = ("leader", "coordinator")
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float
+    kind: str
+    duration: float = 0.0
+    hard: bool = False  # node faults: SIGKILL instead of a clean stop
+
+    def __str__(self) -> str:
+        lasting = f" for {self.duration:.1f}s" if self.duration else ""
+        how = " (SIGKILL)" if self.kind in NODE_FAULTS and self.hard else ""
+        return f"t+{self.at:5.1f}s {self.kind}{how}{lasting}"
+
+
+def draw_schedule(
+    seed: int, phase_s: float, faults: int, *, nodes: int, session_s: float, poll_interval_s: float
+) -> list[Fault]:
+    """``faults`` faults at random times in ``[0, phase_s]``; every fault is over by ``phase_s`` + 12 s."""
+    rng = random.Random(seed)
+    kinds = [*MEMBER_FAULTS, *MEMBER_FAULTS[:2], *HANDLER_FAULTS] + ([*NODE_FAULTS] * 2 if nodes > 1 else [])
+    drawn: list[Fault] = []
+    node_free_at = 0.0
+    for _ in range(faults):
+        kind = rng.choice(kinds)
+        at = round(rng.uniform(0.0, phase_s), 1)
+        duration = 0.0
+        if kind == "stop":
+            duration = session_s + rng.uniform(1.0, 4.0)
+        elif kind == "spike":
+            duration = poll_interval_s + rng.uniform(1.0, 3.0)
+        elif kind == "outage":
+            duration = rng.uniform(2.0, 5.0)
+        elif kind == "dlq":
+            duration = rng.uniform(2.0, 8.0)
+        elif kind in NODE_FAULTS:
+            at = max(at, node_free_at)
+            duration = rng.uniform(3.0, 8.0)
+            node_free_at = at + duration + 15.0  # restarted and back in sync before the next node fault
+            if at > phase_s:
+                continue
+        drawn.append(Fault(at, kind, round(duration, 1), hard=rng.random() < 0.5))
+    return sorted(drawn, key=lambda f: f.at)
+
+
+def describe(schedule: list[Fault]) -> str:
+    return "\n".join(f"  {fault}" for fault in schedule) or "  (no faults)"
+
+
+@dataclass
+class Nemesis:
+    """Applies a schedule to a fleet (and its brokers) on one timeline, and remembers what it did."""
+
+    fleet: Fleet
+    endpoint: KafkaEndpoint
+    control: Control
+    topics: list[str]
+    group: str
+    rng: random.Random
+    start_member: Callable[[], Member]
+    expected_exits: dict[str, int] = field(default_factory=dict)
+    applied: Counter[str] = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)
+    frozen: set[str] = field(default_factory=set)
+    last_fault_over: float = 0.0
+
+    def run(self, schedule: list[Fault]) -> None:
+        """Every fault at its time, every undo at its time; returns once the last one is undone."""
+        started = time.monotonic()
+        timeline: list[tuple[float, int, str, Fault, object]] = []
+        for index, fault in enumerate(schedule):
+            heapq.heappush(timeline, (fault.at, index, "do", fault, None))
+        counter = len(schedule)
+        while timeline:
+            at, _, step, fault, state = heapq.heappop(timeline)
+            time.sleep(max(0.0, started + at - time.monotonic()))  # the schedule's own clock
+            now = time.monotonic() - started
+            if step == "do":
+                undo = self._do(fault, now)
+                if undo is not None:
+                    counter += 1
+                    delay, name, undo_state = undo
+                    heapq.heappush(timeline, (now + delay, counter, name, fault, undo_state))
+            else:
+                self._undo(step, state, now)
+        self.last_fault_over = time.monotonic()
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def _note(self, now: float, text: str) -> None:
+        line = f"t+{now:5.1f}s {text}"
+        self.log.append(line)
+        print(f"[nemesis] {line}", flush=True)
+
+    def _targets(self) -> list[Member]:
+        """Members a signal may hit: running, not frozen, not already on their way out, and up (their runner's
+        signal handlers installed: a SIGTERM during the interpreter's start-up would just end it with -15)."""
+        up = {m.name for m in self.fleet.up()}
+        return [
+            m
+            for m in self.fleet.alive()
+            if m.name in up and m.name not in self.frozen and m.name not in self.expected_exits
+        ]
+
+    def _do(self, fault: Fault, now: float) -> Undo | None:
+        targets = self._targets()
+        if fault.kind in ("kill", "term", "stop") and len(targets) < (1 if fault.kind == "kill" else 2):
+            self._note(now, f"{fault.kind}: skipped, too few members")  # never freeze or stop the last member
+            return None
+        self.applied[fault.kind] += 1
+        if fault.kind in ("kill", "term"):
+            return self._signal(self.rng.choice(targets), fault.kind, now)
+        if fault.kind == "stop":
+            member = self.rng.choice(targets)
+            self.frozen.add(member.name)
+            self.fleet.fault(member, "SIGSTOP")
+            member.process.send_signal(signal.SIGSTOP)
+            self._note(now, f"SIGSTOP {member.name} for {fault.duration}s")
+            return (fault.duration, "cont", member)
+        if fault.kind == "join":
+            self._join(now)
+            return None
+        return self._lasting(fault, now)
+
+    def _signal(self, member: Member, kind: str, now: float) -> Undo | None:
+        signum = signal.SIGKILL if kind == "kill" else signal.SIGTERM
+        self.expected_exits[member.name] = -signal.SIGKILL if kind == "kill" else 0
+        self.fleet.fault(member, signum.name)
+        member.process.send_signal(signum)
+        self._note(now, f"{signum.name} {member.name}")
+        if kind == "kill" or self.rng.random() < 0.5:
+            return (self.rng.uniform(0.5, 3.0), "join", None)
+        return None
+
+    def _lasting(self, fault: Fault, now: float) -> Undo:
+        """The faults of the handlers, the DLQ and the brokers: on now, off ``fault.duration`` s later."""
+        if fault.kind == "spike":
+            self.control.spike(fault.duration)
+            self._note(now, f"latency spike {fault.duration}s")
+            return (fault.duration, "spike over", None)
+        if fault.kind == "outage":
+            self.control.outage(True)
+            self._note(now, f"downstream outage for {fault.duration}s")
+            return (fault.duration, "outage-over", None)
+        if fault.kind == "dlq":
+            self._dlq_limit(DLQ_REFUSING)
+            self._note(now, f"DLQ unwritable for {fault.duration}s")
+            return (fault.duration, "dlq-writable", None)
+        node = self._node_of(fault.kind)
+        assert isinstance(self.endpoint, LocalKafkaCluster)
+        self.endpoint.stop_node(node, hard=fault.hard)
+        self._note(now, f"{fault.kind} node {node} {'SIGKILLed' if fault.hard else 'stopped'} for {fault.duration}s")
+        return (fault.duration, "node-start", node)
+
+    def _undo(self, step: str, state: object, now: float) -> None:
+        if step == "join":
+            self._join(now)
+        elif step == "cont":
+            assert isinstance(state, Member)
+            state.process.send_signal(signal.SIGCONT)
+            self.frozen.discard(state.name)
+            self._note(now, f"SIGCONT {state.name}")
+        elif step == "outage-over":
+            self.control.outage(False)
+            self._note(now, "outage over")
+        elif step == "dlq-writable":
+            self._dlq_limit(DLQ_WRITABLE)
+            self._note(now, "DLQ writable")
+        elif step == "node-start":
+            assert isinstance(self.endpoint, LocalKafkaCluster)
+            assert isinstance(state, int)
+            self.endpoint.start_node(state)
+            self._note(now, f"node {state} restarted")
+        else:
+            self._note(now, step)
+
+    def _join(self, now: float) -> None:
+        if len([m for m in self.fleet.alive() if m.name not in self.expected_exits]) >= MAX_MEMBERS:
+            self._note(now, "join: skipped, the group is full")
+            return
+        member = self.start_member()
+        self._note(now, f"{member.name} joins")
+
+    def _dlq_limit(self, value: str) -> None:
+        resources = []
+        for topic in self.topics:
+            resource = ConfigResource(ResourceType.TOPIC, topic + ".dlq")
+            resource.add_incremental_config(
+                ConfigEntry("max.message.bytes", value, incremental_operation=AlterConfigOpType.SET)
+            )
+            resources.append(resource)
+        for future in self.endpoint.admin.incremental_alter_configs(resources).values():
+            future.result(30)
+
+    def _node_of(self, kind: str) -> int:
+        admin = self.endpoint.admin
+        if kind == "coordinator":
+            try:
+                description = admin.describe_consumer_groups([self.group])[self.group].result(30)
+                return int(description.coordinator.id)
+            except KafkaException:  # the coordinator is moving (NOT_COORDINATOR): a partition leader instead
+                pass
+        topic = self.rng.choice(self.topics)
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        return int(partitions[self.rng.choice(sorted(partitions))].leader)
+
+    def undo_everything(self) -> None:
+        """After a failure: nothing the nemesis did may outlive the run (frozen members, a refusing DLQ, nodes)."""
+        self.control.clear()
+        for member in self.fleet.alive():
+            if member.name in self.frozen:
+                member.process.send_signal(signal.SIGCONT)
+        self.frozen.clear()
+        with contextlib.suppress(Exception):  # best effort while failing anyway
+            self._dlq_limit(DLQ_WRITABLE)
+        if isinstance(self.endpoint, LocalKafkaCluster):
+            for node in self.endpoint.nodes:
+                if node.pid is None:
+                    self.endpoint.start_node(node.node_id)
