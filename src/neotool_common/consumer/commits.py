@@ -78,7 +78,17 @@ class Commits:
             self._record(tp for tp in result or () if tp.error is None)
 
     def _positions(self, states: Sequence[PartitionState]) -> dict[Key, int]:
-        settled = [state.tp for state in states if not state.offsets.pending and self._settled(state)]
+        """The client's positions of the partitions whose every delivered record completed.
+
+        Only partitions that completed a record in this assignment: the client's position is the offset after
+        the last record it delivered, and until it delivers one again a partition assigned back may still show
+        where an earlier assignment stopped.
+        """
+        settled = [
+            state.tp
+            for state in states
+            if not state.offsets.pending and state.offsets.highest_done >= 0 and self._settled(state)
+        ]
         if not settled:
             return {}
         try:
