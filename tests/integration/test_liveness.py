@@ -182,18 +182,18 @@ class StallsOnce(RecordingConsumer):
 def test_a_partition_paused_for_a_retry_resumes_after_the_member_is_evicted_and_its_partitions_lost(
     kafka: KafkaEndpoint, make_topic: Callable[..., str]
 ) -> None:
-    """p0 waits out a 60 s backoff; a 5 s handler on p1 exceeds max.poll.interval.ms: both lost, then assigned.
+    """p0 waits out a 10-minute backoff; a 5 s handler on p1 exceeds max.poll.interval.ms: both lost, then assigned.
 
-    The backoff only has to outlast the eviction (which a loaded machine can take 20 s to notice): once lost,
-    the retry is forgotten and the record is tried again at once by whoever owns the partition next.
+    Once lost, the retry is forgotten and the record is tried again at once by whoever owns the partition next;
+    every record processed well within the backoff therefore proves the lost partition flowed again.
     """
     topic = make_topic(2)
     make_topic(name=dlq_topic_for(topic))
     flaky = [(b"flaky", envelope("flaky", {"fail": 1})), *good("p0", 10)]
     produce(kafka.bootstrap_servers, topic, flaky, partition=0)
     env = {
-        "RETRY_BACKOFF_INITIAL_MS": "60000",
-        "RETRY_BACKOFF_MAX_MS": "60000",
+        "RETRY_BACKOFF_INITIAL_MS": "600000",
+        "RETRY_BACKOFF_MAX_MS": "600000",
         "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "2000",
         "KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS": "300",
         "KAFKA_CONFIG_MAX_POLL_INTERVAL_MS": "2500",
@@ -207,7 +207,6 @@ def test_a_partition_paused_for_a_retry_resumes_after_the_member_is_evicted_and_
         wait_until(lambda: runner.attempts.get("flaky") == 1, what="p0 paused for its retry")
         produce(kafka.bootstrap_servers, topic, slow, partition=1)
         wait_until(lambda: rebalances(runner, "lost") >= 1, timeout=20, what="the partitions lost on eviction")
-        assert runner.attempts["flaky"] == 1, "precondition: lost while the retry waited"
         wait_until(lambda: processed(runner) == ids_of(flaky + slow), timeout=30, what="every record processed")
         wait_for_lag_0(kafka.bootstrap_servers, group, topic, 2)
 
