@@ -196,7 +196,7 @@ def expected_row(s: Seed, partition_offsets: dict[int, int], source: str, record
             "offset": offset,
             "partition": s.partition,
             "record_id": record_id,
-            **dict.fromkeys(("reason", "exception_type", "exception_message", "original_topic"), None),
+            **dict.fromkeys(("reason", "exception_type", "exception_message", "path", "original_topic"), None),
             **dict.fromkeys(("original_partition", "original_offset", "failed_at", "attempts"), None),
             "replay_count": 0,
             "replayed_by": [],
@@ -208,6 +208,7 @@ def expected_row(s: Seed, partition_offsets: dict[int, int], source: str, record
         "reason": f.reason,
         "exception_type": f.exception_type,
         "exception_message": f.exception_message,
+        "path": "$.payload.amount",  # the dlq.path every seeded failure carries
         "original_topic": source,
         "original_partition": f.original_partition,
         "original_offset": f.original_offset,
