@@ -87,10 +87,6 @@ class PartitionFlow:
     def reasons(self, key: Key) -> frozenset[PauseReason]:
         return frozenset(self._reasons.get(key, ()))
 
-    @property
-    def paused(self) -> dict[Key, frozenset[PauseReason]]:
-        return {key: frozenset(reasons) for key, reasons in self._reasons.items() if reasons}
-
     def assigned(self, partitions: Iterable[Any]) -> None:
         """New partitions start flowing, whatever the client remembers of an earlier assignment."""
         keys = [(tp.topic, tp.partition) for tp in partitions]
