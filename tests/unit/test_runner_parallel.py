@@ -287,7 +287,13 @@ def keyed(keys: int) -> Callable[[FakeConsumer], None]:
     return prepare
 
 
-def test_quick_records_run_on_the_poll_thread_and_a_retried_one_waits_in_a_worker_holding_back_only_its_key() -> None:
+def test_quick_records_run_on_the_poll_thread_and_a_retried_one_waits_in_a_worker_holding_back_only_its_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Which records count as quick is a moving average of measured durations: one preempted record on a busy
+    # machine made the next ones "slow" and sent them to the workers. The threshold is lifted so that this test
+    # judges where quick records run, not how fast the machine was.
+    monkeypatch.setattr("neotool_common.consumer.workers.QUICK_RECORD_S", 1.0)
     # Ten records out at a time: the workers have measured that records take microseconds long before offset 200.
     runner = Parallel(
         {0: values(400)},
