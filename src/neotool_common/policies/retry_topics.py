@@ -1,0 +1,51 @@
+"""Names of the retry topics a consumer group owns (docs/retry-topics.md).
+
+A group that opts into delay tiers owns one topic per tier for each source topic it reads::
+
+    <source>.retry.<group>.<delay>      e.g.  people.ingest.v1.retry.enrichment.30s
+
+The topic carries the group's name so that nobody else reads it (a retry, or a replay through it, reaches the
+group that failed and no other), and one delay per topic keeps each partition in due-time order: its head record
+is always the next one due, so holding the partition until then never delays a record behind it.
+"""
+
+from __future__ import annotations
+
+import re
+
+RETRY_INFIX = ".retry."
+_TOPIC_MAX = 249
+_NOT_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]")
+_UNITS = ((3_600_000, "h"), (60_000, "m"), (1_000, "s"))
+
+
+def delay_label(delay_ms: int) -> str:
+    """The shortest exact name of a delay: ``30000`` -> ``30s``, ``3600000`` -> ``1h``, ``1500`` -> ``1500ms``."""
+    if delay_ms <= 0:
+        raise ValueError(f"a retry delay must be positive, got {delay_ms} ms")
+    for size, unit in _UNITS:
+        if delay_ms % size == 0:
+            return f"{delay_ms // size}{unit}"
+    return f"{delay_ms}ms"
+
+
+def group_label(group_id: str) -> str:
+    """A group id as it may appear in a topic name (characters Kafka refuses become ``_``)."""
+    return _NOT_TOPIC_CHARS.sub("_", group_id)
+
+
+def retry_topic(source: str, group_id: str, delay_ms: int) -> str:
+    """The retry topic of ``group_id`` for records of ``source`` that wait ``delay_ms``."""
+    name = f"{source}{RETRY_INFIX}{group_label(group_id)}.{delay_label(delay_ms)}"
+    if len(name) > _TOPIC_MAX:
+        raise ValueError(f"retry topic name {name!r} is longer than Kafka's {_TOPIC_MAX} characters")
+    return name
+
+
+def retry_topics(source: str, group_id: str, delays_ms: tuple[int, ...]) -> tuple[str, ...]:
+    """One retry topic per tier, in tier order."""
+    return tuple(retry_topic(source, group_id, delay) for delay in delays_ms)
+
+
+def is_retry_topic(topic: str) -> bool:
+    return RETRY_INFIX in topic
