@@ -33,8 +33,10 @@ types: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# Two workers, each with its own broker: most of the suite waits on brokers and processes, not on the CPU.
+PYTEST_WORKERS ?= 2
 test: lint types kafka-jars
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 demo: kafka-jars
 	$(BIN)/python scripts/demo.py

@@ -115,7 +115,11 @@ def test_batch_id_must_be_a_uuid_v4_or_v7(batch_id: str) -> None:
     assert error.path == "$.batch_id"
 
 
-@pytest.mark.parametrize("batch_id", [str(uuid.uuid4()), UUID_V7, UUID_V7.upper(), str(uuid.uuid4()).upper()])
+@pytest.mark.parametrize(
+    "batch_id",
+    [str(uuid.uuid4()), UUID_V7, UUID_V7.upper(), str(uuid.uuid4()).upper()],
+    ids=["v4", "v7", "v7-upper", "v4-upper"],
+)
 def test_uuid_v4_and_v7_batch_ids_are_accepted(batch_id: str) -> None:
     assert read(envelope(batch_id=batch_id)).batch_id == batch_id
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+__all__ = ["RETRY_INFIX", "delay_label", "group_label", "is_retry_topic", "retry_topic", "retry_topics"]
+
 RETRY_INFIX = ".retry."
 _TOPIC_MAX = 249
 _NOT_TOPIC_CHARS = re.compile(r"[^a-zA-Z0-9._-]")
