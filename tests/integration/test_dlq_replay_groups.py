@@ -69,26 +69,31 @@ def test_a_replay_reaches_only_the_group_that_dead_lettered_the_record_unless_al
         for group in (group_a, group_b):
             wait_until(lambda g=group: committed_offsets(bootstrap, g, topic, 1)[0] == end, what=f"{group} at {end}")
 
-    def replay(*argv: str) -> int:
+    def replay(*argv: str) -> tuple[int, str]:
         code = main(["replay", dlq, *argv, "--brokers", bootstrap])
-        capsys.readouterr()
-        return code
+        return code, capsys.readouterr().out
 
     with running(strict), running(lenient):
         both_committed(3)
-        scoped = replay()  # A is still broken: the copy comes back to the DLQ, which must keep its scope
+        scoped, scoped_out = replay()  # A is still broken: the copy comes back to the DLQ, which must keep its scope
         again = read_topic(bootstrap, dlq, expect=2)[1]
         both_committed(4)
         assert len(lenient.seen("bad")) == 1, "group B processed the record once, before the replay of A's dead letter"
         assert lenient.skipped(topic) == 1
-        everyone = replay("--all-groups", "--offset-from", "1")
+        planned, plan = replay("--all-groups", "--offset-from", "1", "--dry-run")
+        everyone, everyone_out = replay("--all-groups", "--offset-from", "1")
         both_committed(5)
         third = read_topic(bootstrap, dlq, expect=3)[2]
 
     assert scoped == 0
+    assert f"The copies are processed by group {group_a} (1)." in scoped_out
     assert (again.header("dlq.consumer.group"), again.header("dlq.replay.group")) == (group_a, group_a)
     assert again.header("dlq.replay.count") == "1"
+    assert planned == 0
+    assert f"-> {topic}[0]  for every group reading {topic}  (replay 2 of 3)" in plan
+    assert f"Run it: neotool-dlq replay {dlq} --offset-from 1 --all-groups --brokers {bootstrap}" in plan
     assert everyone == 0
+    assert "Every consumer group reading the target processes the copies again (--all-groups)." in everyone_out
     assert [m.header("dlq.replay.count") for m in lenient.seen("bad")] == [None, "2"], "--all-groups reached B"
     assert lenient.seen("bad")[1].header("dlq.replay.group") is None
     assert (third.header("dlq.replay.count"), third.header("dlq.replay.group")) == ("2", None)
