@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from neotool_common.deadletter.headers import DlqReason
 
-__all__ = ["METRIC_NAMES", "PAUSE_REASONS", "SKIP_REASONS", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
+__all__ = ["METRIC_NAMES", "PAUSE_REASONS", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
 
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -27,8 +27,8 @@ REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
 # Why a partition is paused: the reason label of neotool_consumer_partition_paused.
 PAUSE_REASONS: Final = frozenset({"retry_backoff", "dlq_backpressure", "in_flight_limit", "replay_done"})
 # Why a record was committed past without being processed: the reason label of neotool_consumer_records_skipped.
-SKIP_REPLAY_FOR_OTHER_GROUP: Final = "replay_for_other_group"  # its dlq.replay.group names another group
-SKIP_REASONS: Final = frozenset({SKIP_REPLAY_FOR_OTHER_GROUP})
+# The only one: its dlq.replay.group names another group (consumer/replay_scope.py).
+_SKIP_REPLAY_FOR_OTHER_GROUP: Final = "replay_for_other_group"
 
 METRIC_NAMES: Final = frozenset(
     {
@@ -111,7 +111,7 @@ class TopicMetrics:
         self.retries = metrics.retries.labels(topic=topic, group=group)
         self.dlq_write_failures = metrics.dlq_write_failures.labels(topic=topic, group=group)
         self.skipped_replay = metrics.records_skipped.labels(
-            topic=topic, group=group, reason=SKIP_REPLAY_FOR_OTHER_GROUP
+            topic=topic, group=group, reason=_SKIP_REPLAY_FOR_OTHER_GROUP
         )
         self.ack_latency = metrics.ack_latency.child(topic, group)
         self.processing = metrics.processing.child(topic, group)
@@ -146,7 +146,7 @@ class ConsumerMetrics:
         self.retries = Counter(
             "neotool_consumer_retries", "Processing attempts retried", topic_group, registry=registry
         )
-        # records committed past without being processed, by reason (SKIP_REASONS): replays for another group
+        # records committed past without being processed, by reason: replays for another group
         self.records_skipped = Counter(
             "neotool_consumer_records_skipped",
             "Records committed past unprocessed",
