@@ -112,9 +112,9 @@ def default_group(record_filter: RecordFilter, policy: ReplayPolicy) -> str:
     base = GROUP_PREFIX + policy.dlq_topic
     if record_filter.is_empty and policy.to_topic is None and not policy.all_groups:
         return base
-    selection = f"{record_filter.fingerprint()}|to={policy.to_topic or ''}" + (
-        "|all-groups" if policy.all_groups else ""
-    )
+    selection = f"{record_filter.fingerprint()}|to={policy.to_topic or ''}"
+    if policy.all_groups:
+        selection += "|all-groups"  # only then: the names of the replays from before --all-groups stay the same
     return f"{base}.f{hashlib.sha256(selection.encode()).hexdigest()[:10]}"
 
 
