@@ -26,9 +26,6 @@ _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4
 REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
 # Why a partition is paused: the reason label of neotool_consumer_partition_paused.
 PAUSE_REASONS: Final = frozenset({"retry_backoff", "dlq_backpressure", "in_flight_limit", "replay_done"})
-# Why a record was committed past without being processed: the reason label of neotool_consumer_records_skipped.
-# The only one: its dlq.replay.group names another group (consumer/replay_scope.py).
-_SKIP_REPLAY_FOR_OTHER_GROUP: Final = "replay_for_other_group"
 
 METRIC_NAMES: Final = frozenset(
     {
@@ -100,6 +97,11 @@ class _HistogramChild:
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
+
+
+# Why a record was committed past without being processed: the reason label of neotool_consumer_records_skipped.
+# The only one: its dlq.replay.group names another group (consumer/replay_scope.py).
+_SKIP_REPLAY_FOR_OTHER_GROUP: Final = "replay_for_other_group"
 
 
 class TopicMetrics:
