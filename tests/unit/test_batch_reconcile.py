@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import pytest
 
@@ -203,3 +204,21 @@ def test_batch_settings_defaults_and_class_default_for_announcing() -> None:
     assert BatchSettings.from_env({}) == BatchSettings()
     assert BatchSettings.from_env({}, announce=True).announce
     assert not BatchSettings.from_env({"BATCH_ANNOUNCE": "false"}, announce=True).announce
+
+
+def test_dlq_filter_by_batch_takes_manifest_positions_and_envelope_batch_ids() -> None:
+    from neotool_common.dlqtool.filters import RecordFilter  # noqa: PLC0415 - the DLQ tool's side of batches
+    from neotool_common.dlqtool.records import parse_record  # noqa: PLC0415
+
+    def copy(offset: int, value: bytes) -> Any:
+        headers = [("dlq.original.topic", TOPIC.encode()), ("dlq.original.partition", b"2")]
+        headers.append(("dlq.original.offset", str(offset).encode()))
+        return parse_record(FakeMessage(TOPIC + ".dlq", 0, offset, value, None, headers))
+
+    spans = tuple((TOPIC, span) for span in THREE.partitions)
+    selection = RecordFilter(batch_ids=frozenset({BATCH}), batch_spans=spans)
+    assert selection.matches(copy(6, b"\xff undecodable"))  # by position
+    assert not selection.matches(copy(9, b"\xff undecodable"))
+    assert selection.matches(copy(9, b'{"batch_id": "%s"}' % BATCH.encode()))  # by envelope (no manifest)
+    assert "--batch-id" in selection.to_args()
+    assert selection.fingerprint() != RecordFilter().fingerprint()
