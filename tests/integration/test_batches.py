@@ -1,0 +1,172 @@
+"""Batches against a real broker: published with a manifest, reconciled per group from durable facts only.
+
+One module-scoped topic (3 partitions) and its DLQ and manifest topics; each test publishes its own batch.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from neotool_common.batches import BatchState, BatchSummary
+from neotool_common.batches.cluster import BatchCluster
+from neotool_common.batches.status import summaries
+from neotool_common.cli import batch as batch_cli
+from neotool_common.cli import dlq as dlq_cli
+from neotool_common.config.connection import KafkaConnection
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.producing.producer import EnvelopeProducer
+from neotool_common.records.message import Message
+from neotool_common.testing.harness import running, wait_until
+from neotool_common.testing.kafka import KafkaEndpoint
+
+from .runner_support import RecordingConsumer, settings_for
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class World:
+    kafka: KafkaEndpoint
+    topic: str
+
+    @property
+    def cluster(self) -> BatchCluster:
+        return BatchCluster(KafkaConnection.from_env({"KAFKA_BROKERS": self.kafka.bootstrap_servers}))
+
+    def producer(self) -> EnvelopeProducer:
+        return EnvelopeProducer(KafkaConnection.from_env({"KAFKA_BROKERS": self.kafka.bootstrap_servers}))
+
+    def summary(self, batch_id: str, group: str, overdue_ms: int = HOUR_MS) -> BatchSummary | None:
+        now_ms = int(time.time() * 1000)
+        found = summaries(self.cluster, self.topic, group, now_ms=now_ms, overdue_ms=overdue_ms, batch_id=batch_id)
+        return found[0] if found else None
+
+    def wait_for_state(self, batch_id: str, group: str, state: BatchState) -> BatchSummary:
+        seen: list[BatchSummary | None] = [None]
+
+        def reached() -> bool:
+            seen[0] = self.summary(batch_id, group)
+            return seen[0] is not None and seen[0].state is state
+
+        wait_until(reached, timeout=60, interval=0.3, what=f"batch {batch_id} {state} for {group}")
+        assert seen[0] is not None
+        return seen[0]
+
+    def settings(self, group: str, **env: str) -> Any:
+        return settings_for(self.kafka.bootstrap_servers, self.topic, group, **env)
+
+
+@pytest.fixture(scope="module")
+def world(kafka: KafkaEndpoint) -> World:
+    topic = f"t.batches.{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, 3)
+    kafka.create_topic(dlq_topic_for(topic), 3)
+    kafka.create_topic(topic + ".batches", 1, config={"cleanup.policy": "compact"})
+    return World(kafka, topic)
+
+
+def publish_mixed(world: World, good: int) -> str:
+    """``good`` records, one poison, one that breaks the envelope schema, one that is not JSON."""
+    with world.producer() as producer, producer.batch(world.topic) as batch:
+        for n in range(good):
+            batch.publish({"n": n}, record_id=f"good-{n}")
+        batch.publish({"poison": True}, record_id="poison")
+        batch.publish_raw(json.dumps({"batch_id": batch.batch_id, "payload": {}}).encode(), key=b"invalid")
+        batch.publish_raw(b"\xff\xfe not json", key=b"undecodable")
+    return batch.batch_id
+
+
+@pytest.fixture(scope="module")
+def mixed_batch(world: World) -> str:
+    return publish_mixed(world, good=12)
+
+
+def test_a_manifest_published_before_any_consumer_ran_is_open_with_everything_pending(
+    world: World, mixed_batch: str
+) -> None:
+    summary = world.summary(mixed_batch, f"nobody-{uuid.uuid4().hex[:6]}")
+    assert summary is not None
+    assert (summary.state, summary.expected, summary.pending, summary.processed) == (BatchState.OPEN, 15, 15, 0)
+    assert sum(p.records for p in summary.partitions) == 15
+    assert len(summary.partitions) == 3, "keys spread the batch over the 3 partitions"
+
+
+def test_two_members_settle_a_batch_with_rejects_by_reason_and_the_cli_says_so(
+    world: World, mixed_batch: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = f"two-{uuid.uuid4().hex[:6]}"
+    with ExitStack() as stack:
+        for _ in range(2):
+            stack.enter_context(running(RecordingConsumer(world.settings(group))))
+        summary = world.wait_for_state(mixed_batch, group, BatchState.COMPLETE_WITH_REJECTS)
+    assert (summary.expected, summary.processed, summary.rejected, summary.pending) == (15, 12, 3, 0)
+    assert summary.rejected_by_reason == {"poison": 1, "validation": 1, "decode": 1}
+    assert summary.duplicates == 0
+    monkeypatch.setenv("KAFKA_BROKERS", world.kafka.bootstrap_servers)
+    code = batch_cli.main(["status", mixed_batch, "--topic", world.topic, "--group", group, "--json"])
+    document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1
+    assert (document["state"], document["records_processed"], document["rejected"]) == ("complete_with_rejects", 12, 3)
+    assert document["dlq_command"] == f"neotool-dlq list {world.topic}.dlq --batch-id {mixed_batch}"
+    assert dlq_cli.main(["list", dlq_topic_for(world.topic), "--batch-id", mixed_batch, "--json"]) == 0
+    output = capsys.readouterr().out
+    rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    mine = {row["reason"] for row in rows if row["original_topic"] == world.topic}
+    assert mine == {"poison", "validation", "decode"}, output
+
+
+def test_another_group_reconciles_the_same_batch_independently(world: World, mixed_batch: str) -> None:
+    group = f"other-{uuid.uuid4().hex[:6]}"
+    assert world.summary(mixed_batch, group).state is BatchState.OPEN  # type: ignore[union-attr]
+    with running(RecordingConsumer(world.settings(group))):
+        summary = world.wait_for_state(mixed_batch, group, BatchState.COMPLETE_WITH_REJECTS)
+    assert (summary.processed, summary.rejected, summary.group) == (12, 3, group)
+
+
+class HoldingConsumer(RecordingConsumer):
+    """Holds a record whose payload says ``hold`` until :attr:`release` is set."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+        self.held: list[Message] = []
+
+    def process(self, message: Message) -> None:
+        if message.payload.get("hold"):
+            self.held.append(message)
+            self.release.wait(30)
+        super().process(message)
+
+
+def test_a_record_not_yet_settled_makes_the_batch_overdue_and_names_its_partition(world: World) -> None:
+    group = f"held-{uuid.uuid4().hex[:6]}"
+    with world.producer() as producer, producer.batch(world.topic) as batch:
+        for n in range(6):
+            batch.publish({"hold": n == 3}, record_id=f"held-{n}")
+    runner = HoldingConsumer(world.settings(group, MAX_CONCURRENCY="2"))  # workers: the poll loop keeps committing
+    with running(runner):
+        wait_until(lambda: runner.held, what="the held record reached process()")
+        held = runner.held[0]
+
+        def only_held_partition_waits() -> bool:
+            summary = world.summary(batch.batch_id, group)
+            if summary is None or summary.holding_back != (held.partition,):
+                return False
+            (progress,) = (p for p in summary.partitions if p.partition == held.partition)
+            return progress.committed == held.offset
+
+        wait_until(only_held_partition_waits, timeout=30, interval=0.3, what="all but the held partition settled")
+        summary = world.summary(batch.batch_id, group, overdue_ms=1)
+        assert summary is not None
+        assert (summary.state, summary.holding_back) == (BatchState.OVERDUE, (held.partition,))
+        assert summary.pending >= 1
+        runner.release.set()
+        world.wait_for_state(batch.batch_id, group, BatchState.COMPLETE)
