@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from neotool_common.batches import BatchState, BatchSummary
 from neotool_common.batches.cluster import BatchCluster
+from neotool_common.batches.settings import BatchSettings
 from neotool_common.batches.status import summaries
 from neotool_common.cli import batch as batch_cli
 from neotool_common.cli import dlq as dlq_cli
@@ -24,7 +26,7 @@ from neotool_common.config.connection import KafkaConnection
 from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.producing.producer import EnvelopeProducer
 from neotool_common.records.message import Message
-from neotool_common.testing.harness import running, wait_until
+from neotool_common.testing.harness import read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
 from .runner_support import RecordingConsumer, settings_for
@@ -70,6 +72,7 @@ def world(kafka: KafkaEndpoint) -> World:
     kafka.create_topic(topic, 3)
     kafka.create_topic(dlq_topic_for(topic), 3)
     kafka.create_topic(topic + ".batches", 1, config={"cleanup.policy": "compact"})
+    kafka.create_topic(topic + ".batches.done", 1, config={"cleanup.policy": "compact"})
     return World(kafka, topic)
 
 
@@ -170,3 +173,56 @@ def test_a_record_not_yet_settled_makes_the_batch_overdue_and_names_its_partitio
         assert summary.pending >= 1
         runner.release.set()
         world.wait_for_state(batch.batch_id, group, BatchState.COMPLETE)
+
+
+class AnnouncingConsumer(RecordingConsumer):
+    """Announces batches; every member appends the summaries its hook received to one shared list."""
+
+    announce_batches = True
+
+    def __init__(self, *args: Any, completed: list[BatchSummary], **kwargs: Any) -> None:
+        super().__init__(*args, batch_settings=BatchSettings(announce=True, watch_interval_ms=200), **kwargs)
+        self.completed = completed
+
+    def on_batch_complete(self, summary: BatchSummary) -> None:
+        self.completed.append(summary)
+
+
+def publish_small(world: World, label: str) -> str:
+    with world.producer() as producer, producer.batch(world.topic) as batch:
+        for n in range(6):
+            batch.publish({"n": n, "poison": n == 5}, record_id=f"{label}-{n}")
+    return batch.batch_id
+
+
+def test_announcements_are_made_once_per_batch_and_group_across_rebalances(world: World) -> None:
+    group = f"announce-{uuid.uuid4().hex[:6]}"
+    completed: list[BatchSummary] = []
+
+    def member() -> AnnouncingConsumer:
+        return AnnouncingConsumer(world.settings(group), completed=completed)
+
+    def announced(batch_id: str) -> bool:
+        return any(s.batch_id == batch_id for s in completed)
+
+    first_batch = publish_small(world, "a1")
+    with ExitStack() as first:
+        first.enter_context(running(member()))
+        wait_until(lambda: announced(first_batch), timeout=60, interval=0.1, what="the first batch announced")
+        with running(member()):  # a second member joins: a rebalance
+            second_batch = publish_small(world, "a2")
+            wait_until(lambda: announced(second_batch), timeout=60, interval=0.1, what="the second batch announced")
+        third_batch = publish_small(world, "a3")  # the second member left: another rebalance
+        wait_until(lambda: announced(third_batch), timeout=60, interval=0.1, what="the third batch announced")
+    keys = [s.idempotency_key for s in completed]
+    assert len(keys) == len(set(keys)), "the hook ran once per (batch, group)"
+    records = read_topic(world.kafka.bootstrap_servers, world.topic + ".batches.done")
+    written = Counter(record.key.decode() for record in records if record.key.decode().endswith("/" + group))
+    assert set(written.values()) == {1}, written
+    assert {f"{b}/{group}" for b in (first_batch, second_batch, third_batch)} <= set(written)
+    third = json.loads(next(r.value for r in records if r.key.decode() == f"{third_batch}/{group}"))
+    assert (third["state"], third["records_processed"], third["rejected_by_reason"]) == (
+        "complete_with_rejects",
+        5,
+        {"poison": 1},
+    )
