@@ -103,6 +103,8 @@ class BatchWatch:
         assignment: Callable[[], frozenset[Key]],
         on_complete: Callable[[BatchSummary], object],
         clock: Callable[[], float] = time.time,
+        cluster: BatchCluster | None = None,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
     ) -> None:
         self._group = settings.group_id
         self._topics = tuple(settings.topics)
@@ -112,9 +114,10 @@ class BatchWatch:
         self._assignment = assignment
         self._on_complete = on_complete
         self._clock = clock
-        self._cluster = BatchCluster(settings.connection, client_id=f"neotool-batch-watch-{self._group}")
+        self._cluster = cluster or BatchCluster(settings.connection, client_id=f"neotool-batch-watch-{self._group}")
         self._producer_config = {**settings.connection.producer_config(), "log_level": 0}
-        self._producer: Producer | None = None
+        self._producer_factory = producer_factory
+        self._producer: Any = None
         self._facts: dict[str, TopicFacts] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"batch-watch-{self._group}", daemon=True)
@@ -211,7 +214,7 @@ class BatchWatch:
 
     def _publish(self, summary: BatchSummary) -> bool:
         if self._producer is None:
-            self._producer = Producer(self._producer_config)
+            self._producer = self._producer_factory(self._producer_config)
         outcome: list[object] = []
         value = orjson.dumps({**summary.as_json(), "announced_at_ms": int(self._clock() * 1000)})
         self._producer.produce(
