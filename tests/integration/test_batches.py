@@ -6,12 +6,14 @@ One module-scoped topic (3 partitions) and its DLQ and manifest topics; each tes
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from neotool_common.testing.harness import read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
 from .runner_support import RecordingConsumer, settings_for
+from .test_runner_process import consumer_env, consumer_process
 
 HOUR_MS = 3_600_000
 
@@ -226,3 +229,36 @@ def test_announcements_are_made_once_per_batch_and_group_across_rebalances(world
         5,
         {"poison": 1},
     )
+
+
+def test_a_member_sigkilled_mid_batch_leaves_the_counts_exact_and_duplicates_apart(
+    world: World, tmp_path: Path
+) -> None:
+    group = f"kill-{uuid.uuid4().hex[:6]}"
+    poison = {f"k-{n:03}" for n in (5, 40, 77)}
+    with world.producer() as producer, producer.batch(world.topic) as batch:
+        for n in range(90):
+            record_id = f"k-{n:03}"
+            batch.publish({"n": n, "poison": record_id in poison}, record_id=record_id)
+    env = consumer_env(world.kafka, world.topic, group, WORK_MS="20")
+    with consumer_process(tmp_path, env, "doomed") as doomed, consumer_process(tmp_path, env, "survivor") as survivor:
+        wait_until(lambda: len(doomed.handled()) >= 15, timeout=60, what="the doomed member handled some records")
+        doomed.process.send_signal(signal.SIGKILL)
+        assert doomed.wait(timeout=10) == -signal.SIGKILL
+        summary = world.wait_for_state(batch.batch_id, group, BatchState.COMPLETE_WITH_REJECTS)
+        survivor.process.send_signal(signal.SIGTERM)
+        assert survivor.wait(timeout=30) == 0, survivor.stderr()[-3000:]
+    handled = [i for i in doomed.handled() + survivor.handled() if i.startswith("k-")]
+    assert set(handled) == {f"k-{n:03}" for n in range(90)} - poison
+    assert (summary.expected, summary.processed, summary.rejected, summary.pending) == (90, 87, 3, 0)
+    assert summary.rejected_by_reason == {"poison": 3}
+    # what the runner can prove happened twice: extra DLQ copies of a record for this group, and nothing else
+    assert batch.manifest is not None
+    positions = {(s.partition, o) for s in batch.manifest.partitions for a, b in s.runs for o in range(a, b + 1)}
+    copies = Counter(
+        (int(r.header("dlq.original.partition") or -1), int(r.header("dlq.original.offset") or -1))
+        for r in read_topic(world.kafka.bootstrap_servers, dlq_topic_for(world.topic))
+        if r.header("dlq.consumer.group") == group
+    )
+    assert summary.duplicates == sum(count - 1 for position, count in copies.items() if position in positions)
+    print(f"handled {len(handled)} times for 87 records; {summary.duplicates} extra DLQ copies")
