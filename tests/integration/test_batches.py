@@ -152,7 +152,9 @@ class HoldingConsumer(RecordingConsumer):
         super().process(message)
 
 
-def test_a_record_not_yet_settled_makes_the_batch_overdue_and_names_its_partition(world: World) -> None:
+def test_a_record_not_yet_settled_makes_the_batch_overdue_and_names_its_partition(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     group = f"held-{uuid.uuid4().hex[:6]}"
     with world.producer() as producer, producer.batch(world.topic) as batch:
         for n in range(6):
@@ -174,8 +176,14 @@ def test_a_record_not_yet_settled_makes_the_batch_overdue_and_names_its_partitio
         assert summary is not None
         assert (summary.state, summary.holding_back) == (BatchState.OVERDUE, (held.partition,))
         assert summary.pending >= 1
+        monkeypatch.setenv("KAFKA_BROKERS", world.kafka.bootstrap_servers)
+        monkeypatch.setenv("BATCH_OVERDUE_MS", "1")
+        status = ["status", batch.batch_id, "--topic", world.topic, "--group", group]
+        assert batch_cli.main(status) == 3
+        assert f"held back by partition(s) {held.partition}" in capsys.readouterr().out
         runner.release.set()
-        world.wait_for_state(batch.batch_id, group, BatchState.COMPLETE)
+        assert batch_cli.main([*status, "--wait", "30"]) == 0, "--wait returns once the batch is complete"
+        assert "state       complete" in capsys.readouterr().out
 
 
 class AnnouncingConsumer(RecordingConsumer):
