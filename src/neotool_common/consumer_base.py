@@ -186,7 +186,7 @@ class KafkaConsumerRunner:
         try:
             settings = RunnerSettings.from_env(env, defaults_from=cls)
             configure_logging(settings.log_level, settings.log_format)
-            runner = cls(settings)
+            runner = cls(settings, batch_settings=BatchSettings.from_env(env, announce=cls.announce_batches))
         except ConfigurationError as exc:
             _print_configuration_error(cls.__name__, exc)
             return EXIT_CONFIGURATION

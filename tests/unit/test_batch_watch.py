@@ -15,6 +15,7 @@ from neotool_common.batches.settings import BatchSettings
 from neotool_common.cli import batch as batch_cli
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer.batch_watch import BatchWatch
+from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.observability.logs import get_logger
 from neotool_common.observability.metrics import BatchMetrics
 from neotool_common.testing.fakes import FakeMessage, FakeProducer
@@ -208,3 +209,26 @@ def test_cli_configuration_errors_are_one_line_naming_the_variable_and_exit_2(
 def test_cli_usage_errors_exit_2() -> None:
     assert batch_cli.main(["status"]) == 2
     assert batch_cli.main(["frobnicate"]) == 2
+
+
+class Announcing(KafkaConsumerRunner):
+    topics = (TOPIC,)
+    group_id = GROUP
+    announce_batches = True
+
+    def process(self, message: Any) -> None:
+        pass
+
+
+def test_a_runner_with_a_bad_batch_setting_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9092", "BATCH_OVERDUE_MS": "an hour"}
+    assert Announcing.main(env) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("Announcing: configuration error: BATCH_OVERDUE_MS")
+
+
+def test_the_class_declares_announcing_and_the_environment_can_turn_it_off() -> None:
+    settings = RunnerSettings.from_env({"KAFKA_BROKERS": "127.0.0.1:9092"}, defaults_from=Announcing)
+    assert Announcing(settings, registry=CollectorRegistry()).batch_settings.announce
+    off = BatchSettings.from_env({"BATCH_ANNOUNCE": "false"}, announce=Announcing.announce_batches)
+    assert not Announcing(settings, registry=CollectorRegistry(), batch_settings=off).batch_settings.announce

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from neotool_common.batches.cluster import BatchCluster, TopicTail, dlq_fact_of
 from neotool_common.batches.manifest import BatchManifest, announcement_topic_for, manifest_topic_for
@@ -38,7 +38,6 @@ from neotool_common.batches.settings import BatchSettings
 from neotool_common.batches.summary import BatchState, BatchSummary
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.deadletter.headers import dlq_topic_for
-from neotool_common.errors import ConfigurationError
 from neotool_common.observability.metrics import BatchMetrics
 
 __all__ = ["BatchWatch", "TopicFacts"]
@@ -145,7 +144,7 @@ class BatchWatch:
     def _refresh_safely(self) -> None:
         try:
             self.refresh()
-        except (ConfigurationError, KafkaException) as error:
+        except Exception as error:  # noqa: BLE001 - a watch that died would never announce again: log, go on
             now = time.monotonic()
             if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL_S:
                 self._last_failure_log = now
