@@ -122,6 +122,9 @@ def test_two_members_settle_a_batch_with_rejects_by_reason_and_the_cli_says_so(
     assert code == 1
     assert (document["state"], document["records_processed"], document["rejected"]) == ("complete_with_rejects", 12, 3)
     assert document["dlq_command"] == f"neotool-dlq list {world.topic}.dlq --batch-id {mixed_batch}"
+    assert batch_cli.main(["list", "--topic", world.topic, "--group", group, "--json"]) == 0
+    listed = {row["batch_id"]: row["state"] for row in json.loads(capsys.readouterr().out.strip().splitlines()[-1])}
+    assert listed[mixed_batch] == "complete_with_rejects"
     assert dlq_cli.main(["list", dlq_topic_for(world.topic), "--batch-id", mixed_batch, "--json"]) == 0
     output = capsys.readouterr().out
     rows = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
