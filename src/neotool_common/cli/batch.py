@@ -20,9 +20,11 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 from neotool_common.batches.cluster import BatchCluster
+from neotool_common.batches.manifest import manifest_topic_for
 from neotool_common.batches.render import dlq_command, render_list, render_status
 from neotool_common.batches.settings import BatchSettings
 from neotool_common.batches.status import summaries
@@ -70,23 +72,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+@dataclass(frozen=True)
+class _Context:
+    cluster: BatchCluster
+    topics: list[str]
+    group: str
+    settings: BatchSettings
+    topic_setting: str  # what to name when a topic does not exist: --topic, or KAFKA_TOPICS it came from
+
+    def summaries(self, topic: str, batch_id: str | None = None) -> list[BatchSummary]:
+        now_ms, overdue_ms = int(time.time() * 1000), self.settings.overdue_ms
+        return summaries(
+            self.cluster,
+            topic,
+            self.group,
+            now_ms=now_ms,
+            overdue_ms=overdue_ms,
+            batch_id=batch_id,
+            setting=self.topic_setting,
+        )
+
+    def find(self, batch_id: str) -> BatchSummary | None:
+        return next((found[0] for topic in self.topics if (found := self.summaries(topic, batch_id))), None)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    cluster, topics, group, settings = _context(args)
-    found = [s for topic in topics for s in _summaries(cluster, topic, group, settings)]
+    context = _context(args)
+    found = [summary for topic in context.topics for summary in context.summaries(topic)]
     print(json.dumps([s.as_json() for s in found]) if args.json else render_list(found))
     return EXIT_COMPLETE
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    cluster, topics, group, settings = _context(args)
+    context = _context(args)
     deadline = time.monotonic() + max(0.0, args.wait)
     while True:
-        summary = _find(cluster, topics, group, settings, args.batch_id)
+        summary = context.find(args.batch_id)
         if (summary is not None and summary.state.settled) or time.monotonic() >= deadline:
             break
         time.sleep(min(_WAIT_STEP_S, max(0.0, deadline - time.monotonic())))
     if summary is None:
-        print(f"{PROG}: batch {args.batch_id}: no manifest on {', '.join(t + '.batches' for t in topics)} yet")
+        where = ", ".join(manifest_topic_for(topic) for topic in context.topics)
+        print(f"{PROG}: batch {args.batch_id}: no manifest on {where} yet")
         return EXIT_UNSETTLED
     if args.json:
         print(json.dumps({**summary.as_json(), "dlq_command": dlq_command(summary)}))
@@ -97,7 +124,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     )
 
 
-def _context(args: argparse.Namespace) -> tuple[BatchCluster, list[str], str, BatchSettings]:
+def _context(args: argparse.Namespace) -> _Context:
     env = dict(os.environ)
     if args.brokers:
         env["KAFKA_BROKERS"] = args.brokers
@@ -108,27 +135,7 @@ def _context(args: argparse.Namespace) -> tuple[BatchCluster, list[str], str, Ba
     if not group:
         raise ConfigurationError("KAFKA_GROUP_ID", "is required (or --group): the group to reconcile for")
     cluster = BatchCluster(KafkaConnection.from_env(env), timeout_s=args.timeout)
-    return cluster, topics, group, BatchSettings.from_env(env)
-
-
-def _summaries(
-    cluster: BatchCluster, topic: str, group: str, settings: BatchSettings, batch_id: str | None = None
-) -> list[BatchSummary]:
-    now_ms = int(time.time() * 1000)
-    setting = "--topic" if batch_id is None else "KAFKA_TOPICS"
-    return summaries(
-        cluster, topic, group, now_ms=now_ms, overdue_ms=settings.overdue_ms, batch_id=batch_id, setting=setting
-    )
-
-
-def _find(
-    cluster: BatchCluster, topics: list[str], group: str, settings: BatchSettings, batch_id: str
-) -> BatchSummary | None:
-    for topic in topics:
-        found = _summaries(cluster, topic, group, settings, batch_id)
-        if found:
-            return found[0]
-    return None
+    return _Context(cluster, topics, group, BatchSettings.from_env(env), "--topic" if args.topic else "KAFKA_TOPICS")
 
 
 if __name__ == "__main__":
