@@ -50,8 +50,11 @@ import pydantic
 from confluent_kafka import Consumer, Producer
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from neotool_common.batches.settings import BatchSettings
+from neotool_common.batches.summary import BatchSummary
 from neotool_common.clock import Clock, SystemClock
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.batch_watch import BatchWatch
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.engine import Engine
 from neotool_common.consumer.handlers import Handlers
@@ -59,7 +62,7 @@ from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.errors import CircuitOpenError, ConfigurationError, FatalClientError, HandlerContractError
 from neotool_common.observability.health import HealthState
 from neotool_common.observability.logs import configure_logging, get_logger, register_secret
-from neotool_common.observability.metrics import ConsumerMetrics
+from neotool_common.observability.metrics import BatchMetrics, ConsumerMetrics
 from neotool_common.records.message import Message
 from neotool_common.records.validation import EnvelopeReader, SchemaSource
 
@@ -87,6 +90,8 @@ class KafkaConsumerRunner:
     ordering: ClassVar[str] = "partition"
     batch_size: ClassVar[int] = 100
     batch_max_wait_ms: ClassVar[int] = 20
+    # Announce batches that became settled for the group (docs/batches.md); BATCH_ANNOUNCE overrides it.
+    announce_batches: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -96,8 +101,10 @@ class KafkaConsumerRunner:
         clock: Clock | None = None,
         consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
         producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+        batch_settings: BatchSettings | None = None,
     ) -> None:
         self.settings = settings if settings is not None else RunnerSettings.from_env(defaults_from=type(self))
+        self.batch_settings = batch_settings or BatchSettings.from_env(announce=self.announce_batches)
         self.registry = registry if registry is not None else REGISTRY
         self.metrics = ConsumerMetrics(self.registry, self.settings.group_id)
         clock = clock or SystemClock()
@@ -149,6 +156,15 @@ class KafkaConsumerRunner:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement process_batch()")
 
+    def on_batch_complete(self, summary: BatchSummary) -> None:
+        """Optional: the job's follow-up when a batch became settled for the group (``BATCH_ANNOUNCE=true``).
+
+        Called on the batch watch's thread, never the poll thread, by the member that announces the batch, before
+        the announcement is published. May raise: nothing is announced then, and it is called again on the next
+        refresh. May run more than once for one batch (a rebalance, a restart): make it idempotent on
+        ``summary.idempotency_key`` (``<batch_id>/<group>``).
+        """
+
     def redact_failure(self, text: str) -> str:
         """Optional: mask personal data in an exception's message or stack trace before it is dead-lettered.
 
@@ -170,7 +186,7 @@ class KafkaConsumerRunner:
         try:
             settings = RunnerSettings.from_env(env, defaults_from=cls)
             configure_logging(settings.log_level, settings.log_format)
-            runner = cls(settings)
+            runner = cls(settings, batch_settings=BatchSettings.from_env(env, announce=cls.announce_batches))
         except ConfigurationError as exc:
             _print_configuration_error(cls.__name__, exc)
             return EXIT_CONFIGURATION
@@ -201,12 +217,26 @@ class KafkaConsumerRunner:
 
     def run(self) -> None:
         """Consume until :meth:`stop`; raises ``CircuitOpenError`` when dead-lettering runs away."""
+        watch = self._batch_watch()
         try:
             self._engine.run(self._run_setup, self._run_teardown)
         except CircuitOpenError as exc:
             self.metrics.circuit_open_child.set(1)
             self._log.error("circuit breaker open: stopping instead of dead-lettering the topic", reason=str(exc))
             raise
+        finally:
+            if watch is not None:
+                watch.stop()
+
+    def _batch_watch(self) -> BatchWatch | None:
+        if not self.batch_settings.announce:
+            return None
+        metrics = BatchMetrics(self.registry, self.settings.group_id)
+        watch = BatchWatch(
+            self.settings, self.batch_settings, metrics, self._log, lambda: self.assignment, self.on_batch_complete
+        )
+        watch.start()
+        return watch
 
     @property
     def assignment(self) -> frozenset[tuple[str, int]]:

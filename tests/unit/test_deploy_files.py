@@ -37,6 +37,7 @@ ALERT_NAMES = {
     "NeotoolConsumerCommitFailures",
     "NeotoolConsumerDeadLetterWritesFailing",
     "NeotoolConsumerPartitionStuck",
+    "NeotoolConsumerBatchOverdue",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 

@@ -190,3 +190,15 @@ def test_handover_quotes_what_a_shell_would_split() -> None:
 
 class Reader:
     topics = ("reader.topic.v1",)
+
+
+def test_with_batches_plans_the_compacted_manifest_and_announcement_topics_once() -> None:
+    admin = FakeAdmin(brokers=5)
+    first = provision(ProvisionRequest((SOURCE,), with_source=True, with_batches=True), admin)
+    batches = [o.spec for o in first.outcomes if o.spec.role is Role.BATCHES]
+    assert [(s.name, s.partitions, s.configs["cleanup.policy"]) for s in batches] == [
+        (f"{SOURCE}.batches", 1, "compact"),
+        (f"{SOURCE}.batches.done", 1, "compact"),
+    ]
+    second = provision(ProvisionRequest((SOURCE,), with_source=True, with_batches=True), admin)
+    assert {o.status for o in second.outcomes} == {Status.EXISTS}

@@ -57,6 +57,9 @@ def _filter_options() -> _Parser:
     group.add_argument("--reason", action="append", metavar="REASON", help=f"repeatable; one of {reasons}")
     group.add_argument("--exception-type", action="append", metavar="TYPE", help="qualified or short class name")
     group.add_argument("--record-id", action="append", metavar="ID", help="repeatable")
+    group.add_argument(
+        "--batch-id", action="append", metavar="ID", help="repeatable; records of the batch (by its manifest)"
+    )
     group.add_argument("--since", metavar="WHEN", help="failed at or after: 30m, 2h, 1d, or ISO 8601 (UTC)")
     group.add_argument("--until", metavar="WHEN", help="failed at or before: same forms as --since")
     group.add_argument("--partition", action="append", type=_non_negative_int, metavar="P", help="repeatable")

@@ -9,7 +9,11 @@ import shutil
 import sys
 from datetime import UTC, datetime
 
+from neotool_common.batches.cluster import BatchCluster
+from neotool_common.batches.manifest import PartitionSpan
+from neotool_common.batches.reconcile import merge_spans
 from neotool_common.config.connection import KafkaConnection
+from neotool_common.deadletter.headers import DLQ_SUFFIX
 from neotool_common.dlqtool import render
 from neotool_common.dlqtool.cluster import DlqCluster, TopicInfo
 from neotool_common.dlqtool.filters import RecordFilter, parse_time_bound
@@ -52,6 +56,24 @@ def record_filter_of(args: argparse.Namespace) -> RecordFilter:
         partitions=frozenset(args.partition or ()),
         offset_from=args.offset_from,
         offset_to=args.offset_to,
+        batch_ids=frozenset(args.batch_id or ()),
+        batch_spans=_batch_spans(args) if args.batch_id else (),
+    )
+
+
+def _batch_spans(args: argparse.Namespace) -> tuple[tuple[str, PartitionSpan], ...]:
+    """Where the batches' records are, from the manifests of the DLQ's source topic (none: envelope ids only)."""
+    source = args.topic.removesuffix(DLQ_SUFFIX)
+    env = dict(os.environ)
+    if args.brokers:
+        env["KAFKA_BROKERS"] = args.brokers
+    cluster = BatchCluster(KafkaConnection.from_env(env), timeout_s=args.timeout)
+    manifests = cluster.manifests(source)
+    return tuple(
+        (source, span)
+        for batch_id in args.batch_id
+        for part in manifests.get(batch_id, [])
+        for span in merge_spans([part])
     )
 
 

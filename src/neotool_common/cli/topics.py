@@ -3,7 +3,7 @@ its source), idempotently; or print them, with the exact configs, for whoever ma
 
 ::
 
-    KAFKA_TOPICS=people.ingest.v1 neotool-topics [--with-source] [--dry-run]
+    KAFKA_TOPICS=people.ingest.v1 neotool-topics [--with-source] [--with-batches] [--dry-run]
     neotool-topics --consumer people_loader.flows.consumer:PeopleLoaderConsumer [--partitions N]
                    [--replication-factor N] [--dlq-retention-days 30] [--timeout 15]
 
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--consumer", metavar="MODULE:CLASS", help="read the topics from this consumer class")
     parser.add_argument("--with-source", action="store_true", help="create the source topics too (local work)")
+    parser.add_argument(
+        "--with-batches", action="store_true", help="create <topic>.batches and .batches.done (docs/batches.md)"
+    )
     parser.add_argument("--partitions", type=int, help="partitions of a source that does not exist yet (3)")
     parser.add_argument("--replication-factor", type=int, help="of new topics (default: min(3, brokers))")
     parser.add_argument(
@@ -63,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         request = ProvisionRequest(
             sources=topics_of(args.consumer, os.environ),
             with_source=args.with_source,
+            with_batches=args.with_batches,
             partitions=args.partitions,
             replication_factor=args.replication_factor,
             dlq_retention_ms=round(args.dlq_retention_days * _DAY_MS),

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
+
+from neotool_common.batches.manifest import PartitionSpan
 from neotool_common.deadletter.headers import DlqReason
 from neotool_common.dlqtool.records import DlqRecord, parse_timestamp
 from neotool_common.errors import ConfigurationError
@@ -58,6 +61,8 @@ class RecordFilter:
     ``since``/``until``    ``dlq.failed_at`` within the bounds (records without a failure time never match)
     ``partitions``         the DLQ partition is one of these
     ``offset_from``/``_to``  the DLQ offset is within the bounds
+    ``batch_ids``          the copy's original position is in the batch's manifest (``batch_spans``), or its
+                           envelope's ``batch_id`` is one of these (a record without a manifest, or replayed)
     =====================  ==========================================================================
     """
 
@@ -69,6 +74,8 @@ class RecordFilter:
     partitions: frozenset[int] = frozenset()
     offset_from: int | None = None
     offset_to: int | None = None
+    batch_ids: frozenset[str] = frozenset()
+    batch_spans: tuple[tuple[str, PartitionSpan], ...] = ()
     _short_types: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,7 +105,16 @@ class RecordFilter:
             and (not self.exception_types or self._type_matches(record.exception_type))
             and (not self.record_ids or record.record_id in self.record_ids)
             and self._failed_in_window(record)
+            and (not self.batch_ids or self._in_batch(record))
         )
+
+    def _in_batch(self, record: DlqRecord) -> bool:
+        topic, partition, offset = record.original_topic, record.original_partition, record.original_offset
+        if offset is not None and any(
+            t == topic and s.partition == partition and s.holds(offset) for t, s in self.batch_spans
+        ):
+            return True
+        return _envelope_batch_id(record.value) in self.batch_ids
 
     def may_match_offset(self, partition: int, offset: int) -> bool:
         """False when no record at this position can match: lets readers skip whole partitions and ranges."""
@@ -119,6 +135,7 @@ class RecordFilter:
         args += [arg for name in sorted(self.exception_types) for arg in ("--exception-type", name)]
         args += [arg for record_id in sorted(self.record_ids) for arg in ("--record-id", record_id)]
         args += [arg for p in sorted(self.partitions) for arg in ("--partition", str(p))]
+        args += [arg for batch_id in sorted(self.batch_ids) for arg in ("--batch-id", batch_id)]
         for option, bound in (("--since", self.since), ("--until", self.until)):
             if bound is not None:
                 args += [option, _spec_as_typed(bound.spec)]
@@ -155,6 +172,7 @@ class RecordFilter:
             "partitions": sorted(self.partitions),
             "offset_from": self.offset_from,
             "offset_to": self.offset_to,
+            **({"batch_ids": sorted(self.batch_ids)} if self.batch_ids else {}),
         }
 
 
@@ -169,6 +187,15 @@ def select(records: Iterable[DlqRecord], record_filter: RecordFilter, limit: int
             taken += 1
             if limit is not None and taken >= limit:
                 return
+
+
+def _envelope_batch_id(value: bytes | None) -> str | None:
+    try:
+        envelope = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    batch_id = envelope.get("batch_id") if isinstance(envelope, dict) else None
+    return batch_id if isinstance(batch_id, str) else None
 
 
 def _spec_as_typed(spec: str) -> str:

@@ -18,7 +18,15 @@ from prometheus_client.registry import Collector
 
 from neotool_common.deadletter.headers import DlqReason
 
-__all__ = ["METRIC_NAMES", "PAUSE_REASONS", "ConsumerMetrics", "FastHistogram", "TopicMetrics"]
+__all__ = [
+    "BATCH_STATES",
+    "METRIC_NAMES",
+    "PAUSE_REASONS",
+    "BatchMetrics",
+    "ConsumerMetrics",
+    "FastHistogram",
+    "TopicMetrics",
+]
 
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
@@ -26,6 +34,8 @@ _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4
 REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
 # Why a partition is paused: the reason label of neotool_consumer_partition_paused.
 PAUSE_REASONS: Final = frozenset({"retry_backoff", "dlq_backpressure", "in_flight_limit", "replay_done"})
+# A batch's state for a group: the state label of neotool_consumer_batches (neotool_common.batches.BatchState).
+BATCH_STATES: Final = ("open", "complete", "complete_with_rejects", "overdue")
 
 METRIC_NAMES: Final = frozenset(
     {
@@ -47,6 +57,8 @@ METRIC_NAMES: Final = frozenset(
         "neotool_consumer_partition_stalled_seconds",
         "neotool_consumer_assigned_partitions",
         "neotool_consumer_ready",
+        "neotool_consumer_batches",
+        "neotool_consumer_batch_announcements_total",
     }
 )
 
@@ -236,3 +248,28 @@ class ConsumerMetrics:
 
     def rebalance(self, kind: str) -> None:
         self.rebalances.labels(group=self.group, kind=kind).inc()
+
+
+class BatchMetrics:
+    """What the runner's batch watch (``BATCH_ANNOUNCE``) exports, in ``registry``, labelled by ``group``."""
+
+    def __init__(self, registry: CollectorRegistry, group: str) -> None:
+        self.group = group
+        # batches of the topic in each state for the group, as this member last reconciled them
+        self.batches = Gauge(
+            "neotool_consumer_batches", "Batches by state for the group", ("topic", "group", "state"), registry=registry
+        )
+        # (batch, group) announcements this member published to <topic>.batches.done
+        self.announcements = Counter(
+            "neotool_consumer_batch_announcements",
+            "Batch completions announced",
+            ("topic", "group"),
+            registry=registry,
+        )
+
+    def set_counts(self, topic: str, counts: dict[str, int]) -> None:
+        for state in BATCH_STATES:
+            self.batches.labels(topic=topic, group=self.group, state=state).set(counts.get(state, 0))
+
+    def announced(self, topic: str) -> None:
+        self.announcements.labels(topic=topic, group=self.group).inc()

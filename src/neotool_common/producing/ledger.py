@@ -10,22 +10,25 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from neotool_common.batches.tracker import BatchTracker
 from neotool_common.producing.delivery import DeliveryReport, FailedDelivery
 from neotool_common.producing.headers import Header
-from neotool_common.producing.spool import SpooledRecord
+from neotool_common.producing.spool import Spool, SpooledRecord
 
-__all__ = ["Ledger", "Outgoing", "Tally"]
+__all__ = ["Ledger", "Outgoing", "Tally", "spool_failure"]
 
 
 @dataclass
 class Outgoing:
-    """A record between ``produce()`` and its delivery report; ``entry_id`` is set for a spool re-send."""
+    """A record between ``produce()`` and its delivery report; ``entry_id`` is set for a spool re-send,
+    ``tracker`` for a record of a batch (it hears the record's final outcome)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: tuple[Header, ...]
     entry_id: str | None = None
+    tracker: BatchTracker | None = None
 
     def spooled(self, error: str, failed_at: datetime) -> SpooledRecord:
         return SpooledRecord(self.topic, self.key, self.value, self.headers, error, failed_at)
@@ -60,12 +63,16 @@ class Ledger:
         sequence = next(self._sequence)
         with self._lock:
             self._in_flight[sequence] = outgoing
+        if outgoing.tracker is not None:
+            outgoing.tracker.sent()
         return sequence
 
     def forget(self, sequence: int) -> None:
         """The record was never queued (the caller sees why)."""
         with self._lock:
-            del self._in_flight[sequence]
+            outgoing = self._in_flight.pop(sequence)
+        if outgoing.tracker is not None:
+            outgoing.tracker.unsent()
 
     def answered(self, sequence: int) -> Outgoing | None:
         """The record whose delivery report came; None when it was given up on at close."""
@@ -83,7 +90,9 @@ class Ledger:
         with self._lock:
             return {o.entry_id for o in self._in_flight.values() if o.entry_id is not None}
 
-    def delivered(self, outgoing: Outgoing) -> None:
+    def delivered(self, outgoing: Outgoing, partition: int, offset: int) -> None:
+        if outgoing.tracker is not None:
+            outgoing.tracker.acknowledged(partition, offset)
         with self._lock:
             if outgoing.entry_id is None:
                 self._tally.delivered += 1
@@ -93,6 +102,8 @@ class Ledger:
 
     def failed(self, outgoing: Outgoing, spooled: bool, problem: str) -> None:
         """A final failure; one that is in no spool is named in the next report."""
+        if outgoing.tracker is not None:
+            outgoing.tracker.failed(spooled)
         with self._lock:
             for tally in (self._tally, self._totals):
                 tally.failed += 1
@@ -124,3 +135,14 @@ class Ledger:
 
     def _pending(self) -> int:
         return sum(1 for outgoing in self._in_flight.values() if outgoing.entry_id is None)
+
+
+def spool_failure(spool: Spool | None, outgoing: Outgoing, error: str, failed_at: datetime) -> tuple[bool, str]:
+    """Append a finally failed record to ``spool``: whether it is safe there, and the problem to report if not."""
+    if spool is None:
+        return False, error
+    try:
+        spool.append(outgoing.spooled(error, failed_at))
+    except OSError as exc:
+        return False, f"{error}; the spool write failed too: {exc}"
+    return True, error

@@ -13,28 +13,23 @@ Public API::
         .totals -> DeliveryReport                           the same, since the producer was made
         .resend_spooled(timeout=30.0) -> int                re-publish the spool, drop what was acknowledged
         .close(timeout=30.0) -> DeliveryReport              also on leaving ``with``
+        .batch(topic, *, batch_id=None, part=None, expected_parts=1) -> BatchPublication
 
-``on_acknowledged`` receives an :class:`Acknowledgement` (topic, partition, offset, key) for every record the
-broker acknowledged, so a caller can tell exactly which records are safe.
+``on_acknowledged`` receives an :class:`Acknowledgement` (topic, partition, offset, key) per acknowledged record.
 
-Settings (platform standard §4.3) come from :meth:`KafkaConnection.producer_config`: ``acks=all``,
-idempotence, zstd, ``linger.ms`` 5 and retries within ``delivery.timeout.ms``. ``extra_config`` overrides
-those defaults and ``KAFKA_CONFIG_*`` from the environment overrides both; a result that breaks the standard
-(:func:`check_producer_config`) raises :class:`~neotool_common.errors.ConfigurationError` at construction.
+Settings (platform standard §4.3, :meth:`KafkaConnection.producer_config`): ``extra_config`` overrides them and
+``KAFKA_CONFIG_*`` overrides both; a result that breaks the standard (:func:`check_producer_config`) raises
+:class:`~neotool_common.errors.ConfigurationError` at construction.
 
-Delivery is asynchronous: ``publish`` returns once librdkafka has queued the record, and the outcome is
-known when a later ``publish``, ``flush`` or ``close`` serves the delivery reports. librdkafka retries on its
-own until ``delivery.timeout.ms``; a failure after that is final, and a final failure is never silent:
+Delivery is asynchronous: the outcome of ``publish`` is known when a later ``publish``, ``flush`` or ``close``
+serves the delivery reports; librdkafka retries until ``delivery.timeout.ms``, and a final failure is never
+silent: with a :class:`~neotool_common.producing.spool.Spool` the record is appended to it (``spooled``) and
+:meth:`EnvelopeProducer.resend_spooled` publishes it again; without one (or when the spool write fails)
+:meth:`EnvelopeProducer.flush` raises :class:`DeliveryError` naming it. Records unanswered when ``close()`` gives
+up are treated the same way; they may still have reached the broker, so delivery is at-least-once and consumers
+key their writes on ``record_id``. Only non-secret settings are logged, and records by topic and error only.
 
-* with a :class:`~neotool_common.producing.spool.Spool`, the record (topic, key, value, headers, error, failed_at) is
-  appended to it and counted as ``spooled``; :meth:`EnvelopeProducer.resend_spooled` publishes it again;
-* without one, or when the spool write itself fails, :meth:`EnvelopeProducer.flush` raises
-  :class:`DeliveryError` naming every such record.
-
-Records still unacknowledged when ``close()`` gives up waiting are treated the same way. They may still
-have reached the broker, so a re-send can duplicate them: delivery is at-least-once, and consumers key
-their writes on ``record_id``. Secrets are never logged: only an allow-list of non-secret settings is logged,
-and records are logged by topic and error only (never key, value or headers).
+``batch(topic)`` publishes a batch, then its manifest (:mod:`neotool_common.producing.batch`, docs/batches.md).
 """
 
 from __future__ import annotations
@@ -48,9 +43,11 @@ from typing import Any, Final, Self
 import structlog
 from confluent_kafka import KafkaException, Producer
 
+from neotool_common.batches.tracker import BatchTracker
 from neotool_common.config.clients import ClientKind, for_client
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
+from neotool_common.producing.batch import BatchPublication
 from neotool_common.producing.config import check_producer_config, loggable_settings
 from neotool_common.producing.delivery import (
     Acknowledgement,
@@ -61,7 +58,7 @@ from neotool_common.producing.delivery import (
 )
 from neotool_common.producing.envelope import build_envelope, encode_envelope, new_batch_id
 from neotool_common.producing.headers import HeaderInput, as_bytes, normalize_headers
-from neotool_common.producing.ledger import Ledger, Outgoing
+from neotool_common.producing.ledger import Ledger, Outgoing, spool_failure
 from neotool_common.producing.protocols import ProducerLike, SystemWallClock, WallClock
 from neotool_common.producing.spool import SPOOL_DIR_ENV, Spool
 
@@ -133,25 +130,39 @@ class EnvelopeProducer:
         batch_id: str | None = None,
         key: str | bytes | None = None,
         headers: HeaderInput | None = None,
+        tracker: BatchTracker | None = None,
     ) -> dict[str, Any]:
         """Queue ``payload`` in an envelope, keyed by ``record_id`` unless ``key`` is given; returns the envelope.
 
         Raises ``ValueError``/``TypeError`` for a bad envelope (see :func:`build_envelope`) and
-        ``RuntimeError`` after ``close()``. May block briefly while librdkafka's queue is full.
+        ``RuntimeError`` after ``close()``. May block briefly while librdkafka's queue is full. ``tracker`` (a
+        batch's, see :meth:`batch`) hears the record's final outcome.
         """
         moment = datetime.fromtimestamp(self._clock.time(), UTC)
         envelope = build_envelope(
             payload, record_id=record_id, batch_id=self.batch_id if batch_id is None else batch_id, ingested_at=moment
         )
-        self.publish_raw(topic, encode_envelope(envelope), key=record_id if key is None else key, headers=headers)
+        value, key = encode_envelope(envelope), record_id if key is None else key
+        self.publish_raw(topic, value, key=key, headers=headers, tracker=tracker)
         return envelope
 
     def publish_raw(
-        self, topic: str, value: bytes | None, key: str | bytes | None = None, headers: HeaderInput | None = None
+        self,
+        topic: str,
+        value: bytes | None,
+        key: str | bytes | None = None,
+        headers: HeaderInput | None = None,
+        tracker: BatchTracker | None = None,
     ) -> None:
         """Queue ``value`` exactly as given (any bytes, or ``None`` for a tombstone); same guarantees as ``publish``."""
         self._require_open()
-        self._send(Outgoing(topic, as_bytes(key), value, normalize_headers(headers)))
+        self._send(Outgoing(topic, as_bytes(key), value, normalize_headers(headers), tracker=tracker))
+
+    def batch(
+        self, topic: str, *, batch_id: str | None = None, part: str | None = None, expected_parts: int = 1
+    ) -> BatchPublication:
+        """A batch of ``topic`` (a new ``batch_id`` unless given) whose manifest is published when it is closed."""
+        return BatchPublication(self, topic, batch_id=batch_id, part=part, expected_parts=expected_parts)
 
     # -- outcomes ---------------------------------------------------------------------------------
 
@@ -176,9 +187,8 @@ class EnvelopeProducer:
     def resend_spooled(self, timeout: float = 30.0) -> int:
         """Publish every spooled record again and remove those the broker acknowledged; returns how many.
 
-        Waits up to ``timeout`` seconds. A record that fails again stays in the spool as it was (it is not
-        spooled twice), and so does one still unanswered at the timeout; if that one is acknowledged later,
-        a later ``flush`` removes it. Raises :class:`ConfigurationError` when this producer has no spool.
+        Waits up to ``timeout`` s. A record that fails again, or is unanswered then, stays in the spool as it was
+        (a later ``flush`` removes it once acknowledged). :class:`ConfigurationError` when there is no spool.
         """
         spool = self._require_spool()
         self._require_open()
@@ -252,29 +262,19 @@ class EnvelopeProducer:
             self._final_failure(outgoing, describe_error(error))
 
     def _acknowledged(self, outgoing: Outgoing, message: Any) -> None:
-        self._ledger.delivered(outgoing)
+        self._ledger.delivered(outgoing, message.partition(), message.offset())
         if self._on_acknowledged is not None:
             self._on_acknowledged(
                 Acknowledgement(message.topic(), message.partition(), message.offset(), message.key())
             )
 
     def _final_failure(self, outgoing: Outgoing, error: str) -> None:
-        spooled, problem = self._try_spool(outgoing, error)
+        spooled, problem = spool_failure(self._spool, outgoing, error, datetime.fromtimestamp(self._clock.time(), UTC))
         self._ledger.failed(outgoing, spooled, problem)
         if spooled:
             _log.warning("producer.record_spooled", topic=outgoing.topic, error=error)
         else:
             _log.error("producer.record_not_delivered", topic=outgoing.topic, error=problem)
-
-    def _try_spool(self, outgoing: Outgoing, error: str) -> tuple[bool, str]:
-        if self._spool is None:
-            return False, error
-        failed_at = datetime.fromtimestamp(self._clock.time(), UTC)
-        try:
-            self._spool.append(outgoing.spooled(error, failed_at))
-        except OSError as exc:
-            return False, f"{error}; the spool write failed too: {exc}"
-        return True, error
 
     def _settle_resent(self) -> int:
         acknowledged = self._ledger.take_resend_acknowledged()

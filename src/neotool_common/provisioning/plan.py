@@ -9,6 +9,8 @@ For each source topic the consumer reads:
                           ``min.insync.replicas`` 2 from three replicas on (the DLQ producer writes ``acks=all``)
 ``<topic>.dlq.parked``    where ``neotool-dlq replay`` parks records that keep coming back; like the DLQ, kept
                           until someone decides (``retention.ms`` -1)
+``<topic>.batches``       only with ``with_batches``: batch manifests (docs/batches.md); compacted, 1 partition
+``<topic>.batches.done``  only with ``with_batches``: batch announcements; compacted, 1 partition
 =======================  ==========================================================================
 
 A dead-letter copy is the source record, byte for byte, plus the ``dlq.*`` headers; the DLQ producer's own limit
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from neotool_common.batches.manifest import announcement_topic_for, manifest_topic_for
 from neotool_common.deadletter.headers import PARKED_SUFFIX, dlq_topic_for
 from neotool_common.deadletter.publisher import DlqPolicy
 
@@ -33,6 +36,7 @@ __all__ = [
     "ExistingTopic",
     "Role",
     "TopicSpec",
+    "batch_topics",
     "config_names",
     "differences",
     "dlq_configs",
@@ -63,6 +67,7 @@ class Role(StrEnum):
     SOURCE = "source"
     DLQ = "dlq"
     PARKED = "parked"
+    BATCHES = "batches"
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,7 @@ def plan_topics(
     partitions: int,
     replication_factor: int,
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS,
+    with_batches: bool = False,
 ) -> list[TopicSpec]:
     """Every topic ``sources`` need, in order (each source, then its DLQ, then its parked topic).
 
@@ -128,7 +134,18 @@ def plan_topics(
         dlq = dlq_topic_for(source)
         specs.append(TopicSpec(dlq, Role.DLQ, count, replicas, configs))
         specs.append(TopicSpec(dlq + PARKED_SUFFIX, Role.PARKED, count, replicas, {**configs, "retention.ms": "-1"}))
+        if with_batches:
+            specs += batch_topics(source, replicas)
     return specs
+
+
+def batch_topics(source: str, replication_factor: int) -> list[TopicSpec]:
+    """The manifest and announcement topics of ``source``: compacted (one record per key survives), 1 partition."""
+    configs = {"cleanup.policy": "compact"}
+    if replication_factor >= 3:
+        configs["min.insync.replicas"] = "2"
+    names = (manifest_topic_for(source), announcement_topic_for(source))
+    return [TopicSpec(name, Role.BATCHES, 1, replication_factor, configs) for name in names]
 
 
 def differences(spec: TopicSpec, found: ExistingTopic) -> list[str]:

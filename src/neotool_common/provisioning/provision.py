@@ -52,6 +52,7 @@ class ProvisionRequest:
     partitions: int | None = None  # default: 3 for a new source
     replication_factor: int | None = None  # default: min(3, brokers)
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS
+    with_batches: bool = False
     dry_run: bool = False
 
     def __post_init__(self) -> None:
@@ -107,6 +108,7 @@ def provision(request: ProvisionRequest, admin: TopicAdmin) -> Report:
         partitions=request.partitions or 3,
         replication_factor=replicas,
         dlq_retention_ms=request.dlq_retention_ms,
+        with_batches=request.with_batches,
     )
     report = Report()
     to_create: list[TopicSpec] = []
@@ -126,7 +128,9 @@ def provision(request: ProvisionRequest, admin: TopicAdmin) -> Report:
 
 def _sketch(request: ProvisionRequest) -> list[TopicSpec]:
     """The plan's topic names and config names, before anything is known of the cluster."""
-    return plan_topics(request.sources, {}, with_source=True, partitions=1, replication_factor=1)
+    return plan_topics(
+        request.sources, {}, with_source=True, partitions=1, replication_factor=1, with_batches=request.with_batches
+    )
 
 
 def _create(specs: Sequence[TopicSpec], admin: TopicAdmin, *, dry_run: bool) -> list[Outcome]:

@@ -1,0 +1,244 @@
+"""The runner's batch watch: notices batches that became settled for its group, and announces each once.
+
+A background thread (never the poll loop) reads, every ``BATCH_WATCH_INTERVAL_MS``, what is new on each source
+topic's ``<topic>.batches``, ``<topic>.dlq`` and ``<topic>.batches.done``, asks the group's committed offsets,
+and reconciles every batch (:func:`neotool_common.batches.reconcile`). For a batch that is settled and not
+announced yet, the member that owns partition 0 of the topic:
+
+1. calls the runner's ``on_batch_complete(summary)`` (on this thread); if it raises, nothing is announced and it
+   is called again on the next refresh, so it may run more than once: ``summary.idempotency_key``
+   (``<batch_id>/<group>``) is the key to make it idempotent with;
+2. publishes the announcement, keyed by that same key, to the compacted ``<topic>.batches.done`` and waits for
+   the broker's acknowledgement;
+3. logs one INFO line ``batch complete`` with ``batch_id``, ``records_processed`` and the counts by reason.
+
+What is guaranteed: at most one announcement per (batch, group) survives compaction, and readers dedupe by key.
+One is written in the steady state: only partition 0's owner writes, and only after reading the announcements
+topic up to date. Two can be written only when partition 0 changes hands while a refresh is under way (a lost
+member that has not noticed yet); both carry the same key and summary. At least one is written once the batch is
+settled, as long as some member of the group runs. Overdue batches are counted in ``neotool_consumer_batches``
+(state ``overdue``) and logged once per batch as a WARNING by every member.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+from confluent_kafka import Producer
+
+from neotool_common.batches.cluster import BatchCluster, TopicTail, dlq_fact_of
+from neotool_common.batches.manifest import BatchManifest, announcement_topic_for, manifest_topic_for
+from neotool_common.batches.reconcile import DlqFact, reconcile
+from neotool_common.batches.settings import BatchSettings
+from neotool_common.batches.summary import BatchState, BatchSummary
+from neotool_common.config.settings import RunnerSettings
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.observability.metrics import BatchMetrics
+
+__all__ = ["BatchWatch", "TopicFacts"]
+
+_FLUSH_S: Final = 10.0
+_FAILURE_LOG_INTERVAL_S: Final = 60.0
+Key = tuple[str, int]
+
+
+class TopicFacts:
+    """What the watch has read so far of one topic's manifests, DLQ copies and announcements."""
+
+    def __init__(self, cluster: BatchCluster, topic: str) -> None:
+        self.topic = topic
+        self._cluster = cluster
+        self._tails: dict[str, TopicTail | None] = {}
+        self._manifests: dict[bytes, BatchManifest | None] = {}
+        self.dlq: list[DlqFact] = []
+        self.announced: set[str] = set()
+        self.overdue_logged: set[str] = set()
+
+    def refresh(self) -> None:
+        for message in self._new(manifest_topic_for(self.topic)):
+            try:
+                value = message.value()
+                self._manifests[message.key() or b""] = None if value is None else BatchManifest.decode(value)
+            except (ValueError, KeyError, TypeError):
+                continue
+        self.dlq += [fact for message in self._new(dlq_topic_for(self.topic)) if (fact := dlq_fact_of(message))]
+        self.announced |= {
+            (m.key() or b"").decode(errors="replace") for m in self._new(announcement_topic_for(self.topic))
+        }
+
+    def batches(self) -> dict[str, list[BatchManifest]]:
+        found: dict[str, list[BatchManifest]] = {}
+        for manifest in self._manifests.values():
+            if manifest is not None:
+                found.setdefault(manifest.batch_id, []).append(manifest)
+        return found
+
+    def close(self) -> None:
+        for tail in self._tails.values():
+            if tail is not None:
+                tail.close()
+
+    def _new(self, name: str) -> list[Any]:
+        tail = self._tails.get(name)
+        if tail is None:
+            tail = self._tails[name] = self._cluster.tail(name)  # a topic that appears later is found later
+        return [] if tail is None else tail.catch_up()
+
+
+class BatchWatch:
+    """See the module docstring. ``assignment`` says which partitions this member owns now (any thread)."""
+
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        batches: BatchSettings,
+        metrics: BatchMetrics,
+        log: Any,
+        assignment: Callable[[], frozenset[Key]],
+        on_complete: Callable[[BatchSummary], object],
+        clock: Callable[[], float] = time.time,
+        cluster: BatchCluster | None = None,
+        producer_factory: Callable[[dict[str, Any]], Any] = Producer,
+    ) -> None:
+        self._group = settings.group_id
+        self._topics = tuple(settings.topics)
+        self._batches = batches
+        self._metrics = metrics
+        self._log = log
+        self._assignment = assignment
+        self._on_complete = on_complete
+        self._clock = clock
+        self._cluster = cluster or BatchCluster(settings.connection, client_id=f"neotool-batch-watch-{self._group}")
+        self._producer_config = {**settings.connection.producer_config(), "log_level": 0}
+        self._producer_factory = producer_factory
+        self._producer: Any = None
+        self._facts: dict[str, TopicFacts] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"batch-watch-{self._group}", daemon=True)
+        self._last_failure_log = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        interval_s = self._batches.watch_interval_ms / 1000
+        try:
+            while not self._stop.wait(interval_s):
+                self._refresh_safely()
+        finally:
+            for facts in self._facts.values():
+                facts.close()
+            if self._producer is not None:
+                self._producer.flush(1.0)
+
+    def _refresh_safely(self) -> None:
+        try:
+            self.refresh()
+        except Exception as error:  # noqa: BLE001 - a watch that died would never announce again: log, go on
+            now = time.monotonic()
+            if now - self._last_failure_log >= _FAILURE_LOG_INTERVAL_S:
+                self._last_failure_log = now
+                self._log.warning("batch watch refresh failed", error=str(error))
+
+    def refresh(self) -> list[BatchSummary]:
+        """Reconcile every batch of every topic once; returns the summaries announced now."""
+        return [summary for topic in self._topics for summary in self._refresh_topic(topic)]
+
+    def _refresh_topic(self, topic: str) -> list[BatchSummary]:
+        facts = self._facts.get(topic)
+        if facts is None:
+            facts = self._facts[topic] = TopicFacts(self._cluster, topic)
+        facts.refresh()
+        batches = facts.batches()
+        partitions = self._cluster.partitions(topic) if batches else None
+        if partitions is None:
+            self._metrics.set_counts(topic, {})
+            return []
+        committed = self._cluster.committed(self._group, topic, partitions)
+        now_ms, overdue_ms = int(self._clock() * 1000), self._batches.overdue_ms
+        found = [
+            reconcile(p, self._group, committed, facts.dlq, now_ms=now_ms, overdue_ms=overdue_ms)
+            for p in batches.values()
+        ]
+        self._metrics.set_counts(topic, dict(Counter(summary.state.value for summary in found)))
+        announced: list[BatchSummary] = []
+        for summary in found:
+            if summary.state is BatchState.OVERDUE:
+                self._log_overdue(summary, facts)
+            elif self._due(summary, facts) and self._announce(summary, facts):
+                announced.append(summary)
+        return announced
+
+    def _due(self, summary: BatchSummary, facts: TopicFacts) -> bool:
+        """Settled, not announced yet, and this member owns partition 0 of the topic (the announcer)."""
+        return (
+            summary.state.settled
+            and summary.idempotency_key not in facts.announced
+            and (summary.topic, 0) in self._assignment()
+        )
+
+    def _announce(self, summary: BatchSummary, facts: TopicFacts) -> bool:
+        try:
+            self._on_complete(summary)
+        except Exception as error:  # noqa: BLE001 - the job's hook: logged, called again on the next refresh
+            self._log.error("on_batch_complete failed; not announced yet", batch_id=summary.batch_id, error=str(error))
+            return False
+        if not self._publish(summary):
+            return False
+        facts.announced.add(summary.idempotency_key)
+        self._metrics.announced(summary.topic)
+        self._log.info(
+            "batch complete",
+            batch_id=summary.batch_id,
+            topic=summary.topic,
+            state=summary.state.value,
+            records_expected=summary.expected,
+            records_processed=summary.processed,
+            records_rejected=summary.rejected,
+            rejected_by_reason=dict(summary.rejected_by_reason),
+            duplicates=summary.duplicates,
+            idempotency_key=summary.idempotency_key,
+        )
+        return True
+
+    def _publish(self, summary: BatchSummary) -> bool:
+        if self._producer is None:
+            self._producer = self._producer_factory(self._producer_config)
+        outcome: list[object] = []
+        value = orjson.dumps({**summary.as_json(), "announced_at_ms": int(self._clock() * 1000)})
+        self._producer.produce(
+            announcement_topic_for(summary.topic),
+            value=value,
+            key=summary.idempotency_key.encode(),
+            on_delivery=lambda error, _: outcome.append(error),
+        )
+        self._producer.flush(_FLUSH_S)
+        if outcome != [None]:
+            self._log.warning("batch announcement not acknowledged; trying again later", batch_id=summary.batch_id)
+            return False
+        return True
+
+    def _log_overdue(self, summary: BatchSummary, facts: TopicFacts) -> None:
+        if summary.batch_id in facts.overdue_logged:
+            return
+        facts.overdue_logged.add(summary.batch_id)
+        self._log.warning(
+            "batch overdue",
+            batch_id=summary.batch_id,
+            topic=summary.topic,
+            records_expected=summary.expected,
+            records_processed=summary.processed,
+            records_pending=summary.pending,
+            holding_back=list(summary.holding_back),
+            age_ms=summary.age_ms,
+        )
