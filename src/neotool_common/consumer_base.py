@@ -55,6 +55,7 @@ from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.engine import Engine
 from neotool_common.consumer.handlers import Handlers
+from neotool_common.consumer.tiers.assembly import check_key_order
 from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.errors import CircuitOpenError, ConfigurationError, FatalClientError, HandlerContractError
 from neotool_common.observability.health import HealthState
@@ -87,6 +88,9 @@ class KafkaConsumerRunner:
     ordering: ClassVar[str] = "partition"
     batch_size: ClassVar[int] = 100
     batch_max_wait_ms: ClassVar[int] = 20
+    # Delay tiers after the in-place retries (docs/retry-topics.md); RETRY_TOPIC_* override them.
+    retry_topic_delays_ms: ClassVar[tuple[int, ...]] = ()
+    retry_topic_key_order: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -110,6 +114,7 @@ class KafkaConsumerRunner:
         )
         handlers = Handlers.of(self, KafkaConsumerRunner)
         _check_async_hooks(type(self), handlers.is_async)
+        check_key_order(self.settings, handlers)
         reader = EnvelopeReader(self.payload_schema, self.payload_model)
         self._engine = Engine(self._ctx, handlers, reader, self.registry, consumer_factory, producer_factory)
         for secret in (self.settings.connection.sasl_password, self.settings.connection.ssl_key_password):

@@ -12,6 +12,18 @@ is always the next one due, so holding the partition until then never delays a r
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+__all__ = [
+    "RETRY_INFIX",
+    "RetryTopicPolicy",
+    "delay_label",
+    "group_label",
+    "is_retry_topic",
+    "parse_delays",
+    "retry_topic",
+    "retry_topics",
+]
 
 RETRY_INFIX = ".retry."
 _TOPIC_MAX = 249
@@ -47,5 +59,38 @@ def retry_topics(source: str, group_id: str, delays_ms: tuple[int, ...]) -> tupl
     return tuple(retry_topic(source, group_id, delay) for delay in delays_ms)
 
 
+def parse_delays(raw: str) -> tuple[int, ...]:
+    """``"30000, 300000"`` -> ``(30000, 300000)``; a ValueError saying what is wrong otherwise."""
+    try:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a comma-separated list of whole milliseconds") from None
+
+
 def is_retry_topic(topic: str) -> bool:
     return RETRY_INFIX in topic
+
+
+@dataclass(frozen=True)
+class RetryTopicPolicy:
+    """The delay tiers a group retries through once a record's in-place attempts are spent.
+
+    ``delays_ms`` empty: no tier, no retry topic read or needed (the default). ``key_order``: while a record of
+    a key waits in a tier, later records of that key follow it there instead of overtaking it.
+    """
+
+    delays_ms: tuple[int, ...] = ()
+    key_order: bool = False
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(delay, int) or delay <= 0 for delay in self.delays_ms):
+            raise ValueError("every retry delay must be a positive number of milliseconds")
+        if len(set(self.delays_ms)) != len(self.delays_ms):
+            raise ValueError("each retry delay may appear once (one topic per delay)")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.delays_ms)
+
+    def topics_for(self, source: str, group_id: str) -> tuple[str, ...]:
+        return retry_topics(source, group_id, self.delays_ms)
