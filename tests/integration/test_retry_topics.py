@@ -41,18 +41,19 @@ class Attempt:
 
 
 class TierConsumer(RecordingConsumer):
-    """Fails ``{"fail": n}`` records n times, in the group named by ``{"in": group}`` only."""
+    """Fails ``{"fail": n}`` records n times, in the groups listed in ``{"in": [...]}`` only."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.log: list[Attempt] = []
+        self.batches: list[list[str]] = []
 
     def process(self, message: Message) -> None:
         started = int(time.time() * 1000)
         due = message.header(rh.RETRY_DUE_AT)
         ok = True
         try:
-            if message.payload.get("in", self.settings.group_id) == self.settings.group_id:
+            if self.settings.group_id in message.payload["in"]:
                 super().process(message)
             else:
                 with self.lock:
@@ -67,13 +68,27 @@ class TierConsumer(RecordingConsumer):
                 )
 
 
+class BatchTierConsumer(TierConsumer):
+    """The same, through ``process_batch()``: one failing record fails its whole batch."""
+
+    def process_batch(self, messages: list[Message]) -> None:
+        with self.lock:
+            self.batches.append([m.record_id for m in messages])
+        if len(messages) > 1 and any(m.payload.get("fail") for m in messages):
+            raise ConnectionError("a record of the batch failed")  # the runner splits it: one by one
+        for m in messages:
+            self.process(m)
+
+
 @dataclass
 class Run:
     topic: str
     group_a: str
     group_b: str
+    c_group: str
     a: TierConsumer
     b: TierConsumer
+    c: BatchTierConsumer
     dlq: list[ReadRecord]
     bootstrap: str
 
@@ -92,21 +107,23 @@ def run(kafka: KafkaEndpoint) -> Run:
     suffix = uuid.uuid4().hex[:8]
     topic = kafka.create_topic(f"t.retry-topics.{suffix}", 1)
     kafka.create_topic(topic + ".dlq", 1)
-    group_a, group_b = f"a-{suffix}", f"b-{suffix}"
-    for group in (group_a, group_b):
+    group_a, group_b, group_c = f"a-{suffix}", f"b-{suffix}", f"c-{suffix}"
+    for group in (group_a, group_b, group_c):
         for tier_topic in retry_topics(topic, group, DELAYS):
             kafka.create_topic(tier_topic, 2)
     tiers = ",".join(str(d) for d in DELAYS)
     env = {"RETRY_MAX_ATTEMPTS": "1", "RETRY_TOPIC_DELAYS_MS": tiers}
     a = TierConsumer(settings_for(kafka.bootstrap_servers, topic, group_a, RETRY_TOPIC_KEY_ORDER="true", **env))
     b = TierConsumer(settings_for(kafka.bootstrap_servers, topic, group_b, **env))
-    values = [(key, envelope(rid, {**payload, "in": group_a})) for key, rid, payload in RECORDS]
-    with running(a), running(b):
+    c = BatchTierConsumer(settings_for(kafka.bootstrap_servers, topic, group_c, BATCH_MAX_WAIT_MS="200", **env))
+    values = [(key, envelope(rid, {**payload, "in": [group_a, group_c]})) for key, rid, payload in RECORDS]
+    with running(a), running(b), running(c):
         produce(kafka.bootstrap_servers, topic, values)
         wait_until(lambda: len(b.processed) == len(RECORDS), what="group B processed every record")
         wait_until(lambda: len(a.processed) == len(RECORDS) - 1, what="group A processed all but dead-1")
-        dlq = read_topic(kafka.bootstrap_servers, topic + ".dlq", expect=1)
-    return Run(topic, group_a, group_b, a, b, dlq, kafka.bootstrap_servers)
+        wait_until(lambda: len(c.processed) == len(RECORDS) - 1, what="group C processed all but dead-1")
+        dlq = read_topic(kafka.bootstrap_servers, topic + ".dlq", expect=2)
+    return Run(topic, group_a, group_b, group_c, a, b, c, dlq, kafka.bootstrap_servers)
 
 
 def _attempts(consumer: TierConsumer, record_id: str) -> list[Attempt]:
@@ -119,7 +136,8 @@ def test_an_outage_longer_than_in_place_retries_passes_through_the_tiers_while_t
     assert [(a.topic, a.ok) for a in slow] == [(run.topic, False), (tier_a[0], False), (tier_a[1], True)]
     processed = [m.record_id for m in run.a.processed]
     assert processed.index("ok-5") < processed.index("slow-1")  # the source partition was never held for it
-    assert [r.header("dlq.original.offset") for r in run.dlq] == ["1"]  # dead-1 only: slow-1 is not in the DLQ
+    dead = [(r.header("dlq.consumer.group"), r.header("dlq.original.offset")) for r in run.dlq]
+    assert sorted(dead) == [(run.group_a, "1"), (run.c_group, "1")]  # dead-1 only: slow-1 is not in the DLQ
 
 
 def test_no_record_is_tried_again_before_its_due_time(run: Run) -> None:
@@ -129,7 +147,7 @@ def test_no_record_is_tried_again_before_its_due_time(run: Run) -> None:
 
 
 def test_a_record_failing_every_tier_is_dead_lettered_with_its_whole_history(run: Run) -> None:
-    (record,) = run.dlq
+    (record,) = [r for r in run.dlq if r.header("dlq.consumer.group") == run.group_a]
     assert (record.header("dlq.original.topic"), record.header("dlq.reason")) == (run.topic, "retries_exhausted")
     assert (record.header("dlq.consumer.group"), record.header("dlq.attempts")) == (run.group_a, "3")
     history = json.loads(record.headers[rh.RETRY_HISTORY] or b"[]")
@@ -152,3 +170,11 @@ def test_retries_of_one_group_never_reach_the_other(run: Run) -> None:
     assert {a.topic for a in run.b.log} == {run.topic}
     for tier_topic in retry_topics(run.topic, run.group_b, DELAYS):
         assert read_topic(run.bootstrap, tier_topic) == []
+
+
+def test_process_batch_moves_only_the_failing_records_of_a_batch_to_a_tier(run: Run) -> None:
+    first_tier = retry_topics(run.topic, run.c_group, DELAYS)[0]
+    moved = {json.loads(r.value or b"{}")["record_id"] for r in read_topic(run.bootstrap, first_tier)}
+    assert moved == {"slow-1", "dead-1"}
+    assert sorted(m.record_id for m in run.c.processed) == sorted(rid for _, rid, _ in RECORDS if rid != "dead-1")
+    assert any(len(batch) > 1 for batch in run.c.batches)  # batches were formed, and failed, and were split
