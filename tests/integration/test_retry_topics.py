@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from neotool_common.records.message import Message
 from neotool_common.testing.harness import ReadRecord, read_topic, running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
-from .runner_support import RecordingConsumer, envelope, produce, settings_for
+from .runner_support import RecordingConsumer, envelope, every_group_protocol, produce, settings_for
 
 pytestmark = pytest.mark.kafka
 
@@ -47,6 +48,9 @@ class TierConsumer(RecordingConsumer):
         super().__init__(*args, **kwargs)
         self.log: list[Attempt] = []
         self.batches: list[list[str]] = []
+
+    def ctx_partitions(self) -> int:
+        return len(self._ctx.partitions)
 
     def process(self, message: Message) -> None:
         started = int(time.time() * 1000)
@@ -178,3 +182,30 @@ def test_process_batch_moves_only_the_failing_records_of_a_batch_to_a_tier(run: 
     assert moved == {"slow-1", "dead-1"}
     assert sorted(m.record_id for m in run.c.processed) == sorted(rid for _, rid, _ in RECORDS if rid != "dead-1")
     assert any(len(batch) > 1 for batch in run.c.batches)  # batches were formed, and failed, and were split
+
+
+@every_group_protocol
+def test_a_record_waiting_in_a_tier_through_a_rebalance_is_handled_once_due_and_never_dead_lettered(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], protocol: dict[str, str]
+) -> None:
+    topic = make_topic(2)
+    make_topic(name=topic + ".dlq")
+    group = f"rebalance-{uuid.uuid4().hex[:8]}"
+    tier = make_topic(2, name=retry_topics(topic, group, (3000,))[0])
+    env = {**protocol, "RETRY_MAX_ATTEMPTS": "1", "RETRY_TOPIC_DELAYS_MS": "3000"}
+    first = TierConsumer(settings_for(kafka.bootstrap_servers, topic, group, **env))
+    second = TierConsumer(settings_for(kafka.bootstrap_servers, topic, group, **env))
+    second.attempts, second.lock = first.attempts, first.lock  # r-0 fails once in the group, whoever reads it
+    records = [(f"k-{n}".encode(), envelope(f"r-{n}", {"fail": 1 if n == 0 else 0, "in": [group]})) for n in range(4)]
+    with running(first):
+        for partition in (0, 1):
+            produce(kafka.bootstrap_servers, topic, records[partition::2], partition=partition)
+        wait_until(lambda: read_topic(kafka.bootstrap_servers, tier, timeout=1), what="r-0 written to its tier")
+        with running(second):  # a member joins while r-0 waits: its partition may move, its hold must not be lost
+            wait_until(lambda: second.ctx_partitions() and first.ctx_partitions(), what="both members assigned")
+            both = [first, second]
+            wait_until(lambda: any(a.ok for c in both for a in _attempts(c, "r-0")), what="r-0 processed")
+    retried = [a for c in (first, second) for a in _attempts(c, "r-0") if a.topic == tier]
+    assert retried
+    assert all(a.due_ms is not None and a.started_ms >= a.due_ms for a in retried)
+    assert read_topic(kafka.bootstrap_servers, topic + ".dlq") == []
