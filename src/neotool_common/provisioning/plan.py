@@ -9,11 +9,14 @@ For each source topic the consumer reads:
                           ``min.insync.replicas`` 2 from three replicas on (the DLQ producer writes ``acks=all``)
 ``<topic>.dlq.parked``    where ``neotool-dlq replay`` parks records that keep coming back; like the DLQ, kept
                           until someone decides (``retention.ms`` -1)
+``<topic>.retry.<group>.  one per delay tier of a group that has tiers (``retry_group``, ``retry_delays_ms``);
+<delay>``                 the source's partitions and replicas, the DLQ's configs (a retry copy is the record
+                          plus bounded ``retry.*`` headers, and must outlive any outage it waits out)
 =======================  ==========================================================================
 
 A dead-letter copy is the source record, byte for byte, plus the ``dlq.*`` headers; the DLQ producer's own limit
 is lifted (``RunnerSettings.dlq_producer_config``), so the topic's ``max.message.bytes`` is what decides whether
-a copy fits. Retry topics, once the runner has them, are planned here too.
+a copy fits. A group without tiers needs no retry topic.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Final
 
 from neotool_common.deadletter.headers import PARKED_SUFFIX, dlq_topic_for
 from neotool_common.deadletter.publisher import DlqPolicy
+from neotool_common.policies.retry_topics import retry_topics
 
 __all__ = [
     "DEFAULT_DLQ_RETENTION_MS",
@@ -63,6 +67,7 @@ class Role(StrEnum):
     SOURCE = "source"
     DLQ = "dlq"
     PARKED = "parked"
+    RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,10 @@ def plan_topics(
     partitions: int,
     replication_factor: int,
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS,
+    retry_group: str = "",
+    retry_delays_ms: tuple[int, ...] = (),
 ) -> list[TopicSpec]:
-    """Every topic ``sources`` need, in order (each source, then its DLQ, then its parked topic).
+    """Every topic ``sources`` need, in order (each source, its DLQ, its parked topic, then its retry tiers).
 
     An existing source gives its DLQs its partitions, replication factor and ``max.message.bytes``; a missing
     one is planned with ``partitions`` and ``replication_factor`` (raise in the caller if it may not be created).
@@ -128,6 +135,9 @@ def plan_topics(
         dlq = dlq_topic_for(source)
         specs.append(TopicSpec(dlq, Role.DLQ, count, replicas, configs))
         specs.append(TopicSpec(dlq + PARKED_SUFFIX, Role.PARKED, count, replicas, {**configs, "retention.ms": "-1"}))
+        if retry_delays_ms:
+            specs += [TopicSpec(t, Role.RETRY, count, replicas, configs)
+                      for t in retry_topics(source, retry_group, retry_delays_ms)]  # fmt: skip
     return specs
 
 
