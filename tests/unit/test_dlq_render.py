@@ -177,9 +177,9 @@ def test_a_record_that_went_through_retry_tiers_shows_its_attempt_history_in_sho
     record = dlq_record("rec-1", Failure(reason="retries_exhausted", own_headers=((RETRY_HISTORY, history),)))
 
     text = "\n".join(render_show(record))
-    _, row = render_table([record])
+    header, row = render_table([record])
 
     assert "Attempt history" in text
     assert "tier 1  2024-05-01T02:59:30Z  5 attempt(s)  ConnectionError: still down" in text
-    assert "  2  0  " in row  # TIERS 2, REPLAYS 0
+    assert row[header.index("TIERS") :].split()[:2] == ["2", "0"]  # two tiers, no replay
     assert [entry["tier"] for entry in record.as_row()["retry_history"]] == [0, 1, 2]
