@@ -15,7 +15,7 @@ from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.deadletters import DeadLetters
 from neotool_common.consumer.flow import PartitionFlow
 from neotool_common.consumer.partition import PartitionState
-from neotool_common.consumer.tiers.gate import TierGate
+from neotool_common.consumer.tiers.gate import Handle, TierGate
 from neotool_common.consumer.tiers.keys import WaitingKeys
 from neotool_common.consumer.tiers.topology import TierMap
 from neotool_common.consumer.tiers.writes import TierWrites
@@ -49,7 +49,7 @@ class Parts:
     clock: Clock
     producer: FakeProducer
     dead_letters: DeadLetters
-    gate: TierGate
+    gate: Handle
     keys: WaitingKeys | None
     holds: list[tuple[str, int, int, float]] = field(default_factory=list)
     handled: list[tuple[str, int]] = field(default_factory=list)
@@ -94,7 +94,8 @@ def parts(key_order: bool = False) -> Parts:
         made.handled.append((msg.topic(), msg.offset()))
         state.offsets.done(msg.offset())
 
-    made = Parts(ctx, clock, producer, dead_letters, TierGate(ctx, tiers, hold, writes, keys, handle), keys)
+    gate = TierGate(ctx, tiers, hold, writes, keys, handle).handler()
+    made = Parts(ctx, clock, producer, dead_letters, gate, keys)
     return made
 
 

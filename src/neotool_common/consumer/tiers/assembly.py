@@ -35,7 +35,7 @@ def gate_for(
     def hold(state: PartitionState, offset: int, wait_s: float) -> None:
         retries.hold(state, offset, wait_s, PauseReason.RETRY_DUE)
 
-    return TierGate(ctx, tiers, hold, writes, keys, handle)
+    return TierGate(ctx, tiers, hold, writes, keys, handle).handler()
 
 
 def check_key_order(settings: RunnerSettings, handlers: Handlers) -> None:

@@ -29,23 +29,23 @@ class Waiting:
 
 class WaitingKeys:
     def __init__(self) -> None:
-        self._keys: dict[SourceKey, Waiting] = {}
+        self.waiting: dict[SourceKey, Waiting] = {}  # read by the gate on every record: empty is the fast path
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self.waiting)
 
     def leader(self, source: SourceKey, now_ms: int) -> Waiting | None:
-        waiting = self._keys.get(source)
+        waiting = self.waiting.get(source)
         if waiting is not None and waiting.expires_ms <= now_ms:
-            del self._keys[source]
+            del self.waiting[source]
             return None
         return waiting
 
     def entered(self, source: SourceKey, tier: int, due_ms: int, expires_ms: int, *, new: bool) -> None:
         """A record of the key went into ``tier`` (``new``: from the source partition, not from another tier)."""
-        waiting = self._keys.get(source)
+        waiting = self.waiting.get(source)
         if waiting is None:
-            self._keys[source] = Waiting(1, tier, due_ms, expires_ms)
+            self.waiting[source] = Waiting(1, tier, due_ms, expires_ms)
             return
         waiting.records += new
         if tier >= waiting.tier:
@@ -54,8 +54,8 @@ class WaitingKeys:
 
     def left(self, source: SourceKey) -> None:
         """A record of the key left the tiers here (processed from one, or dead-lettered)."""
-        waiting = self._keys.get(source)
+        waiting = self.waiting.get(source)
         if waiting is not None:
             waiting.records -= 1
             if waiting.records <= 0:
-                del self._keys[source]
+                del self.waiting[source]
