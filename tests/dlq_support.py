@@ -37,6 +37,8 @@ class Failure:
     failed_at: datetime = FAILED_AT_BASE
     attempts: int = 1
     replay_count: int | None = None
+    consumer_group: str | None = "orders-job"
+    replay_group: str | None = None  # kept from an earlier replay, as the runner keeps it in the DLQ copy
     own_headers: tuple[Header, ...] = field(default=(("traceparent", b"00-4bf92f3577b34da6-00f067aa0ba902b7-01"),))
 
     def headers(self) -> list[Header]:
@@ -44,7 +46,6 @@ class Failure:
             "dlq.original.partition": str(self.original_partition),
             "dlq.original.offset": str(self.original_offset),
             "dlq.original.timestamp": "1714532340000",
-            "dlq.consumer.group": "orders-job",
             "dlq.reason": self.reason,
             "dlq.path": "$.payload.amount",
             "dlq.exception.type": self.exception_type,
@@ -55,7 +56,11 @@ class Failure:
         }
         if self.original_topic is not None:
             dlq = {"dlq.original.topic": self.original_topic, **dlq}
+        if self.consumer_group is not None:
+            dlq["dlq.consumer.group"] = self.consumer_group
         replay = [] if self.replay_count is None else [("dlq.replay.count", str(self.replay_count).encode())]
+        if self.replay_group is not None:
+            replay.append(("dlq.replay.group", self.replay_group.encode()))
         return [*self.own_headers, *replay, *((k, v.encode()) for k, v in dlq.items())]
 
 

@@ -402,8 +402,10 @@ def test_dry_run_prints_the_plan_and_produces_nothing(
 
     assert result.code == 0
     assert result.out.count("would replay  ") == 4
-    assert f"would replay  {topics.dlq}[1]@0  record_id=rec-1  -> {topics.source}[1]  (replay 1 of 3)" in result.out
+    where = f"{topics.dlq}[1]@0  record_id=rec-1  -> {topics.source}[1]  for group orders-job"
+    assert f"would replay  {where}  (replay 1 of 3)" in result.out
     assert "Dry run: 4 would be replayed, 0 parked, 0 cannot be replayed, 0 skipped by the filter." in result.out
+    assert "The copies would be processed by group orders-job (4)." in result.out
     assert f"Run it: neotool-dlq replay {topics.dlq} --brokers {kafka.bootstrap_servers}" in result.out
     assert read_topic(kafka, topics.source) == []
     assert committed(kafka, f"neotool-dlq-replay.{topics.dlq}", topics.dlq) == {}
@@ -432,7 +434,11 @@ def test_replay_restores_byte_identical_records_once(
             s.failure.original_partition if s.failure else -1,
             s.key,
             s.value,
-            [*own_headers(s.headers), ("dlq.replay.count", str((s.failure.replay_count or 0) + 1).encode())],
+            [
+                *own_headers(s.headers),
+                ("dlq.replay.count", str((s.failure.replay_count or 0) + 1).encode()),
+                ("dlq.replay.group", b"orders-job"),
+            ],
         )
         for s in seeds
     ]

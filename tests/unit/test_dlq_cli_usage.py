@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
         (["list", "t.dlq", "--partition", "x"], "argument --partition: 'x' is not a whole number"),
         (["replay", "t.dlq", "--rate", "-1"], "argument --rate: '-1' must be more than 0"),
         (["replay", "t.dlq", "--dry"], "unrecognized arguments: --dry"),
+        (["replay", "t.dlq", "--all-groups=yes"], "argument --all-groups: ignored explicit argument 'yes'"),
+        (["list", "t.dlq", "--all-groups"], "unrecognized arguments: --all-groups"),
         (["purge", "t.dlq"], "argument command: invalid choice: 'purge'"),
     ],
 )
@@ -85,6 +88,18 @@ def test_replay_help_documents_the_safety_options(capsys: pytest.CaptureFixture[
     assert code == 0
     for option in ("--dry-run", "--max-replays", "--no-park", "--from-beginning", "--group", "--rate", "--to"):
         assert option in out
+
+
+def test_replay_help_says_what_each_choice_does_to_other_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["replay", "--help"], capsys)
+    text = " ".join(re.sub(r"-\n\s*", "-", out).split())  # argparse wraps lines at hyphens too
+
+    assert code == 0
+    assert "--all-groups let every consumer group reading the topic process the copies" in text
+    assert "by default only the consumer group that dead-lettered it" in text
+    assert "runners of other groups reading the same topic commit past the copy without processing it" in text
+    assert "--to TOPIC changes the topic, not that scope" in text
+    assert "--all-groups sends the copies without a scope: every group reading the topic processes them again" in text
 
 
 def test_follow_up_commands_name_the_tool_as_it_was_run_when_path_does_not_find_it(

@@ -15,6 +15,7 @@ from neotool_common.dlqtool.decisions import (
 from neotool_common.dlqtool.filters import RecordFilter
 from neotool_common.dlqtool.ledger import CommitLedger
 from neotool_common.dlqtool.planning import scan_range
+from neotool_common.dlqtool.targets import ReplayTarget
 from neotool_common.errors import ConfigurationError
 from tests.dlq_support import Failure, dlq_record
 
@@ -38,13 +39,15 @@ CATALOG = Catalog(orders_v1=4, other_v1=2)
 def test_a_valid_record_goes_back_to_its_original_topic_and_partition() -> None:
     decision = decide(dlq_record("a", Failure(original_partition=3)), EVERYTHING, POLICY, CATALOG)
 
-    assert (decision.action, decision.target, decision.partition) == (Action.REPLAY, "orders.v1", 3)
+    assert decision.action is Action.REPLAY
+    assert decision.target == ReplayTarget("orders.v1", 3, "orders-job", (("dlq.replay.group", b"orders-job"),))
 
 
 def test_a_partition_the_target_no_longer_has_leaves_the_choice_to_the_key() -> None:
     decision = decide(dlq_record("a", Failure(original_partition=7)), EVERYTHING, POLICY, CATALOG)
 
-    assert (decision.action, decision.target, decision.partition) == (Action.REPLAY, "orders.v1", None)
+    assert decision.target is not None
+    assert (decision.action, decision.target.topic, decision.target.partition) == (Action.REPLAY, "orders.v1", None)
 
 
 def test_to_sends_every_record_to_that_topic_partitioned_by_key() -> None:
@@ -53,7 +56,8 @@ def test_to_sends_every_record_to_that_topic_partitioned_by_key() -> None:
 
     for record in (dlq_record("b", Failure(original_partition=1)), no_origin):
         decision = decide(record, EVERYTHING, policy, CATALOG)
-        assert (decision.action, decision.target, decision.partition) == (Action.REPLAY, "other.v1", None)
+        assert decision.target is not None
+        assert (decision.action, decision.target.topic, decision.target.partition) == (Action.REPLAY, "other.v1", None)
 
 
 def test_records_the_filter_does_not_select_are_skipped_without_asking_the_cluster() -> None:
@@ -91,7 +95,7 @@ def test_the_loop_guard_parks_at_max_replays_and_not_before() -> None:
     at = decide(dlq_record("a", Failure(replay_count=3)), EVERYTHING, POLICY, CATALOG)
 
     assert below.action is Action.REPLAY
-    assert (at.action, at.target) == (Action.PARK, "orders.v1.dlq.parked")
+    assert (at.action, at.target) == (Action.PARK, ReplayTarget("orders.v1.dlq.parked"))
     assert at.why == "replayed 3 time(s) already (--max-replays 3)"
 
 
@@ -107,8 +111,79 @@ def test_the_loop_guard_reports_instead_of_parking_with_no_park() -> None:
 def test_replayed_headers_drop_the_failure_and_count_the_replay() -> None:
     record = dlq_record("a", Failure(replay_count=1, own_headers=(("traceparent", b"tp"), ("tenant", None))))
 
-    assert replayed_headers(record) == [("traceparent", b"tp"), ("tenant", None), ("dlq.replay.count", b"2")]
-    assert replayed_headers(dlq_record("b", Failure(own_headers=())))[-1] == ("dlq.replay.count", b"1")
+    assert replayed_headers(record, ReplayTarget("orders.v1")) == [
+        ("traceparent", b"tp"),
+        ("tenant", None),
+        ("dlq.replay.count", b"2"),
+    ]
+    assert replayed_headers(dlq_record("b", Failure(own_headers=())), ReplayTarget("o"))[-1] == (
+        "dlq.replay.count",
+        b"1",
+    )
+
+
+def test_a_replay_is_for_the_group_that_dead_lettered_the_record_by_default() -> None:
+    decision = decide(dlq_record("a", Failure(consumer_group="enrich")), EVERYTHING, POLICY, CATALOG)
+
+    assert decision.target is not None
+    assert (decision.target.group, decision.target.audience) == ("enrich", "group enrich")
+    assert replayed_headers(decision.record, decision.target)[-2:] == [
+        ("dlq.replay.count", b"1"),
+        ("dlq.replay.group", b"enrich"),
+    ]
+
+
+def test_to_changes_the_topic_and_keeps_the_group_scope() -> None:
+    policy = ReplayPolicy(dlq_topic="orders.v1.dlq", to_topic="other.v1")
+
+    decision = decide(dlq_record("a", Failure(consumer_group="enrich")), EVERYTHING, policy, CATALOG)
+
+    assert decision.target == ReplayTarget("other.v1", None, "enrich", (("dlq.replay.group", b"enrich"),))
+
+
+@pytest.mark.parametrize(
+    ("policy", "failure"),
+    [
+        (ReplayPolicy(dlq_topic="orders.v1.dlq", all_groups=True), Failure(consumer_group="enrich")),
+        (POLICY, Failure(consumer_group=None)),
+        (POLICY, Failure(consumer_group="")),
+    ],
+    ids=["all-groups", "no-group-header", "empty-group-header"],
+)
+def test_all_groups_or_a_record_naming_no_group_replays_without_a_scope(policy: ReplayPolicy, failure: Failure) -> None:
+    decision = decide(dlq_record("a", failure), EVERYTHING, policy, CATALOG)
+
+    assert decision.target is not None
+    assert (decision.target.group, decision.target.headers) == (None, ())
+    assert decision.target.audience == "every group reading orders.v1"
+    assert "dlq.replay.group" not in dict(replayed_headers(decision.record, decision.target))
+
+
+def test_a_second_replay_sets_count_and_group_anew_instead_of_adding_to_them() -> None:
+    """A replayed record that failed again keeps the replay's headers in its DLQ copy; replayed once more, it
+    carries one count and one group, whatever the earlier replay had."""
+    again = dlq_record("a", Failure(replay_count=1, replay_group="orders-job", own_headers=(("tenant", b"t"),)))
+    scoped = decide(again, EVERYTHING, POLICY, CATALOG)
+    everyone = decide(again, EVERYTHING, ReplayPolicy(dlq_topic="orders.v1.dlq", all_groups=True), CATALOG)
+
+    assert scoped.target is not None
+    assert everyone.target is not None
+    assert replayed_headers(again, scoped.target) == [
+        ("tenant", b"t"),
+        ("dlq.replay.count", b"2"),
+        ("dlq.replay.group", b"orders-job"),
+    ]
+    assert replayed_headers(again, everyone.target) == [("tenant", b"t"), ("dlq.replay.count", b"2")]
+
+
+def test_all_groups_keeps_its_own_progress_group() -> None:
+    everyone = ReplayPolicy(dlq_topic="orders.v1.dlq", all_groups=True)
+
+    assert default_group(EVERYTHING, POLICY) == "neotool-dlq-replay.orders.v1.dlq"
+    assert default_group(EVERYTHING, everyone).startswith("neotool-dlq-replay.orders.v1.dlq.f")
+    assert default_group(EVERYTHING, everyone) != default_group(
+        EVERYTHING, ReplayPolicy(dlq_topic="orders.v1.dlq", to_topic="orders.v1")
+    )
 
 
 @pytest.mark.parametrize(

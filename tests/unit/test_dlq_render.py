@@ -19,6 +19,7 @@ from neotool_common.dlqtool.render import (
 )
 from neotool_common.dlqtool.replay import ReplayReport
 from neotool_common.dlqtool.stats import collect_stats
+from neotool_common.dlqtool.targets import ReplayTarget
 from tests.dlq_support import Failure, FakeMessage, dlq_record, minutes_after_base
 
 
@@ -138,25 +139,38 @@ def test_dry_run_lines_say_what_would_happen_and_why() -> None:
     record = dlq_record("rec-1", Failure(replay_count=1), offset=4)
     policy = ReplayPolicy(dlq_topic="orders.v1.dlq")
 
-    replay = render_decision(Decision(Action.REPLAY, record, "orders.v1", 2), policy.max_replays)
-    park = render_decision(Decision(Action.PARK, record, policy.parked_topic, why="looping"), 3)
+    scoped = ReplayTarget("orders.v1", 2, "orders-job")
+    replay = render_decision(Decision(Action.REPLAY, record, scoped), policy.max_replays)
+    everyone = render_decision(Decision(Action.REPLAY, record, ReplayTarget("orders.v1")), 3)
+    park = render_decision(Decision(Action.PARK, record, ReplayTarget(policy.parked_topic), why="looping"), 3)
     report = render_decision(Decision(Action.REPORT, record, why="no topic"), 3)
 
-    assert replay == "would replay  orders.v1.dlq[0]@4  record_id=rec-1  -> orders.v1[2]  (replay 2 of 3)"
+    assert replay == (
+        "would replay  orders.v1.dlq[0]@4  record_id=rec-1  -> orders.v1[2]  for group orders-job  (replay 2 of 3)"
+    )
+    assert everyone == (
+        "would replay  orders.v1.dlq[0]@4  record_id=rec-1  -> orders.v1  for every group reading orders.v1  "
+        "(replay 2 of 3)"
+    )
     assert park == "would park    orders.v1.dlq[0]@4  record_id=rec-1  -> orders.v1.dlq.parked  (looping)"
     assert report == "cannot replay orders.v1.dlq[0]@4  record_id=rec-1  no topic"
 
 
 def test_replay_report_lists_each_record_that_did_not_go_back_with_a_command() -> None:
-    parked = Decision(Action.PARK, dlq_record("p", offset=3), "orders.v1.dlq.parked", why="replayed 3 time(s)")
+    parked_to = ReplayTarget("orders.v1.dlq.parked")
+    parked = Decision(Action.PARK, dlq_record("p", offset=3), parked_to, why="replayed 3 time(s)")
     reported = Decision(Action.REPORT, dlq_record("r", offset=8), why="target topic 'x' does not exist")
-    report = ReplayReport("g", replayed=5, skipped=2, parked=[parked], reported=[reported])
+    report = ReplayReport("g", skipped=2, parked=[parked], reported=[reported])
+    for group, count in (("a", 2), (None, 1), ("b\x1b[31m", 2)):
+        for _ in range(count):
+            report.count_replayed(Decision(Action.REPLAY, dlq_record(), ReplayTarget("orders.v1", group=group)))
     policy = ReplayPolicy(dlq_topic="orders.v1.dlq")
 
     lines = render_replay_report(report, policy, lambda record: f"show {record.offset}")
 
     assert lines == [
         "Replayed 5 record(s) to their original topics; 2 skipped by the filter.",
+        "The copies are processed by group a (2), group b\\x1b[31m (2), every group reading orders.v1 (1).",
         "Parked 1 record(s) in orders.v1.dlq.parked (loop guard):",
         "  orders.v1.dlq[0]@3  record_id=p  replayed 3 time(s)\n      inspect: show 3",
         "Could not replay 1 record(s):",

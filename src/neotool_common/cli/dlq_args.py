@@ -12,6 +12,15 @@ __all__ = ["EXIT_USAGE", "build_parser"]
 
 EXIT_USAGE = 2
 
+REPLAY_SCOPE = (
+    "Who processes a replayed record: by default only the consumer group that dead-lettered it (its "
+    "dlq.consumer.group header, copied to dlq.replay.group); runners of other groups reading the same topic commit "
+    "past the copy without processing it and count it in neotool_consumer_records_skipped_total. --to TOPIC changes "
+    "the topic, not that scope. --all-groups sends the copies without a scope: every group reading the topic "
+    "processes them again, as if they were new records. A record naming no group reaches every group. --dry-run "
+    "prints the target and the group(s) of each record."
+)
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -33,7 +42,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         ("list", "one row per record", [common, filters]),
         ("show", "one record in full: headers, stack trace, payload", [common]),
         ("stats", "counts by reason, exception type, original topic; failure time span", [common, filters]),
-        ("replay", "send records back to their original topic (or --to)", [common, filters]),
+        ("replay", "send records back to their original topic (or --to), for the group that failed", [common, filters]),
     ):
         command = commands.add_parser(name, help=help_text, description=help_text, parents=parents, allow_abbrev=False)
         command.add_argument("topic", metavar="DLQ_TOPIC")
@@ -66,7 +75,15 @@ def _add_command_options(name: str, command: argparse.ArgumentParser) -> None:
             "--partition", type=_non_negative_int, metavar="P", help="needed when several partitions hold --offset"
         )
     if name == "replay":
-        command.add_argument("--to", metavar="TOPIC", help="send everything here instead of the original topic")
+        command.epilog = REPLAY_SCOPE
+        command.add_argument(
+            "--to", metavar="TOPIC", help="send everything here instead of the original topic (same group scope)"
+        )
+        command.add_argument(
+            "--all-groups",
+            action="store_true",
+            help="let every consumer group reading the topic process the copies, not only the group that failed",
+        )
         command.add_argument("--dry-run", action="store_true", help="print what would happen; produce nothing")
         command.add_argument("--group", help="progress group (default neotool-dlq-replay.<dlq>[.f<filter hash>])")
         command.add_argument("--from-beginning", action="store_true", help="re-scan records replayed before")

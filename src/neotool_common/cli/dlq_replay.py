@@ -45,6 +45,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     policy = ReplayPolicy(
         dlq_topic=args.topic,
         to_topic=args.to,
+        all_groups=args.all_groups,
         max_replays=args.max_replays,
         park=args.park,
         limit=args.limit,
@@ -63,6 +64,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigurationError("replay", f"not authorized, nothing sent; the principal needs {', '.join(missing)}")
     print(f"Replaying {dlq.name} to {policy.to_topic or 'the original topics'}; {_progress_note(group, args)}")
+    print(_scope_note(policy))
     report = _run(args, cluster, dlq, record_filter, policy, group)
     print("\n".join(render.render_replay_report(report, policy, lambda r: show_command(args, r))))
     if report.interrupted:
@@ -82,10 +84,14 @@ def _dry_run(
     group: str,
 ) -> int:
     print(f"Dry run of replaying {dlq.name}: nothing is produced or committed; {_progress_note(group, args)}")
+    print(_scope_note(policy))
     counts = dict.fromkeys(Action, 0)
     returning: Counter[str] = Counter()
+    audiences: Counter[str] = Counter()
     for decision in plan_replay(cluster, dlq, record_filter, policy, group, args.from_beginning):
         counts[decision.action] += 1
+        if decision.action is Action.REPLAY and decision.target is not None:
+            audiences[decision.target.audience] += 1
         if decision.action is Action.REPLAY and decision.record.reason in RETURNING_REASONS:
             returning[decision.record.reason or ""] += 1
         if decision.action is not Action.SKIP:
@@ -94,6 +100,8 @@ def _dry_run(
         f"Dry run: {counts[Action.REPLAY]} would be replayed, {counts[Action.PARK]} parked, "
         f"{counts[Action.REPORT]} cannot be replayed, {counts[Action.SKIP]} skipped by the filter."
     )
+    if audiences:
+        print(f"The copies would be {render.render_audiences(audiences)}.")
     if returning:
         which = ", ".join(f"{count} {reason}" for reason, count in sorted(returning.items()))
         print(f"warning: {which} record(s) would be replayed: {COME_BACK}", file=sys.stderr)
@@ -157,6 +165,15 @@ def _warn_about_filtered_replays(cluster: DlqCluster, group: str, dlq: TopicInfo
         )
 
 
+def _scope_note(policy: ReplayPolicy) -> str:
+    if policy.all_groups:
+        return "Every consumer group reading the target processes the copies again (--all-groups)."
+    return (
+        "Each copy is processed only by the group that dead-lettered it (dlq.consumer.group); other groups "
+        "reading the target skip it. --all-groups reaches every group."
+    )
+
+
 def _progress_note(group: str, args: argparse.Namespace) -> str:
     if args.from_beginning:
         return f"group {group}, from the beginning (records replayed before are sent again)"
@@ -168,6 +185,7 @@ def _replay_args(args: argparse.Namespace, record_filter: RecordFilter, policy: 
     options = [policy.dlq_topic, *record_filter.to_args()]
     options += ["--limit", str(policy.limit)] if policy.limit is not None else []
     options += ["--to", policy.to_topic] if policy.to_topic is not None else []
+    options += ["--all-groups"] if policy.all_groups else []
     options += ["--group", args.group] if args.group else []
     options += ["--from-beginning"] if args.from_beginning else []
     options += ["--max-replays", str(policy.max_replays)] if policy.max_replays != 3 else []

@@ -3,7 +3,8 @@
 The sequential path (:meth:`RecordHandler.handle`) runs ``process()`` on the poll thread; the throughput
 modes (:meth:`RecordHandler.submit`) validate here and hand the record to the workers (:mod:`.workers`).
 Records that cannot be decoded or break the schemas never reach ``process()``: they are dead-lettered with
-``dlq.reason`` ``decode`` or ``validation`` and the failing JSON path.
+``dlq.reason`` ``decode`` or ``validation`` and the failing JSON path. Records replayed for another consumer
+group (:mod:`.replay_scope`) are not even read: their offsets complete at once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.deadletters import DeadLetters
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.raw import headers_of
+from neotool_common.consumer.replay_scope import ReplayScope
 from neotool_common.consumer.retries import Retries
 from neotool_common.consumer.workers import ParallelProcessing
 from neotool_common.deadletter.headers import DlqReason
@@ -51,15 +53,23 @@ class RecordHandler:
         self._workers = workers
         self._circuit = ctx.circuit
         self._debug = ctx.debug
+        self._scope = ReplayScope(ctx.settings.group_id)
+        self._skipping: set[str] = set()  # topics where a replay for another group was skipped (said once each)
         self._retry_here: FailurePolicy = self._failed  # bound once: handle() runs per record
         self.handle_record = self.handle if workers is None else self.submit
 
     def _message(self, state: PartitionState, msg: KafkaMessage, received: float) -> Message | None:
         try:
+            headers = headers_of(msg)
+            if headers:
+                other = self._scope.other_group(headers)
+                if other is not None:
+                    self._skip(state, msg, other)
+                    return None
             return self._read(
                 msg.value(),
                 msg.key(),
-                headers_of(msg),
+                headers,
                 state.topic,
                 state.partition,
                 cast(int, msg.offset()),
@@ -68,6 +78,22 @@ class RecordHandler:
         except InvalidRecordError as exc:
             self._dead_letters.route(state, msg, exc, exc.reason, 1, received)
             return None
+
+    def _skip(self, state: PartitionState, msg: KafkaMessage, group: bytes) -> None:
+        """A copy replayed for ``group``: committable at once, unprocessed, counted; logged at DEBUG."""
+        state.offsets.done(cast(int, msg.offset()))
+        state.metrics.skipped_replay.inc()
+        self._ctx.tally.since_commit += 1
+        if state.topic not in self._skipping:
+            self._skipping.add(state.topic)
+            self._ctx.log.info(
+                "skipping records replayed for other consumer groups (neotool_consumer_records_skipped_total)",
+                topic=state.topic,
+            )
+        if self._debug:
+            self._ctx.record_log(None, msg).debug(
+                "record replayed for another group skipped", replay_group=group[:255].decode("utf-8", "replace")
+            )
 
     def handle(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
         message = self._message(state, msg, received)

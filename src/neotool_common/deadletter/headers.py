@@ -2,8 +2,8 @@
 
 Every dead-lettered record keeps its original key, value and headers and gains the ``dlq.*`` headers below
 as UTF-8 strings; its copy is stamped with the time it was dead-lettered (``dlq.original.timestamp`` keeps the
-source record's). ``neotool-dlq replay`` strips the error headers again, counts replays, and stamps the copy
-with the time of the replay.
+source record's). ``neotool-dlq replay`` strips the error headers again, counts replays, names the one group
+the copy is for (unless asked to reach every group), and stamps the copy with the time of the replay.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ __all__ = [
     "DLQ_PATH",
     "DLQ_REASON",
     "DLQ_REPLAY_COUNT",
+    "DLQ_REPLAY_GROUP",
     "DLQ_SUFFIX",
     "PARKED_SUFFIX",
+    "REPLAY_MANAGED_HEADERS",
     "DlqReason",
     "dlq_topic_for",
     "is_dlq_topic",
@@ -48,6 +50,9 @@ DLQ_EXCEPTION_STACKTRACE = "dlq.exception.stacktrace"  # bounded size
 DLQ_ATTEMPTS = "dlq.attempts"
 DLQ_FAILED_AT = "dlq.failed_at"  # ISO 8601, UTC
 DLQ_REPLAY_COUNT = "dlq.replay.count"  # kept across replays; not an error header
+# The only consumer group whose runners process a replayed copy; runners of other groups commit past it.
+# Absent: every group reading the topic processes it. Kept in the DLQ copy like the count, set anew by each replay.
+DLQ_REPLAY_GROUP = "dlq.replay.group"
 
 # Headers that describe one failure; a replay removes them so the record looks as it did originally.
 DLQ_ERROR_HEADERS = frozenset(
@@ -66,6 +71,9 @@ DLQ_ERROR_HEADERS = frozenset(
         DLQ_FAILED_AT,
     }
 )
+
+# Headers a replay sets itself: the old values are removed before the new ones are added, so they never pile up.
+REPLAY_MANAGED_HEADERS = DLQ_ERROR_HEADERS | {DLQ_REPLAY_COUNT, DLQ_REPLAY_GROUP}
 
 
 class DlqReason(StrEnum):

@@ -8,6 +8,7 @@
 ``inspect``         ``list``/``show``/``stats`` as library calls
 ``stats``           counts by reason, exception type and original topic
 ``decisions``       what a replay does with one record (:func:`decide`) and the replay's policy
+``targets``         where a copy goes and which group processes it (:class:`ReplayTarget`, :func:`route`)
 ``ledger``          which offsets a replay may commit (only past settled records)
 ``planning``        where a replay starts and ends per partition; the dry run :func:`plan_replay`
 ``replay``          the replay run itself (:class:`Replay`)
@@ -26,6 +27,7 @@ from neotool_common.dlqtool.planning import plan_replay
 from neotool_common.dlqtool.records import DlqRecord, parse_record
 from neotool_common.dlqtool.replay import Replay, ReplayReport, ReplayTuning
 from neotool_common.dlqtool.stats import DlqStats
+from neotool_common.dlqtool.targets import ReplayTarget
 
 __all__ = [
     "Action",
@@ -38,6 +40,7 @@ __all__ = [
     "Replay",
     "ReplayPolicy",
     "ReplayReport",
+    "ReplayTarget",
     "ReplayTuning",
     "Scan",
     "TimeBound",

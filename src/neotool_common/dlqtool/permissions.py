@@ -26,7 +26,7 @@ def missing_permissions(
 ) -> list[str]:
     """What the principal lacks for ``decisions`` (``WRITE on topic t``, ...); empty when it has it all."""
     plan = list(decisions)
-    targets = sorted({d.target for d in plan if d.action is Action.REPLAY and d.target})
+    targets = sorted({d.target.topic for d in plan if d.action is Action.REPLAY and d.target})
     missing = [f"WRITE on topic {t}" for t in targets if not _may(cluster, t, AclOperation.WRITE)]
     if not _may_group(cluster, group):
         missing.append(f"READ on group {group}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -21,6 +22,7 @@ from neotool_common.dlqtool.stats import DlqStats
 __all__ = [
     "command_line",
     "format_time",
+    "render_audiences",
     "render_decision",
     "render_replay_report",
     "render_show",
@@ -246,18 +248,33 @@ def render_decision(decision: Decision, max_replays: int) -> str:
     """One line of a dry run: what would happen to this record, and why."""
     record = decision.record
     who = f"{safe(record.location)}  record_id={shorten(record.record_id, 40) or '-'}"
-    if decision.action is Action.REPLAY:
-        where = decision.target if decision.partition is None else f"{decision.target}[{decision.partition}]"
-        return f"would replay  {who}  -> {safe(where or '')}  (replay {record.replay_count + 1} of {max_replays})"
+    target = decision.target
+    if decision.action is Action.REPLAY and target is not None:
+        where = target.topic if target.partition is None else f"{target.topic}[{target.partition}]"
+        return (
+            f"would replay  {who}  -> {safe(where)}  for {safe(target.audience)}  "
+            f"(replay {record.replay_count + 1} of {max_replays})"
+        )
     if decision.action is Action.PARK:
-        return f"would park    {who}  -> {safe(decision.target or '')}  ({decision.why})"
+        return f"would park    {who}  -> {safe(_topic(decision))}  ({decision.why})"
     return f"cannot replay {who}  {safe(decision.why)}"
+
+
+def render_audiences(audiences: Counter[str]) -> str:
+    """Who processes the copies, most first: ``processed by group a (2), every group reading t (1)``."""
+    return "processed by " + ", ".join(f"{safe(who)} ({count})" for who, count in audiences.most_common())
+
+
+def _topic(decision: Decision) -> str:
+    return decision.target.topic if decision.target is not None else ""
 
 
 def render_replay_report(report: ReplayReport, policy: ReplayPolicy, show: Callable[[DlqRecord], str]) -> list[str]:
     """The end of a replay: counts, then every record that did not go back, each with a command to inspect it."""
     target = policy.to_topic or "their original topics"
     lines = [f"Replayed {report.replayed} record(s) to {target}; {report.skipped} skipped by the filter."]
+    if report.audiences:
+        lines.append(f"The copies are {render_audiences(report.audiences)}.")
     if report.parked:
         lines.append(f"Parked {len(report.parked)} record(s) in {policy.parked_topic} (loop guard):")
         lines += _decision_lines(report.parked, show)
@@ -266,7 +283,7 @@ def render_replay_report(report: ReplayReport, policy: ReplayPolicy, show: Calla
         lines += _decision_lines(report.reported, show)
     if report.failed:
         lines.append(f"Failed to write {len(report.failed)} record(s); the replay stopped before them:")
-        lines += [f"  {safe(d.record.location)}  -> {safe(d.target or '')}: {safe(why)}" for d, why in report.failed]
+        lines += [f"  {safe(d.record.location)}  -> {safe(_topic(d))}: {safe(why)}" for d, why in report.failed]
     if report.commit_error:
         lines.append(f"Could not save progress: {safe(report.commit_error)}; the next run may send some again.")
     return lines

@@ -190,21 +190,21 @@ class Replay:
     # -- producing ---------------------------------------------------------------------------------
 
     def _produce(self, decision: Decision) -> None:
-        record = decision.record
+        record, target = decision.record, decision.target
+        assert target is not None, "a REPLAY or PARK decision always names its target"
         if decision.action is Action.PARK:
-            target = self._parking()
-            partition = record.partition if record.partition < (self._catalog.partitions(target) or 0) else None
+            topic = self._parking()
+            partition = record.partition if record.partition < (self._catalog.partitions(topic) or 0) else None
             headers = list(record.headers)
         else:
-            assert decision.target is not None, "a REPLAY decision always names its target"
-            target, partition, headers = decision.target, decision.partition, replayed_headers(record)
+            topic, partition, headers = target.topic, target.partition, replayed_headers(record, target)
         produce: dict[str, Any] = {"key": record.key, "value": record.value, "headers": headers}
         if partition is not None:
             produce["partition"] = partition
         on_delivery = functools.partial(self._delivered, decision)
         while True:
             try:
-                self._producer.produce(target, on_delivery=on_delivery, **produce)
+                self._producer.produce(topic, on_delivery=on_delivery, **produce)
                 break
             except BufferError:
                 self._producer.poll(0.1)
@@ -229,7 +229,7 @@ class Replay:
         if decision.action is Action.PARK:
             self.report.parked.append(decision)
         else:
-            self.report.replayed += 1
+            self.report.count_replayed(decision)
         self._acked += 1
         if self._on_ack is not None:
             self._on_ack(self._acked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from neotool_common.dlqtool.decisions import Decision
@@ -26,7 +27,8 @@ class ReplayTuning:
 
 @dataclass
 class ReplayReport:
-    """What a run did. ``total`` is the number of DLQ offsets it set out to scan."""
+    """What a run did. ``total`` is the number of DLQ offsets it set out to scan; ``audiences`` counts the copies
+    replayed by who processes them (:attr:`~neotool_common.dlqtool.targets.ReplayTarget.audience`)."""
 
     group: str
     total: int = 0
@@ -40,6 +42,12 @@ class ReplayReport:
     interrupted: bool = False
     limit_reached: bool = False
     created_topic: str | None = None
+    audiences: Counter[str] = field(default_factory=Counter)
+
+    def count_replayed(self, decision: Decision) -> None:
+        self.replayed += 1
+        if decision.target is not None:
+            self.audiences[decision.target.audience] += 1
 
     @property
     def complete(self) -> bool:

@@ -36,6 +36,7 @@ METRIC_NAMES: Final = frozenset(
         "neotool_consumer_processing_seconds",
         "neotool_consumer_end_to_end_age_seconds",
         "neotool_consumer_retries_total",
+        "neotool_consumer_records_skipped_total",
         "neotool_consumer_commits_total",
         "neotool_consumer_commit_failures_total",
         "neotool_consumer_rebalances_total",
@@ -102,6 +103,11 @@ class _HistogramChild:
         self.total += value
 
 
+# Why a record was committed past without being processed: the reason label of neotool_consumer_records_skipped.
+# The only one: its dlq.replay.group names another group (consumer/replay_scope.py).
+_SKIP_REPLAY_FOR_OTHER_GROUP: Final = "replay_for_other_group"
+
+
 class TopicMetrics:
     """The label children of one topic, resolved once when the topic is first assigned."""
 
@@ -110,6 +116,9 @@ class TopicMetrics:
         self.processed = metrics.processed.labels(topic=topic, group=group)
         self.retries = metrics.retries.labels(topic=topic, group=group)
         self.dlq_write_failures = metrics.dlq_write_failures.labels(topic=topic, group=group)
+        self.skipped_replay = metrics.records_skipped.labels(
+            topic=topic, group=group, reason=_SKIP_REPLAY_FOR_OTHER_GROUP
+        )
         self.ack_latency = metrics.ack_latency.child(topic, group)
         self.processing = metrics.processing.child(topic, group)
         self.end_to_end_age = metrics.end_to_end_age.child(topic, group)
@@ -162,6 +171,13 @@ class ConsumerMetrics:
         # attempts that failed with a transient error and were scheduled again
         self.retries = Counter(
             "neotool_consumer_retries", "Processing attempts retried", topic_group, registry=registry
+        )
+        # records committed past without being processed, by reason: replays for another group
+        self.records_skipped = Counter(
+            "neotool_consumer_records_skipped",
+            "Records committed past unprocessed",
+            (*topic_group, "reason"),
+            registry=registry,
         )
         # dead-letter writes the broker rejected or timed out (each is retried; nothing is dropped)
         self.dlq_write_failures = Counter(
@@ -227,8 +243,7 @@ class ConsumerMetrics:
         self.retry = _RetryMetrics(registry, topic_group)
         for histogram in (self.ack_latency, self.processing, self.end_to_end_age, self.retry.lateness):
             registry.register(histogram)
-        self.commits_child = self.commits.labels(group=group)
-        self.commit_failures_child = self.commit_failures.labels(group=group)
+        self.commits_child, self.commit_failures_child = self.commits.labels(group), self.commit_failures.labels(group)
         self.dlq_pending_child = self.dlq_pending.labels(group=group)
         self.circuit_open_child = self.circuit_open.labels(group=group)
         self.assigned_child = self.assigned.labels(group=group)
