@@ -12,12 +12,14 @@ is always the next one due, so holding the partition until then never delays a r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
     "RETRY_INFIX",
     "RetryTopicPolicy",
     "delay_label",
+    "first_retry_topic",
     "group_label",
     "is_retry_topic",
     "parse_delays",
@@ -57,6 +59,23 @@ def retry_topic(source: str, group_id: str, delay_ms: int) -> str:
 def retry_topics(source: str, group_id: str, delays_ms: tuple[int, ...]) -> tuple[str, ...]:
     """One retry topic per tier, in tier order."""
     return tuple(retry_topic(source, group_id, delay) for delay in delays_ms)
+
+
+def _label_ms(label: str) -> int | None:
+    """``30s`` -> 30000; None when ``label`` is not a delay name :func:`delay_label` makes."""
+    for unit, size in (("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        number = label.removesuffix(unit)
+        if number != label and number.isdigit():
+            return int(number) * size
+    return None
+
+
+def first_retry_topic(topics: Iterable[str], source: str, group_id: str) -> str | None:
+    """Among ``topics``, the retry topic of ``group_id`` for ``source`` with the shortest delay (its tier 1)."""
+    prefix = f"{source}{RETRY_INFIX}{group_label(group_id)}."
+    delays = {topic: _label_ms(topic.removeprefix(prefix)) for topic in topics if topic.startswith(prefix)}
+    tiers = sorted((delay, topic) for topic, delay in delays.items() if delay)
+    return tiers[0][1] if tiers else None
 
 
 def parse_delays(raw: str) -> tuple[int, ...]:
