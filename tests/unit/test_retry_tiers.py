@@ -24,7 +24,7 @@ from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.deadletter.headers import DlqReason
 from neotool_common.observability.health import HealthState
 from neotool_common.observability.metrics import ConsumerMetrics
-from neotool_common.testing.fakes import FakeMessage, FakeProducer
+from neotool_common.testing.fakes import FakeMessage, FakeProducer, UndecodableHeaderName
 
 SOURCE = "bank.v1"
 TIER_1, TIER_2 = f"{SOURCE}.retry.g.1s", f"{SOURCE}.retry.g.5s"
@@ -254,3 +254,9 @@ def test_waiting_keys_expire_when_every_tier_they_could_pass_is_over() -> None:
     assert keys.leader((SOURCE, 0, b"k"), 4999) is not None
     assert keys.leader((SOURCE, 0, b"k"), 5000) is None
     assert len(keys) == 0
+
+
+def test_a_record_in_a_retry_topic_with_an_undecodable_header_name_is_handed_on_to_be_dead_lettered() -> None:
+    p = parts()
+    p.gate(p.state(TIER_1), UndecodableHeaderName(TIER_1, 0, 3, b"{}"), 0.0)
+    assert (p.holds, p.handled) == ([], [(TIER_1, 3)])

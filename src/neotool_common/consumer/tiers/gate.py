@@ -18,10 +18,12 @@ from confluent_kafka import Message as KafkaMessage
 
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.raw import headers_of
 from neotool_common.consumer.tiers.keys import WaitingKeys
 from neotool_common.consumer.tiers.topology import TierMap
 from neotool_common.consumer.tiers.writes import TierWrites
 from neotool_common.deadletter import retry_headers as rh
+from neotool_common.errors import DecodeError
 
 __all__ = ["TierGate"]
 
@@ -93,7 +95,11 @@ class TierGate:
         return int(self._ctx.clock.time() * 1000)
 
     def _from_tier(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
-        headers = cast(list[tuple[str, bytes | None]], msg.headers() or [])
+        try:
+            headers = list(headers_of(msg))
+        except DecodeError:  # not a copy the runner wrote: the handler dead-letters it (decode, $headers)
+            self._handle(state, msg, received)
+            return
         due_ms, source_topic, source_partition = _due_ms(headers)
         now_ms = self._now_ms()
         offset = cast(int, msg.offset())
