@@ -461,6 +461,14 @@ def test_one_bad_variable_is_still_a_plain_configuration_error() -> None:
 def test_without_delay_tiers_the_runner_subscribes_to_its_source_topics_only() -> None:
     settings = RunnerSettings.from_env({**WITH_SECRETS, "KAFKA_TOPICS": "bank.v1"})
     assert (settings.retry_topics.enabled, settings.subscription) == (False, ("bank.v1",))
+    assert "fetch.wait.max.ms" not in settings.consumer_config()  # librdkafka's own 500 ms
+
+
+def test_with_delay_tiers_a_fetch_waits_at_most_100_ms_so_that_a_released_retry_is_on_time() -> None:
+    tiers = {**WITH_SECRETS, "RETRY_TOPIC_DELAYS_MS": "30000"}
+    assert RunnerSettings.from_env(tiers).consumer_config()["fetch.wait.max.ms"] == 100
+    chosen = RunnerSettings.from_env({**tiers, "KAFKA_CONFIG_FETCH_WAIT_MAX_MS": "250"}).consumer_config()
+    assert chosen["fetch.wait.max.ms"] == "250"  # the operator's choice wins
 
 
 def test_delay_tiers_come_from_the_class_and_add_the_groups_retry_topics_to_the_subscription() -> None:

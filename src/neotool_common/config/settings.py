@@ -28,7 +28,8 @@ variable                          default    meaning
 ``BATCH_SIZE``                    class      most records in one ``process_batch()`` call (100)
 ``BATCH_MAX_WAIT_MS``             class      how long a batch waits to fill up (20)
 ``MAX_IN_FLIGHT``                 class      records out to workers before partitions pause (0: automatic)
-``RETRY_TOPIC_DELAYS_MS``         class ()   delay tiers after the in-place retries, e.g. ``30000,300000``
+``RETRY_TOPIC_DELAYS_MS``         class ()   delay tiers after the in-place retries, e.g. ``30000,300000`` (and
+                                             ``fetch.wait.max.ms`` 100 unless ``KAFKA_CONFIG_*`` sets it)
 ``RETRY_TOPIC_KEY_ORDER``         class      ``true``: later records of a waiting key follow it into the tier
 ===============================  =========  ===============================================================
 """
@@ -62,6 +63,8 @@ _OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 _HAS_OWN_VARIABLE = {"group.id": "KAFKA_GROUP_ID", "bootstrap.servers": "KAFKA_BROKERS"}
 # The largest timeout librdkafka accepts (a 32-bit signed int of milliseconds).
 _MAX_MS = 2_147_483_647
+# With retry tiers: how long a fetch may wait for data (librdkafka: 500), so a released retry record is on time.
+RETRY_FETCH_WAIT_MS = 100
 # librdkafka's default receive.message.max.bytes: the largest response a client accepts.
 _DLQ_MESSAGE_MAX_BYTES = 100_000_000
 
@@ -179,6 +182,8 @@ class RunnerSettings:
         }
         if self.connection.group_protocol != CONSUMER_PROTOCOL:
             config["partition.assignment.strategy"] = "cooperative-sticky"
+        if self.retry_topics.enabled:  # a retry partition resumed when due waits for the fetch in flight: <= this
+            config["fetch.wait.max.ms"] = RETRY_FETCH_WAIT_MS
         config.update(self.connection.client_config(ClientKind.CONSUMER))
         config.update(_OWNED)
         return config
