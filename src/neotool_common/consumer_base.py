@@ -58,6 +58,7 @@ from neotool_common.consumer.batch_watch import BatchWatch
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.engine import Engine
 from neotool_common.consumer.handlers import Handlers
+from neotool_common.consumer.tiers.assembly import check_key_order
 from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.errors import CircuitOpenError, ConfigurationError, FatalClientError, HandlerContractError
 from neotool_common.observability.health import HealthState
@@ -92,6 +93,9 @@ class KafkaConsumerRunner:
     batch_max_wait_ms: ClassVar[int] = 20
     # Announce batches that became settled for the group (docs/batches.md); BATCH_ANNOUNCE overrides it.
     announce_batches: ClassVar[bool] = False
+    # Delay tiers after the in-place retries (docs/retry-topics.md); RETRY_TOPIC_* override them.
+    retry_topic_delays_ms: ClassVar[tuple[int, ...]] = ()
+    retry_topic_key_order: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -117,6 +121,7 @@ class KafkaConsumerRunner:
         )
         handlers = Handlers.of(self, KafkaConsumerRunner)
         _check_async_hooks(type(self), handlers.is_async)
+        check_key_order(self.settings, handlers)
         reader = EnvelopeReader(self.payload_schema, self.payload_model)
         self._engine = Engine(self._ctx, handlers, reader, self.registry, consumer_factory, producer_factory)
         for secret in (self.settings.connection.sasl_password, self.settings.connection.ssl_key_password):

@@ -1,10 +1,12 @@
 """A consumer run as its own process by ``test_runner_process``: ``python -m tests.integration.process_consumer``.
 
 Configured like any consumer, from the environment (``KAFKA_BROKERS``, ``KAFKA_TOPICS``, ``KAFKA_GROUP_ID``...),
-plus two test settings: ``HANDLED_FILE``, where the ``record_id`` of every record whose ``process()`` returned is
+plus test settings: ``HANDLED_FILE``, where the ``record_id`` of every record whose ``process()`` returned is
 appended and fsync'd before ``process()`` returns, and ``WORK_MS``, simulated work per record. A payload with
-``"poison": true`` raises :class:`~neotool_common.errors.PoisonMessageError`. ``MAX_CONCURRENCY`` and ``ORDERING``
-run it in a throughput mode (the file is then written from several threads, one whole line at a time).
+``"poison": true`` raises :class:`~neotool_common.errors.PoisonMessageError`; one with ``"flaky": true`` raises
+``ConnectionError`` while the file ``FAIL_WHILE_FILE`` names exists (a downstream outage the test ends).
+``MAX_CONCURRENCY`` and ``ORDERING`` run it in a throughput mode (the file is then written from several threads,
+one whole line at a time).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class FileRecordingConsumer(KafkaConsumerRunner):
     def process(self, message: Message) -> None:
         if message.payload.get("poison"):
             raise PoisonMessageError("poison by request", "$.payload.poison")
+        outage = os.environ.get("FAIL_WHILE_FILE")
+        if message.payload.get("flaky") and outage and os.path.exists(outage):
+            raise ConnectionError("downstream unavailable")
         if self._work_s:
             time.sleep(self._work_s)  # the work a real consumer would do
         with self._lock:

@@ -199,6 +199,7 @@ def expected_row(s: Seed, partition_offsets: dict[int, int], source: str, record
             **dict.fromkeys(("reason", "exception_type", "exception_message", "path", "original_topic"), None),
             **dict.fromkeys(("original_partition", "original_offset", "failed_at", "attempts"), None),
             "replay_count": 0,
+            "retry_history": [],
             "replayed_by": [],
         }
     return {
@@ -215,6 +216,7 @@ def expected_row(s: Seed, partition_offsets: dict[int, int], source: str, record
         "failed_at": f.failed_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "attempts": f.attempts,
         "replay_count": f.replay_count or 0,
+        "retry_history": [],
         "replayed_by": [],
     }
 

@@ -38,6 +38,7 @@ ALERT_NAMES = {
     "NeotoolConsumerDeadLetterWritesFailing",
     "NeotoolConsumerPartitionStuck",
     "NeotoolConsumerBatchOverdue",
+    "NeotoolConsumerRetriesLate",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -233,6 +234,7 @@ def test_the_dashboard_shows_every_catalogued_metric() -> None:
         "neotool_consumer_ack_latency_seconds",
         "neotool_consumer_processing_seconds",
         "neotool_consumer_end_to_end_age_seconds",
+        "neotool_consumer_retry_lateness_seconds",
     ],
 )
 def test_histograms_are_shown_as_p50_and_p99(histogram: str) -> None:

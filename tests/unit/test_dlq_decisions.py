@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from neotool_common.deadletter.retry_headers import (
+    RETRY_ATTEMPTS,
+    RETRY_HISTORY,
+    RETRY_TIER,
+    bounded_history,
+    history_entry,
+)
 from neotool_common.dlqtool.cluster import OffsetRange
 from neotool_common.dlqtool.decisions import (
     Action,
@@ -17,6 +26,7 @@ from neotool_common.dlqtool.ledger import CommitLedger
 from neotool_common.dlqtool.planning import scan_range
 from neotool_common.dlqtool.targets import ReplayTarget
 from neotool_common.errors import ConfigurationError
+from neotool_common.policies.retry_topics import first_retry_topic
 from tests.dlq_support import Failure, dlq_record
 
 POLICY = ReplayPolicy(dlq_topic="orders.v1.dlq")
@@ -24,13 +34,17 @@ EVERYTHING = RecordFilter()
 
 
 class Catalog:
-    def __init__(self, **partitions: int) -> None:
+    def __init__(self, tiers: dict[tuple[str, str], str] | None = None, **partitions: int) -> None:
         self.known = {name.replace("_", "."): count for name, count in partitions.items()}
+        self.tiers = tiers or {}  # (source, group) -> the group's tier-1 retry topic
         self.asked: list[str] = []
 
     def partitions(self, topic: str) -> int | None:
         self.asked.append(topic)
-        return self.known.get(topic)
+        return self.known.get(topic, 4 if topic in self.tiers.values() else None)
+
+    def retry_topic(self, source: str, group: str) -> str | None:
+        return self.tiers.get((source, group))
 
 
 CATALOG = Catalog(orders_v1=4, other_v1=2)
@@ -269,3 +283,64 @@ def test_ledger_forgets_a_revoked_partition() -> None:
     assert ledger.in_flight == 0
     ledger.settle(0, 2)
     assert ledger.take_committable() == {}
+
+
+TIER_1 = "orders.v1.retry.enrich.30s"
+WITH_TIERS = Catalog({("orders.v1", "enrich"): TIER_1}, orders_v1=4)
+
+
+def test_a_group_with_retry_tiers_gets_its_replay_through_its_first_tier_due_at_once() -> None:
+    record = dlq_record("a", Failure(consumer_group="enrich", reason="retries_exhausted", attempts=5))
+
+    decision = decide(record, EVERYTHING, POLICY, WITH_TIERS)
+
+    assert decision.target is not None
+    assert (decision.target.topic, decision.target.partition, decision.target.group) == (TIER_1, 0, "enrich")
+    headers = dict(replayed_headers(record, decision.target))
+    assert (headers["retry.tier"], headers["retry.due_at"], headers["retry.consumer.group"]) == (b"1", b"0", b"enrich")
+    assert (headers["retry.original.topic"], headers["retry.original.offset"]) == (b"orders.v1", b"0")
+    (entry,) = json.loads(headers["retry.history"] or b"")
+    assert (entry["tier"], entry["attempts"], entry["type"]) == (0, 5, "orders.errors.BadAmount")
+
+
+def test_a_replay_through_a_tier_carries_the_records_history_once() -> None:
+    history = bounded_history([history_entry(t, 2, 1000 * t, "builtins.ConnectionError", "down") for t in range(3)])
+    carried = ((RETRY_HISTORY, history), (RETRY_ATTEMPTS, b"6"), (RETRY_TIER, b"2"))
+    record = dlq_record("a", Failure(consumer_group="enrich", own_headers=carried))
+
+    decision = decide(record, EVERYTHING, POLICY, WITH_TIERS)
+
+    assert decision.target is not None
+    names = [name for name, _ in replayed_headers(record, decision.target)]
+    assert len(names) == len(set(names)), "each retry.* header once, however many hops and replays"
+    headers = dict(replayed_headers(record, decision.target))
+    assert [e["tier"] for e in json.loads(headers["retry.history"] or b"")] == [0, 1, 2]
+    assert (headers["retry.attempts"], headers["retry.tier"]) == (b"6", b"1")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        ReplayPolicy(dlq_topic="orders.v1.dlq", to_topic="other.v1"),
+        ReplayPolicy(dlq_topic="orders.v1.dlq", all_groups=True),
+    ],
+    ids=["to", "all-groups"],
+)
+def test_to_and_all_groups_never_go_through_a_retry_topic(policy: ReplayPolicy) -> None:
+    decision = decide(dlq_record("a", Failure(consumer_group="enrich")), EVERYTHING, policy, Catalog(
+        {("orders.v1", "enrich"): TIER_1, ("other.v1", "enrich"): "other.v1.retry.enrich.30s"}, orders_v1=4, other_v1=2
+    ))  # fmt: skip
+
+    assert decision.target is not None
+    assert "retry" not in decision.target.topic
+    assert not any(name.startswith("retry.") for name, _ in replayed_headers(decision.record, decision.target))
+
+
+def test_the_first_tier_is_the_groups_retry_topic_with_the_shortest_delay() -> None:
+    topics = ["orders.v1.retry.enrich.1h", "orders.v1.retry.enrich.30s", "orders.v1.retry.enrich.5m",
+              "orders.v1.retry.enrichment.1s", "orders.v1.retry.enrich.notadelay", "orders.v1.dlq"]  # fmt: skip
+    assert first_retry_topic(topics, "orders.v1", "enrich") == "orders.v1.retry.enrich.30s"
+    assert first_retry_topic(["orders.v1.retry.enrich.1500ms", "orders.v1.retry.enrich.2s"], "orders.v1", "enrich") == (
+        "orders.v1.retry.enrich.1500ms"
+    )
+    assert first_retry_topic(topics, "orders.v1", "other") is None

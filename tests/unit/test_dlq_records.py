@@ -58,7 +58,9 @@ def test_as_row_has_exactly_the_documented_keys() -> None:
         "failed_at",
         "attempts",
         "replay_count",
+        "retry_history",
     ]
+    assert row["retry_history"] == []  # a group without retry tiers
     assert row["offset"] == 3
     assert row["original_offset"] == 5
     assert row["replay_count"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from neotool_common.deadletter.retry_headers import RETRY_HISTORY, bounded_history, history_entry
 from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy
 from neotool_common.dlqtool.records import parse_record
 from neotool_common.dlqtool.render import (
@@ -63,6 +64,7 @@ def test_table_aligns_columns_and_shortens_the_exception() -> None:
         "REASON",
         "RECORD_ID",
         "ORIGINAL",
+        "TIERS",
         "REPLAYS",
         "EXCEPTION",
     ]
@@ -176,3 +178,22 @@ def test_replay_report_lists_each_record_that_did_not_go_back_with_a_command() -
     ]
     assert not report.complete
     assert ReplayReport("g", replayed=5).complete
+
+
+def test_a_record_that_went_through_retry_tiers_shows_its_attempt_history_in_show_and_its_tiers_in_list() -> None:
+    history = bounded_history(
+        [
+            history_entry(0, 5, 1_714_532_340_000, "builtins.ConnectionError", "directory down"),
+            history_entry(1, 5, 1_714_532_370_000, "builtins.ConnectionError", "still down"),
+            history_entry(2, 5, 1_714_532_670_000, "builtins.TimeoutError", "timed out"),
+        ]
+    )
+    record = dlq_record("rec-1", Failure(reason="retries_exhausted", own_headers=((RETRY_HISTORY, history),)))
+
+    text = "\n".join(render_show(record))
+    header, row = render_table([record])
+
+    assert "Attempt history" in text
+    assert "tier 1  2024-05-01T02:59:30Z  5 attempt(s)  ConnectionError: still down" in text
+    assert row[header.index("TIERS") :].split()[:2] == ["2", "0"]  # two tiers, no replay
+    assert [entry["tier"] for entry in record.as_row()["retry_history"]] == [0, 1, 2]

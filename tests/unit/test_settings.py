@@ -13,6 +13,7 @@ from neotool_common.config import settings as settings_module
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.errors import ConfigurationError, ConfigurationErrors
+from neotool_common.policies.retry_topics import RetryTopicPolicy
 from neotool_common.policies.throughput import Ordering, ThroughputPolicy
 
 SASL_PASSWORD = "sasl-Pa55-never-shown"
@@ -63,6 +64,8 @@ def full_env(pem: str) -> dict[str, str]:
         "BATCH_SIZE": "250",
         "BATCH_MAX_WAIT_MS": "5",
         "MAX_IN_FLIGHT": "4000",
+        "RETRY_TOPIC_DELAYS_MS": "30000, 300000",
+        "RETRY_TOPIC_KEY_ORDER": "TRUE",
         "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
         "KAFKA_SASL_MECHANISM": "scram-sha-512",
         "KAFKA_SASL_USERNAME": "svc-enrich",
@@ -100,6 +103,7 @@ def test_every_variable_is_parsed(pem: str) -> None:
     assert (settings.metrics_port, settings.metrics_host) == (9100, "127.0.0.1")
     assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("DEBUG", "console", 5)
     assert settings.throughput == ThroughputPolicy(32, Ordering.KEY, 250, 0.005, 4000)
+    assert settings.retry_topics == RetryTopicPolicy((30_000, 300_000), key_order=True)
     connection = settings.connection
     assert connection.brokers == "broker-1:9092, broker-2:9093"
     assert (connection.security_protocol, connection.sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
@@ -220,6 +224,10 @@ def test_the_consumer_class_supplies_the_throughput_mode_and_the_environment_ove
         ("BATCH_SIZE", "0", "must be at least 1"),
         ("BATCH_MAX_WAIT_MS", "-5", "must be at least 0"),
         ("MAX_IN_FLIGHT", "-1", "must be at least 0"),
+        ("RETRY_TOPIC_DELAYS_MS", "30s,5m", "is not a comma-separated list of whole milliseconds"),
+        ("RETRY_TOPIC_DELAYS_MS", "30000,0", "must be a positive number"),
+        ("RETRY_TOPIC_DELAYS_MS", "30000,30000", "each retry delay may appear once"),
+        ("RETRY_TOPIC_KEY_ORDER", "yes", "must be true or false"),
         ("KAFKA_SECURITY_PROTOCOL", "TLS", "must be one of PLAINTEXT"),
         ("KAFKA_SSL_CA_LOCATION", "/no/such/ca.pem", "no such file"),
         ("KAFKA_SSL_CERTIFICATE_LOCATION", "/no/such/cert.pem", "no such file"),
@@ -448,3 +456,31 @@ def test_one_bad_variable_is_still_a_plain_configuration_error() -> None:
     error = configuration_error({**MINIMAL, "METRICS_PORT": "x"})
     assert type(error) is ConfigurationError
     assert error.setting == "METRICS_PORT"
+
+
+def test_without_delay_tiers_the_runner_subscribes_to_its_source_topics_only() -> None:
+    settings = RunnerSettings.from_env({**WITH_SECRETS, "KAFKA_TOPICS": "bank.v1"})
+    assert (settings.retry_topics.enabled, settings.subscription) == (False, ("bank.v1",))
+    assert "fetch.wait.max.ms" not in settings.consumer_config()  # librdkafka's own 500 ms
+
+
+def test_with_delay_tiers_a_fetch_waits_at_most_100_ms_so_that_a_released_retry_is_on_time() -> None:
+    tiers = {**WITH_SECRETS, "RETRY_TOPIC_DELAYS_MS": "30000"}
+    assert RunnerSettings.from_env(tiers).consumer_config()["fetch.wait.max.ms"] == 100
+    chosen = RunnerSettings.from_env({**tiers, "KAFKA_CONFIG_FETCH_WAIT_MAX_MS": "250"}).consumer_config()
+    assert chosen["fetch.wait.max.ms"] == "250"  # the operator's choice wins
+
+
+def test_delay_tiers_come_from_the_class_and_add_the_groups_retry_topics_to_the_subscription() -> None:
+    class Declared:
+        topics = ("bank.v1",)
+        group_id = "enrich"
+        retry_topic_delays_ms = (1500, 60_000)
+        retry_topic_key_order = True
+
+    env = {k: v for k, v in WITH_SECRETS.items() if k not in ("KAFKA_TOPICS", "KAFKA_GROUP_ID")}
+    settings = RunnerSettings.from_env(env, defaults_from=Declared)
+    assert settings.retry_topics == RetryTopicPolicy((1500, 60_000), key_order=True)
+    assert settings.subscription == ("bank.v1", "bank.v1.retry.enrich.1500ms", "bank.v1.retry.enrich.1m")
+    overridden = RunnerSettings.from_env({**env, "RETRY_TOPIC_DELAYS_MS": ""}, defaults_from=Declared)
+    assert overridden.retry_topics.delays_ms == (1500, 60_000)  # empty is unset: the class's tiers stay

@@ -52,7 +52,7 @@ def test_the_start_line_carries_the_effective_settings_with_secrets_masked() -> 
     assert start["level"] == "info"
     assert (start["max_concurrency"], start["ordering"], start["retry_max_attempts"]) == (8, "key", 7)
     assert start["brokers"] == "127.0.0.1:9"
-    assert (start["topics"], start["dlq_topics"]) == ([TOPIC], [TOPIC + ".dlq"])
+    assert (start["topics"], start["dlq_topics"], start["retry_topics"]) == ([TOPIC], [TOPIC + ".dlq"], [])
     assert (start["group_protocol"], start["assignor"]) == ("classic", "cooperative-sticky")
     assert start["commit_interval_ms"] == 1000
     assert start["metrics"] == "off"

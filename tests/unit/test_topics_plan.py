@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from neotool_common.cli.topics import alter_commands, handover_commands, render, topics_of
+from neotool_common.cli.topics import alter_commands, handover_commands, render, retry_tiers_of, topics_of
 from neotool_common.deadletter.publisher import DlqPolicy
 from neotool_common.errors import ConfigurationError
 from neotool_common.provisioning.cluster import DENIED, EXISTED
@@ -188,8 +188,37 @@ def test_handover_quotes_what_a_shell_would_split() -> None:
     assert command.endswith("--topic 'odd name' --partitions 1 --replication-factor 1 --config 'a=b c'")
 
 
+def test_a_group_with_delay_tiers_gets_one_retry_topic_per_tier_after_the_dlqs_and_one_without_none() -> None:
+    source = ExistingTopic(SOURCE, 6, 3, {})
+    specs = plan_topics([SOURCE], {SOURCE: source}, with_source=False, partitions=1, replication_factor=1,
+                        retry_group="enrichment", retry_delays_ms=(30_000, 3_600_000))  # fmt: skip
+    retry = [(s.name, s.role, s.partitions, s.replication_factor) for s in specs if s.role is Role.RETRY]
+    assert retry == [
+        (f"{SOURCE}.retry.enrichment.30s", Role.RETRY, 6, 3),
+        (f"{SOURCE}.retry.enrichment.1h", Role.RETRY, 6, 3),
+    ]
+    assert specs[-1].configs == specs[0].configs  # kept as long as a DLQ: a copy outlives the outage it waits out
+    report = provision(ProvisionRequest((SOURCE,), group_id="enrichment"), FakeAdmin({SOURCE: source}))
+    assert all(o.spec.role is not Role.RETRY for o in report.outcomes)
+
+
+def test_the_retry_tiers_come_from_the_environment_else_from_the_consumer_class() -> None:
+    assert retry_tiers_of("tests.unit.test_topics_plan:Reader", {}) == {
+        "group_id": "readers",
+        "retry_delays_ms": (5000,),
+    }
+    env = {"RETRY_TOPIC_DELAYS_MS": "1000,2000", "KAFKA_GROUP_ID": "other"}
+    assert retry_tiers_of(None, env) == {"group_id": "other", "retry_delays_ms": (1000, 2000)}
+    with pytest.raises(ConfigurationError, match="RETRY_TOPIC_DELAYS_MS"):
+        retry_tiers_of(None, {"RETRY_TOPIC_DELAYS_MS": "-5"})
+    with pytest.raises(ConfigurationError, match="KAFKA_GROUP_ID"):
+        ProvisionRequest((SOURCE,), retry_delays_ms=(1000,))
+
+
 class Reader:
     topics = ("reader.topic.v1",)
+    group_id = "readers"
+    retry_topic_delays_ms = (5000,)
 
 
 def test_with_batches_plans_the_compacted_manifest_and_announcement_topics_once() -> None:

@@ -171,6 +171,8 @@ def start_consumer(kafka: KafkaEndpoint) -> Iterator[Callable[..., RunningConsum
             },
             defaults_from=InstitutionConsumer,
         )
+        for retry_topic in settings.subscription[len(settings.topics) :]:  # the group's retry tiers
+            kafka.create_topic(retry_topic, 1)
         consumer = InstitutionConsumer(
             settings,
             app_config=AppConfig(database_url=database_url),

@@ -19,9 +19,11 @@ import psycopg
 import pytest
 from conftest import DeadLetters, RunningConsumer, wait_for
 
+from institution_enhancement.flows.consumer import InstitutionConsumer
 from institution_enhancement.tasks.samples import Outcome, SampleRecord, publish_samples, sample_records
 from institution_enhancement.tasks.store import APPLICATION_NAME, count_rows
 from neotool_common.deadletter.headers import DLQ_ORIGINAL_TOPIC, DLQ_REASON, dlq_topic_for
+from neotool_common.policies.retry_topics import retry_topics
 from neotool_common.testing.kafka import KafkaEndpoint, free_port
 
 pytestmark = pytest.mark.kafka
@@ -141,11 +143,14 @@ def test_the_console_script_serves_probes_consumes_and_stops_on_sigterm(
     kafka: KafkaEndpoint, topic: str, postgres_url: str
 ) -> None:
     port = free_port()
+    group = f"institution-enhancement-{topic}"
+    for retry_topic in retry_topics(topic, group, InstitutionConsumer.retry_topic_delays_ms):
+        kafka.create_topic(retry_topic, 1)  # the class's retry tiers: not ready without them
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_"))},
         "KAFKA_BROKERS": kafka.bootstrap_servers,
         "KAFKA_TOPICS": topic,
-        "KAFKA_GROUP_ID": f"institution-enhancement-{topic}",
+        "KAFKA_GROUP_ID": group,
         "DATABASE_URL": postgres_url,
         "METRICS_PORT": str(port),
         "METRICS_HOST": "127.0.0.1",

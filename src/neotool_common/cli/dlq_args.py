@@ -14,7 +14,8 @@ EXIT_USAGE = 2
 
 REPLAY_SCOPE = (
     "Who processes a replayed record: by default only the consumer group that dead-lettered it (its "
-    "dlq.consumer.group header, copied to dlq.replay.group); runners of other groups reading the same topic commit "
+    "dlq.consumer.group header, copied to dlq.replay.group), through that group's first retry topic when it has "
+    "retry tiers; runners of other groups reading the same topic commit "
     "past the copy without processing it and count it in neotool_consumer_records_skipped_total. --to TOPIC changes "
     "the topic, not that scope. --all-groups sends the copies without a scope: every group reading the topic "
     "processes them again, as if they were new records. A record naming no group reaches every group. --dry-run "

@@ -1,5 +1,6 @@
-"""``neotool-topics``: create the topics a consumer needs (its ``.dlq`` and ``.dlq.parked``, and for local work
-its source), idempotently; or print them, with the exact configs, for whoever may create them.
+"""``neotool-topics``: create the topics a consumer needs (its ``.dlq`` and ``.dlq.parked``, its group's retry
+topics when it has delay tiers, and for local work its source), idempotently; or print them, with the exact
+configs, for whoever may create them.
 
 ::
 
@@ -7,7 +8,9 @@ its source), idempotently; or print them, with the exact configs, for whoever ma
     neotool-topics --consumer people_loader.flows.consumer:PeopleLoaderConsumer [--partitions N]
                    [--replication-factor N] [--dlq-retention-days 30] [--timeout 15]
 
-The topics come from ``KAFKA_TOPICS``, else from the ``topics`` of the ``--consumer`` class; the cluster from
+The topics come from ``KAFKA_TOPICS``, else from the ``topics`` of the ``--consumer`` class; the retry tiers from
+``RETRY_TOPIC_DELAYS_MS`` and ``KAFKA_GROUP_ID``, else from the class's ``retry_topic_delays_ms`` and ``group_id``;
+the cluster from
 ``KAFKA_BROKERS`` and the ``KAFKA_SECURITY_*``/``KAFKA_SASL_*``/``KAFKA_SSL_*`` settings, as for the consumer.
 Exit codes: 0 all topics in place (or the dry run printed them); 1 an existing topic differs from the plan
 (nothing changed; the ``kafka-configs.sh --alter`` lines are printed); 2 usage, configuration or connection
@@ -23,14 +26,18 @@ import os
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
+from neotool_common.policies.retry_topics import RetryTopicPolicy, parse_delays
 from neotool_common.provisioning.cluster import KafkaTopicAdmin
 from neotool_common.provisioning.plan import DEFAULT_DLQ_RETENTION_MS, TopicSpec, unmet_configs
 from neotool_common.provisioning.provision import Outcome, ProvisionRequest, Report, Status, provision
 
-__all__ = ["EXIT_USAGE", "PROG", "alter_commands", "handover_commands", "main", "render", "topics_of"]
+__all__ = [
+    "EXIT_USAGE", "PROG", "alter_commands", "handover_commands", "main", "render", "retry_tiers_of", "topics_of",
+]  # fmt: skip
 
 PROG = "neotool-topics"
 EXIT_USAGE = 2
@@ -71,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             replication_factor=args.replication_factor,
             dlq_retention_ms=round(args.dlq_retention_days * _DAY_MS),
             dry_run=args.dry_run,
+            **retry_tiers_of(args.consumer, os.environ),
         )
         report = provision(request, KafkaTopicAdmin(connection, timeout_s=args.timeout))
     except ConfigurationError as error:
@@ -85,14 +93,30 @@ def topics_of(consumer: str | None, env: Mapping[str, str]) -> tuple[str, ...]:
     listed = tuple(t.strip() for t in env.get("KAFKA_TOPICS", "").split(",") if t.strip())
     if listed or consumer is None:
         return listed
+    return tuple(getattr(_load(consumer), "topics", ()) or ())
+
+
+def retry_tiers_of(consumer: str | None, env: Mapping[str, str]) -> dict[str, Any]:
+    """The group and delay tiers whose retry topics to create: the environment's, else the class's."""
+    cls = _load(consumer) if consumer else None
+    raw = env.get("RETRY_TOPIC_DELAYS_MS", "").strip()
+    try:
+        delays = parse_delays(raw) if raw else tuple(getattr(cls, "retry_topic_delays_ms", ()) or ())
+        RetryTopicPolicy(delays)
+    except ValueError as error:
+        raise ConfigurationError("RETRY_TOPIC_DELAYS_MS", str(error)) from None
+    group = env.get("KAFKA_GROUP_ID", "").strip() or str(getattr(cls, "group_id", "") or "")
+    return {"group_id": group, "retry_delays_ms": delays}
+
+
+def _load(consumer: str) -> Any:
     module_name, _, class_name = consumer.partition(":")
     if not module_name or not class_name:
         raise ConfigurationError("--consumer", f"{consumer!r} is not module:Class")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
+        return getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as error:
         raise ConfigurationError("--consumer", f"cannot load {consumer}: {error}") from None
-    return tuple(getattr(cls, "topics", ()) or ())
 
 
 def render(report: Report, brokers: str, *, dry_run: bool) -> str:

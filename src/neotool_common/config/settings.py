@@ -28,6 +28,9 @@ variable                          default    meaning
 ``BATCH_SIZE``                    class      most records in one ``process_batch()`` call (100)
 ``BATCH_MAX_WAIT_MS``             class      how long a batch waits to fill up (20)
 ``MAX_IN_FLIGHT``                 class      records out to workers before partitions pause (0: automatic)
+``RETRY_TOPIC_DELAYS_MS``         class ()   delay tiers after the in-place retries, e.g. ``30000,300000`` (and
+                                             ``fetch.wait.max.ms`` 100 unless ``KAFKA_CONFIG_*`` sets it)
+``RETRY_TOPIC_KEY_ORDER``         class      ``true``: later records of a waiting key follow it into the tier
 ===============================  =========  ===============================================================
 """
 
@@ -46,6 +49,7 @@ from neotool_common.deadletter.publisher import DlqPolicy
 from neotool_common.errors import ConfigurationError, ConfigurationErrors
 from neotool_common.policies.commit import CommitPolicy
 from neotool_common.policies.retry import RetryPolicy
+from neotool_common.policies.retry_topics import RetryTopicPolicy, parse_delays
 from neotool_common.policies.throughput import Ordering, ThroughputPolicy
 
 __all__ = ["RunnerSettings"]
@@ -59,6 +63,8 @@ _OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 _HAS_OWN_VARIABLE = {"group.id": "KAFKA_GROUP_ID", "bootstrap.servers": "KAFKA_BROKERS"}
 # The largest timeout librdkafka accepts (a 32-bit signed int of milliseconds).
 _MAX_MS = 2_147_483_647
+# With retry tiers: how long a fetch may wait for data (librdkafka: 500), so a released retry record is on time.
+RETRY_FETCH_WAIT_MS = 100
 # librdkafka's default receive.message.max.bytes: the largest response a client accepts.
 _DLQ_MESSAGE_MAX_BYTES = 100_000_000
 
@@ -76,6 +82,7 @@ class RunnerSettings:
     dlq: DlqPolicy = field(default_factory=DlqPolicy)
     circuit: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
     throughput: ThroughputPolicy = field(default_factory=ThroughputPolicy)
+    retry_topics: RetryTopicPolicy = field(default_factory=RetryTopicPolicy)
     max_pending_per_partition: int = 10_000
     shutdown_grace_s: float = 30.0
     auth_failure_exit_s: float = 60.0
@@ -148,12 +155,19 @@ class RunnerSettings:
             "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
             "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
             "throughput": reader.collect(lambda: _throughput(reader, defaults_from), ThroughputPolicy()),
+            "retry_topics": reader.collect(lambda: _retry_topics(reader, defaults_from), RetryTopicPolicy()),
         }
         values.update(overrides)
         if reader.errors and values["connection"] is not None:
             reader.collect(lambda: cls(**values), None)  # its own checks' first error joins the others
         reader.raise_errors()  # every bad variable at once, one line each
         return cls(**values)
+
+    @property
+    def subscription(self) -> tuple[str, ...]:
+        """What the runner subscribes to: the source topics, then the group's retry topics of each."""
+        tiers = self.retry_topics
+        return self.topics + tuple(t for source in self.topics for t in tiers.topics_for(source, self.group_id))
 
     def consumer_config(self) -> dict[str, Any]:
         """librdkafka consumer settings: manual offset store and commits, incremental rebalancing.
@@ -168,6 +182,8 @@ class RunnerSettings:
         }
         if self.connection.group_protocol != CONSUMER_PROTOCOL:
             config["partition.assignment.strategy"] = "cooperative-sticky"
+        if self.retry_topics.enabled:  # a retry partition resumed when due waits for the fetch in flight: <= this
+            config["fetch.wait.max.ms"] = RETRY_FETCH_WAIT_MS
         config.update(self.connection.client_config(ClientKind.CONSUMER))
         config.update(_OWNED)
         return config
@@ -215,6 +231,19 @@ def _throughput(reader: _EnvReader, defaults_from: type | None) -> ThroughputPol
         batch_max_wait_s=reader.number("BATCH_MAX_WAIT_MS", int(declared["batch_max_wait_ms"]), int, minimum=0) / 1000,
         max_in_flight=reader.number("MAX_IN_FLIGHT", int(declared["max_in_flight"]), int, minimum=0),
     )
+
+
+def _retry_topics(reader: _EnvReader, defaults_from: type | None) -> RetryTopicPolicy:
+    """The delay tiers: the consumer class's ``retry_topic_*`` attributes, overridden by the environment."""
+    raw, flag = reader.text("RETRY_TOPIC_DELAYS_MS"), reader.text("RETRY_TOPIC_KEY_ORDER")
+    if flag is not None and flag.lower() not in ("true", "false"):
+        raise ConfigurationError("RETRY_TOPIC_KEY_ORDER", f"must be true or false, got {flag!r}")
+    try:
+        delays = parse_delays(raw) if raw is not None else tuple(getattr(defaults_from, "retry_topic_delays_ms", ()))
+        key_order = flag.lower() == "true" if flag else bool(getattr(defaults_from, "retry_topic_key_order", False))
+        return RetryTopicPolicy(delays, key_order)
+    except ValueError as exc:
+        raise ConfigurationError("RETRY_TOPIC_DELAYS_MS", str(exc)) from None
 
 
 class _EnvReader:

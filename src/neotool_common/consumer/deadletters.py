@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 from confluent_kafka import Message as KafkaMessage
 
@@ -19,10 +20,34 @@ from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.flow import PartitionFlow, PauseReason
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.raw import dlq_copy_headers, qualified
-from neotool_common.deadletter.publisher import DeadLetter, DeadLetterPublisher, describe_failure
+from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.deadletter.publisher import DeadLetter, DeadLetterPublisher, Headers, describe_failure
 from neotool_common.records.message import Message
 
-__all__ = ["DeadLetters"]
+__all__ = ["DeadLetters", "Diverter", "Origin"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The source record a dead-letter describes, with the headers its copy starts from."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    headers: Headers
+    attempts: int
+
+
+class Diverter(Protocol):
+    """Retry tiers (:mod:`.tiers`): a failed record may go to a retry topic instead of the DLQ."""
+
+    def divert(
+        self, state: PartitionState, msg: Any, error: BaseException, reason: str, attempts: int, received: float,
+        message: Message | None,
+    ) -> bool: ...  # fmt: skip
+
+    def origin(self, state: PartitionState, msg: Any, error: BaseException, attempts: int) -> Origin | None: ...
 
 
 class DeadLetters:
@@ -38,6 +63,7 @@ class DeadLetters:
         self._flow = flow
         self._redact = redact  # the consumer's redact_failure(): exception text may echo personal data
         self.publisher = DeadLetterPublisher(producer, ctx.settings.dlq, ctx.clock, self._write_failed, on_fatal)
+        self.tiers: Diverter | None = None  # the group's retry tiers, when it has some
 
     def route(
         self,
@@ -49,19 +75,26 @@ class DeadLetters:
         received: float,
         message: Message | None = None,
     ) -> None:
-        """Send ``msg`` to its DLQ; its offset completes when the broker acknowledges the copy."""
+        """Send ``msg`` to its DLQ (or its next retry tier); its offset completes when the broker acknowledges."""
         ctx = self._ctx
         offset = cast(int, msg.offset())
+        tiers = self.tiers
+        if tiers is not None and tiers.divert(state, msg, error, str(reason), attempts, received, message):
+            return
+        origin = None if tiers is None else tiers.origin(state, msg, error, attempts)
+        if origin is None:
+            headers = dlq_copy_headers(msg, error)
+            origin = Origin(state.topic, state.partition, offset, msg.timestamp()[1], headers, attempts)
         headers = describe_failure(
-            dlq_copy_headers(msg, error),
-            topic=state.topic,
-            partition=state.partition,
-            offset=offset,
-            timestamp_ms=msg.timestamp()[1],
+            origin.headers,
+            topic=origin.topic,
+            partition=origin.partition,
+            offset=origin.offset,
+            timestamp_ms=origin.timestamp_ms,
             group=ctx.settings.group_id,
             reason=str(reason),
             error=error,
-            attempts=attempts,
+            attempts=origin.attempts,
             policy=ctx.settings.dlq,
             now=ctx.clock.time(),
             redact=self._redact,
@@ -78,7 +111,7 @@ class DeadLetters:
             state.clear_retry()
         letter = DeadLetter(
             state.topic, state.partition, offset, msg.key(), msg.value(), msg.timestamp()[1], headers, str(reason),
-            attempts, acked,
+            attempts, acked, destination=dlq_topic_for(origin.topic),
         )  # fmt: skip
         ctx.record_log(message, msg, error).warning(
             "dead-lettering record",

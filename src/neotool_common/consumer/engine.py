@@ -26,6 +26,7 @@ from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.rebalance import Rebalance
 from neotool_common.consumer.retries import Retries
 from neotool_common.consumer.startup import effective_settings, make_client, warn_about_missing_dlq_topics
+from neotool_common.consumer.tiers.assembly import gate_for
 from neotool_common.consumer.topic_check import SourceTopics
 from neotool_common.consumer.workers import ParallelProcessing
 from neotool_common.observability.health import HealthServer
@@ -81,13 +82,13 @@ class Engine:
             if known is not None:
                 self.source_topics.check(ctx.clock.monotonic(), known)
             self.consumer.subscribe(
-                list(ctx.settings.topics),
+                list(ctx.settings.subscription),
                 on_assign=self.rebalance.on_assign,
                 on_revoke=self.rebalance.on_revoke,
                 on_lost=self.rebalance.on_lost,
             )
             ctx.health.set_running(True)
-            ctx.log.info("consumer started", topics=list(ctx.settings.topics))
+            ctx.log.info("consumer started", topics=list(ctx.settings.subscription))
             self._loop()
             self.events.raise_if_fatal()
         finally:
@@ -128,8 +129,9 @@ class Engine:
         )
         if self.workers is not None:
             self.workers.bind(self.flow, self.dead_letters, self.handler.run)
+        handle = gate_for(ctx, self.retries, self.dead_letters, self.handler.handle_record, self._handlers.redact)
         budget_s = min(ctx.settings.commit.interval_s, ctx.health.max_poll_interval_s / 2)
-        self.batches = Batches(ctx, self.handler.handle_record, self.events.on_message_error, self._stopping, budget_s)
+        self.batches = Batches(ctx, handle, self.events.on_message_error, self._stopping, budget_s)
         self.rebalance = Rebalance(
             ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget
         )

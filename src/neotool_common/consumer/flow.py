@@ -29,6 +29,7 @@ Key = tuple[str, int]
 
 class PauseReason(StrEnum):
     RETRY_BACKOFF = "retry_backoff"  # a record waits out its retry backoff (the partition was sought back)
+    RETRY_DUE = "retry_due"  # a retry topic's head record is not due yet (the partition was sought back to it)
     DLQ_BACKPRESSURE = "dlq_backpressure"  # too many records held behind an unacknowledged dead-letter write
     IN_FLIGHT_LIMIT = "in_flight_limit"  # the throughput modes' workers hold max_in_flight records
     REPLAY_DONE = "replay_done"  # neotool-dlq replay read this partition up to its end

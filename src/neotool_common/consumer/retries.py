@@ -4,6 +4,9 @@ A failed record's partition is sought back to it and paused (``RETRY_BACKOFF``);
 dropped (they will be fetched again). When the backoff is due the pause reason goes, the record is fetched
 and handled again, with the attempt number it has reached. A partition revoked or lost meanwhile forgets its
 retry; whoever owns it next starts from the committed offset, at attempt 1.
+
+:meth:`Retries.hold` serves the retry tiers too: a retry topic's partition waits (``RETRY_DUE``) the same way
+until its head record is due (:mod:`.tiers.gate`).
 """
 
 from __future__ import annotations
@@ -34,11 +37,7 @@ class Retries:
         backoff = policy.backoff(attempt)
         state.retry_offset = message.offset
         state.retry_attempts = attempt
-        state.blocked = True
-        state.resume_at = self._ctx.clock.monotonic() + backoff
-        self._consumer.seek(TopicPartition(state.topic, state.partition, message.offset))
-        self._flow.pause(state.key, PauseReason.RETRY_BACKOFF)
-        self.waiting.add(state)
+        self.hold(state, message.offset, backoff, PauseReason.RETRY_BACKOFF)
         state.metrics.retries.inc()
         self._ctx.record_log(message, msg).warning(
             "processing failed; retrying",
@@ -49,11 +48,20 @@ class Retries:
             error=str(exc),
         )
 
+    def hold(self, state: PartitionState, offset: int, wait_s: float, reason: PauseReason) -> None:
+        """Seek ``state``'s partition back to ``offset`` and hold it still for ``wait_s`` seconds."""
+        state.blocked = True
+        state.resume_at = self._ctx.clock.monotonic() + wait_s
+        self._consumer.seek(TopicPartition(state.topic, state.partition, offset))
+        self._flow.pause(state.key, reason)
+        self.waiting.add(state)
+
     def resume_due(self, now: float) -> None:
         for state in [state for state in self.waiting if state.resume_at <= now]:
             self.waiting.discard(state)
             state.blocked = False
             self._flow.resume(state.key, PauseReason.RETRY_BACKOFF)
+            self._flow.resume(state.key, PauseReason.RETRY_DUE)  # a retry topic's head record (tiers/gate.py)
 
     def next_due_in(self, now: float, timeout: float) -> float:
         for state in self.waiting:

@@ -99,6 +99,7 @@ def effective_settings(settings: RunnerSettings) -> dict[str, Any]:
         "security_protocol": connection.security_protocol,
         "topics": list(settings.topics),
         "dlq_topics": [dlq_topic_for(topic) for topic in settings.topics],
+        "retry_topics": list(settings.subscription[len(settings.topics) :]),  # the group's delay tiers, if any
         "group_protocol": connection.group_protocol,
         "assignor": consumer.get("group.remote.assignor", consumer.get("partition.assignment.strategy", "broker's")),
         "ordering": str(throughput.ordering),

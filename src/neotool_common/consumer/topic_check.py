@@ -37,7 +37,7 @@ class SourceTopics:
                 known = self._consumer.list_topics(timeout=timeout).topics
             except KafkaException:
                 return  # unreachable: the connection state says so already
-        missing = tuple(topic for topic in self._ctx.settings.topics if topic not in known)
+        missing = tuple(topic for topic in self._ctx.settings.subscription if topic not in known)
         if missing != self.missing:
             self._logged_at = float("-inf")
         self.missing = missing
@@ -49,7 +49,7 @@ class SourceTopics:
                 missing_topics=list(missing),
             )
         elif not missing and known is not None and self._logged_at > float("-inf"):
-            self._ctx.log.info("source topics exist now", topics=list(self._ctx.settings.topics))
+            self._ctx.log.info("source topics exist now", topics=list(self._ctx.settings.subscription))
             self._logged_at = float("-inf")
 
     def maybe_check(self, now: float) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from neotool_common.deadletter.retry_headers import RETRY_HEADERS
+
 __all__ = [
     "DLQ_ATTEMPTS",
     "DLQ_CONSUMER_GROUP",
@@ -73,7 +75,9 @@ DLQ_ERROR_HEADERS = frozenset(
 )
 
 # Headers a replay sets itself: the old values are removed before the new ones are added, so they never pile up.
-REPLAY_MANAGED_HEADERS = DLQ_ERROR_HEADERS | {DLQ_REPLAY_COUNT, DLQ_REPLAY_GROUP}
+# The retry.* headers of a record that went through retry tiers too: a replay through the group's retry topic
+# writes them afresh, and one to the source topic starts the record's retries over.
+REPLAY_MANAGED_HEADERS = DLQ_ERROR_HEADERS | RETRY_HEADERS | {DLQ_REPLAY_COUNT, DLQ_REPLAY_GROUP}
 
 
 class DlqReason(StrEnum):

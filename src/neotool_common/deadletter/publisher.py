@@ -62,7 +62,7 @@ class Producer(Protocol):
 
 @dataclass
 class DeadLetter:
-    """One record on its way to the DLQ. ``on_acked`` runs on the poll thread once the broker has it.
+    """One record on its way to the DLQ (or a retry topic). ``on_acked`` runs on the poll thread once the broker has it.
 
     ``timestamp_ms`` is the source record's timestamp (it is in the ``dlq.original.timestamp`` header); the copy
     itself is stamped with the time it is written.
@@ -79,10 +79,11 @@ class DeadLetter:
     attempts: int
     on_acked: Callable[[DeadLetter], None]
     failed_writes: int = 0
+    destination: str | None = None  # where it goes, when not the DLQ of ``topic`` (a retry topic, say)
 
     @property
     def dlq_topic(self) -> str:
-        return dlq_topic_for(self.topic)
+        return self.destination or dlq_topic_for(self.topic)
 
 
 def format_trace(error: BaseException) -> str:

@@ -175,6 +175,10 @@ class DlqCluster:
         topic = self._metadata(name).topics.get(name)
         return topic is not None and topic.error is None
 
+    def topics_named(self, prefix: str) -> list[str]:
+        """The topics whose name starts with ``prefix`` (one metadata request for the whole cluster)."""
+        return sorted(name for name in self._metadata().topics if name.startswith(prefix))
+
     def create_topic(self, like: TopicInfo, name: str) -> TopicInfo:
         """Create ``name`` with the partitions and replication factor of ``like`` (fine if it already exists)."""
         futures = self.admin.create_topics([NewTopic(name, like.partitions, like.replication_factor)])

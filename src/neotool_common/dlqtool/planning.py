@@ -13,6 +13,7 @@ from neotool_common.dlqtool.cluster import DlqCluster, OffsetRange, TopicInfo
 from neotool_common.dlqtool.decisions import Action, Decision, ReplayPolicy, decide
 from neotool_common.dlqtool.filters import RecordFilter
 from neotool_common.dlqtool.reader import read_range
+from neotool_common.policies.retry_topics import RETRY_INFIX, first_retry_topic
 
 __all__ = ["TopicCatalog", "plan_replay", "scan_range"]
 
@@ -38,16 +39,24 @@ def scan_range(
 
 
 class TopicCatalog:
-    """Partition counts of replay targets, asked once per topic."""
+    """Partition counts of replay targets, asked once per topic; and the groups' retry topics."""
 
     def __init__(self, cluster: DlqCluster) -> None:
         self._cluster = cluster
         self._known: dict[str, int | None] = {}
+        self._tiers: dict[str, str | None] = {}
 
     def partitions(self, topic: str) -> int | None:
         if topic not in self._known:
             self._known[topic] = self._cluster.topic(topic).partitions if self._cluster.exists(topic) else None
         return self._known[topic]
+
+    def retry_topic(self, source: str, group: str) -> str | None:
+        """The tier-1 retry topic of ``group`` for ``source``, None when the group has no tiers (asked once)."""
+        key = f"{source}{RETRY_INFIX}{group}"
+        if key not in self._tiers:
+            self._tiers[key] = first_retry_topic(self._cluster.topics_named(source + RETRY_INFIX), source, group)
+        return self._tiers[key]
 
     def remember(self, info: TopicInfo) -> None:
         self._known[info.name] = info.partitions

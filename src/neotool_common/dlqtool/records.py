@@ -28,6 +28,7 @@ from neotool_common.deadletter.headers import (
     DLQ_REASON,
     DLQ_REPLAY_COUNT,
 )
+from neotool_common.deadletter.retry_headers import RETRY_HISTORY, parse_history
 
 __all__ = ["DlqRecord", "Header", "KafkaMessage", "parse_record", "parse_timestamp", "record_id_of"]
 
@@ -93,6 +94,11 @@ class DlqRecord:
         """The last value of header ``name`` as text (invalid UTF-8 replaced), or ``None`` when absent."""
         return _header_text(self.headers, name)
 
+    @property
+    def retry_history(self) -> list[dict[str, Any]]:
+        """The failures before this one, through the group's retry tiers (``retry.history``); [] without tiers."""
+        return parse_history(self.header(RETRY_HISTORY))
+
     def as_row(self) -> dict[str, Any]:
         """The stable JSON object ``neotool-dlq list --json`` prints for this record."""
         return {
@@ -109,6 +115,7 @@ class DlqRecord:
             "failed_at": self.failed_at,
             "attempts": self.attempts,
             "replay_count": self.replay_count,
+            "retry_history": self.retry_history,
         }
 
 

@@ -66,7 +66,7 @@ def command_line(*parts: str) -> str:
 
 def render_table(records: Sequence[DlqRecord]) -> list[str]:
     """The ``list`` table: one aligned row per record, exception last and shortened."""
-    header = ["PARTITION", "OFFSET", "FAILED_AT", "REASON", "RECORD_ID", "ORIGINAL", "REPLAYS", "EXCEPTION"]
+    header = ["PARTITION", "OFFSET", "FAILED_AT", "REASON", "RECORD_ID", "ORIGINAL", "TIERS", "REPLAYS", "EXCEPTION"]
     rows = [header, *(_row(record) for record in records)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
     return [
@@ -87,6 +87,7 @@ def _row(record: DlqRecord) -> list[str]:
         safe(record.reason or "-"),
         shorten(record.record_id, 40) or "-",
         shorten(original, 60),
+        _tiers(record),
         str(record.replay_count),
         shorten(exception.rstrip(": "), EXCEPTION_WIDTH),
     ]
@@ -112,11 +113,37 @@ def render_show(record: DlqRecord) -> list[str]:
         ("consumer group", record.consumer_group or "-"),
         ("original", _original(record)),
     )
+    lines += _history(record)
     lines += ["", f"Headers ({len(record.headers)}, in order)"]
     lines += [f"  {safe(name)} = {_header_value(value)}" for name, value in record.headers] or ["  (none)"]
     lines += ["", "Stack trace"]
     lines += ["  " + line for line in safe(record.stacktrace or "(none)", keep_layout=True).splitlines()]
     lines += ["", *value_preview(record.value)]
+    return lines
+
+
+def _tiers(record: DlqRecord) -> str:
+    """How many retry tiers the record went through before the DLQ ("-": the group has none)."""
+    history = record.retry_history
+    return str(max(int(entry.get("tier", 0)) for entry in history)) if history else "-"
+
+
+def _history(record: DlqRecord) -> list[str]:
+    """Every failure the record had on its way through the retry tiers, oldest first."""
+    history = record.retry_history
+    if not history:
+        return []
+    lines = ["", "Attempt history (tier 0 is the source topic; the last failure sent it here)"]
+    for entry in history:
+        if "omitted" in entry:
+            lines.append(f"  … {entry['omitted']} failures omitted (the header keeps the first and the latest)")
+            continue
+        failed = datetime.fromtimestamp(int(entry.get("failed_at", 0)) / 1000, UTC)
+        kind = str(entry.get("type", "-")).rpartition(".")[2]
+        lines.append(
+            f"  tier {entry.get('tier', '?')}  {format_time(failed)}  {entry.get('attempts', '?')} attempt(s)  "
+            f"{safe(kind)}: {shorten(safe(str(entry.get('message', ''))), 80)}"
+        )
     return lines
 
 

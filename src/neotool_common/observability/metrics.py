@@ -29,11 +29,12 @@ __all__ = [
 ]
 
 _LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_LATENESS_BUCKETS: Final = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _AGE_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
 REBALANCE_KINDS: Final = ("assign", "revoke", "lost")
 # Why a partition is paused: the reason label of neotool_consumer_partition_paused.
-PAUSE_REASONS: Final = frozenset({"retry_backoff", "dlq_backpressure", "in_flight_limit", "replay_done"})
+PAUSE_REASONS: Final = frozenset({"retry_backoff", "retry_due", "dlq_backpressure", "in_flight_limit", "replay_done"})
 # A batch's state for a group: the state label of neotool_consumer_batches (neotool_common.batches.BatchState).
 BATCH_STATES: Final = ("open", "complete", "complete_with_rejects", "overdue")
 
@@ -59,6 +60,9 @@ METRIC_NAMES: Final = frozenset(
         "neotool_consumer_ready",
         "neotool_consumer_batches",
         "neotool_consumer_batch_announcements_total",
+        "neotool_consumer_retry_tier_entered_total",
+        "neotool_consumer_retry_tier_left_total",
+        "neotool_consumer_retry_lateness_seconds",
     }
 )
 
@@ -137,6 +141,26 @@ class TopicMetrics:
 
     def dead_lettered(self, reason: str) -> None:
         self._dlq[DlqReason(reason)].inc()
+
+
+class _RetryMetrics:
+    """The retry tiers' metrics (docs/retry-topics.md)."""
+
+    def __init__(self, registry: CollectorRegistry, topic_group: tuple[str, str]) -> None:
+        # records whose write to a retry tier the broker acknowledged, by source topic and tier (1, 2, ...)
+        self.entered = Counter(
+            "neotool_consumer_retry_tier_entered", "Records written to a retry tier", (*topic_group, "tier"),
+            registry=registry,
+        )  # fmt: skip
+        # records of a retry tier handed to the handler once due (whatever the outcome), by source topic and tier
+        self.left = Counter(
+            "neotool_consumer_retry_tier_left", "Records released from a retry tier", (*topic_group, "tier"),
+            registry=registry,
+        )  # fmt: skip
+        # how long after its due time a retry record was released to the handler, by source topic
+        self.lateness = FastHistogram(
+            "neotool_consumer_retry_lateness_seconds", "Retry release after due time", topic_group, _LATENESS_BUCKETS
+        )
 
 
 class ConsumerMetrics:
@@ -228,10 +252,10 @@ class ConsumerMetrics:
         self.end_to_end_age = FastHistogram(
             "neotool_consumer_end_to_end_age_seconds", "ingested_at to commit", topic_group, _AGE_BUCKETS
         )
-        for histogram in (self.ack_latency, self.processing, self.end_to_end_age):
+        self.retry = _RetryMetrics(registry, topic_group)
+        for histogram in (self.ack_latency, self.processing, self.end_to_end_age, self.retry.lateness):
             registry.register(histogram)
-        self.commits_child = self.commits.labels(group=group)
-        self.commit_failures_child = self.commit_failures.labels(group=group)
+        self.commits_child, self.commit_failures_child = self.commits.labels(group), self.commit_failures.labels(group)
         self.dlq_pending_child = self.dlq_pending.labels(group=group)
         self.circuit_open_child = self.circuit_open.labels(group=group)
         self.assigned_child = self.assigned.labels(group=group)

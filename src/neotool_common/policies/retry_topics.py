@@ -12,6 +12,20 @@ is always the next one due, so holding the partition until then never delays a r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "RETRY_INFIX",
+    "RetryTopicPolicy",
+    "delay_label",
+    "first_retry_topic",
+    "group_label",
+    "is_retry_topic",
+    "parse_delays",
+    "retry_topic",
+    "retry_topics",
+]
 
 __all__ = ["RETRY_INFIX", "delay_label", "group_label", "is_retry_topic", "retry_topic", "retry_topics"]
 
@@ -49,5 +63,55 @@ def retry_topics(source: str, group_id: str, delays_ms: tuple[int, ...]) -> tupl
     return tuple(retry_topic(source, group_id, delay) for delay in delays_ms)
 
 
+def _label_ms(label: str) -> int | None:
+    """``30s`` -> 30000; None when ``label`` is not a delay name :func:`delay_label` makes."""
+    for unit, size in (("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)):
+        number = label.removesuffix(unit)
+        if number != label and number.isdigit():
+            return int(number) * size
+    return None
+
+
+def first_retry_topic(topics: Iterable[str], source: str, group_id: str) -> str | None:
+    """Among ``topics``, the retry topic of ``group_id`` for ``source`` with the shortest delay (its tier 1)."""
+    prefix = f"{source}{RETRY_INFIX}{group_label(group_id)}."
+    delays = {topic: _label_ms(topic.removeprefix(prefix)) for topic in topics if topic.startswith(prefix)}
+    tiers = sorted((delay, topic) for topic, delay in delays.items() if delay)
+    return tiers[0][1] if tiers else None
+
+
+def parse_delays(raw: str) -> tuple[int, ...]:
+    """``"30000, 300000"`` -> ``(30000, 300000)``; a ValueError saying what is wrong otherwise."""
+    try:
+        return tuple(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a comma-separated list of whole milliseconds") from None
+
+
 def is_retry_topic(topic: str) -> bool:
     return RETRY_INFIX in topic
+
+
+@dataclass(frozen=True)
+class RetryTopicPolicy:
+    """The delay tiers a group retries through once a record's in-place attempts are spent.
+
+    ``delays_ms`` empty: no tier, no retry topic read or needed (the default). ``key_order``: while a record of
+    a key waits in a tier, later records of that key follow it there instead of overtaking it.
+    """
+
+    delays_ms: tuple[int, ...] = ()
+    key_order: bool = False
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(delay, int) or delay <= 0 for delay in self.delays_ms):
+            raise ValueError("every retry delay must be a positive number of milliseconds")
+        if len(set(self.delays_ms)) != len(self.delays_ms):
+            raise ValueError("each retry delay may appear once (one topic per delay)")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.delays_ms)
+
+    def topics_for(self, source: str, group_id: str) -> tuple[str, ...]:
+        return retry_topics(source, group_id, self.delays_ms)

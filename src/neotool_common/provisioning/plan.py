@@ -11,11 +11,14 @@ For each source topic the consumer reads:
                           until someone decides (``retention.ms`` -1)
 ``<topic>.batches``       only with ``with_batches``: batch manifests (docs/batches.md); compacted, 1 partition
 ``<topic>.batches.done``  only with ``with_batches``: batch announcements; compacted, 1 partition
+``<topic>.retry.<group>.  one per delay tier of a group that has tiers (``retry_group``, ``retry_delays_ms``);
+<delay>``                 the source's partitions and replicas, the DLQ's configs (a retry copy is the record
+                          plus bounded ``retry.*`` headers, and must outlive any outage it waits out)
 =======================  ==========================================================================
 
 A dead-letter copy is the source record, byte for byte, plus the ``dlq.*`` headers; the DLQ producer's own limit
 is lifted (``RunnerSettings.dlq_producer_config``), so the topic's ``max.message.bytes`` is what decides whether
-a copy fits. Retry topics, once the runner has them, are planned here too.
+a copy fits. A group without tiers needs no retry topic.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Final
 from neotool_common.batches.manifest import announcement_topic_for, manifest_topic_for
 from neotool_common.deadletter.headers import PARKED_SUFFIX, dlq_topic_for
 from neotool_common.deadletter.publisher import DlqPolicy
+from neotool_common.policies.retry_topics import retry_topics
 
 __all__ = [
     "DEFAULT_DLQ_RETENTION_MS",
@@ -68,6 +72,7 @@ class Role(StrEnum):
     DLQ = "dlq"
     PARKED = "parked"
     BATCHES = "batches"
+    RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,10 @@ def plan_topics(
     replication_factor: int,
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS,
     with_batches: bool = False,
+    retry_group: str = "",
+    retry_delays_ms: tuple[int, ...] = (),
 ) -> list[TopicSpec]:
-    """Every topic ``sources`` need, in order (each source, then its DLQ, then its parked topic).
+    """Every topic ``sources`` need, in order (each source, its DLQ, its parked topic, then its retry tiers).
 
     An existing source gives its DLQs its partitions, replication factor and ``max.message.bytes``; a missing
     one is planned with ``partitions`` and ``replication_factor`` (raise in the caller if it may not be created).
@@ -136,6 +143,9 @@ def plan_topics(
         specs.append(TopicSpec(dlq + PARKED_SUFFIX, Role.PARKED, count, replicas, {**configs, "retention.ms": "-1"}))
         if with_batches:
             specs += batch_topics(source, replicas)
+        if retry_delays_ms:
+            specs += [TopicSpec(t, Role.RETRY, count, replicas, configs)
+                      for t in retry_topics(source, retry_group, retry_delays_ms)]  # fmt: skip
     return specs
 
 

@@ -54,6 +54,8 @@ class ProvisionRequest:
     dlq_retention_ms: int = DEFAULT_DLQ_RETENTION_MS
     with_batches: bool = False
     dry_run: bool = False
+    group_id: str = ""  # with retry_delays_ms: the group whose retry topics to create
+    retry_delays_ms: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -65,6 +67,10 @@ class ProvisionRequest:
             raise ConfigurationError("--partitions", f"must be at least 1, got {self.partitions}")
         if self.replication_factor is not None and self.replication_factor < 1:
             raise ConfigurationError("--replication-factor", f"must be at least 1, got {self.replication_factor}")
+        if self.retry_delays_ms and not self.group_id:
+            raise ConfigurationError(
+                "KAFKA_GROUP_ID", "names the group whose retry topics RETRY_TOPIC_DELAYS_MS asks for"
+            )
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,8 @@ def provision(request: ProvisionRequest, admin: TopicAdmin) -> Report:
         replication_factor=replicas,
         dlq_retention_ms=request.dlq_retention_ms,
         with_batches=request.with_batches,
+        retry_group=request.group_id,
+        retry_delays_ms=request.retry_delays_ms,
     )
     report = Report()
     to_create: list[TopicSpec] = []
@@ -129,7 +137,14 @@ def provision(request: ProvisionRequest, admin: TopicAdmin) -> Report:
 def _sketch(request: ProvisionRequest) -> list[TopicSpec]:
     """The plan's topic names and config names, before anything is known of the cluster."""
     return plan_topics(
-        request.sources, {}, with_source=True, partitions=1, replication_factor=1, with_batches=request.with_batches
+        request.sources,
+        {},
+        with_source=True,
+        partitions=1,
+        replication_factor=1,
+        with_batches=request.with_batches,
+        retry_group=request.group_id,
+        retry_delays_ms=request.retry_delays_ms,
     )
 
 

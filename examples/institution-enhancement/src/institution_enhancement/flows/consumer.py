@@ -15,6 +15,11 @@ run at once; records with the same key (the ``record_id``) still apply in offset
 rate-limited holds back only its own institution while it waits out its backoff. ``process_batch`` would save
 database round trips, but the lookup is per record anyway, and a single bad routing number would make every batch
 fall back to one record at a time. ``MAX_CONCURRENCY`` / ``ORDERING`` change it without a rebuild.
+
+Retry tiers (``docs/retry-topics.md``): the directory's rate limit can last a minute, far longer than in-place
+retries should hold an institution back. After its in-place attempts a rate-limited lookup waits in
+``financial.institution.v1.retry.institution-enhancement.1m``, then ``….10m``, while the partition flows on;
+only then is it dead-lettered. ``RETRY_TOPIC_DELAYS_MS`` changes the tiers without a rebuild.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class InstitutionConsumer(KafkaConsumerRunner):
     task_name = "institution_enhancement"
     ordering = "key"
     max_concurrency = 8
+    retry_topic_delays_ms = (60_000, 600_000)  # a rate limit's window, then ten of them
 
     def __init__(
         self,

@@ -1,0 +1,142 @@
+"""A record on its way to its group's next tier; and, for a record read from a tier, where its dead-letter is from.
+
+A tier write is a dead-letter write to another topic: the record's offset is pending until the broker
+acknowledges the copy (nothing is committed past it meanwhile), failed writes are sent again without limit, and
+records held behind it count for backpressure. Only ``retries_exhausted`` moves a record on; after the last tier
+it is dead-lettered to the *source* topic's DLQ, with the source coordinates and the whole history.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from neotool_common.consumer.context import RunContext
+from neotool_common.consumer.deadletters import DeadLetters, Origin
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.raw import dlq_copy_headers, qualified
+from neotool_common.consumer.tiers.carried import Carried
+from neotool_common.consumer.tiers.keys import WaitingKeys
+from neotool_common.consumer.tiers.topology import TierMap
+from neotool_common.deadletter.headers import DlqReason
+from neotool_common.deadletter.publisher import DeadLetter
+from neotool_common.records.message import Message
+
+__all__ = ["TierWrites"]
+
+_KEY_GRACE_MS = 60_000
+
+
+class TierWrites:
+    def __init__(
+        self,
+        ctx: RunContext,
+        dead_letters: DeadLetters,
+        tiers: TierMap,
+        keys: WaitingKeys | None,
+        redact: Callable[[str], str] = str,
+    ) -> None:
+        self._ctx = ctx
+        self._publisher = dead_letters.publisher
+        self._tiers = tiers
+        self._keys = keys
+        self._redact = redact
+        retry = ctx.settings.retry
+        self._in_place_ms = int(retry.max_attempts * retry.max_backoff_s * 1000)
+
+    def _now_ms(self) -> int:
+        return int(self._ctx.clock.time() * 1000)
+
+    def _carried(self, state: PartitionState, msg: Any, source: str, tier: int, headers: Any) -> Carried:
+        offset, stamp = cast(int, msg.offset()), msg.timestamp()[1]
+        if tier == 0:
+            return Carried(state.topic, state.partition, offset, stamp)
+        carried = Carried.read(headers, source, state.partition, offset, stamp)
+        carried.topic = source  # the tier's own name says which source it retries, whatever a header claims
+        return carried
+
+    # -- the Diverter protocol of DeadLetters ---------------------------------------------------------
+
+    def divert(
+        self, state: PartitionState, msg: Any, error: BaseException, reason: str, attempts: int, received: float,
+        message: Message | None,
+    ) -> bool:  # fmt: skip
+        """Retries exhausted before the last tier: the record goes to the next one instead of the DLQ."""
+        if reason != DlqReason.RETRIES_EXHAUSTED:
+            return False
+        source, tier = self._tiers.place(state.topic)
+        if tier >= self._tiers.last:
+            return False
+        headers = dlq_copy_headers(msg, error)
+        carried = self._carried(state, msg, source, tier, headers)
+        now_ms = self._now_ms()
+        carried.failed(tier, attempts, now_ms, error, self._redact)
+        due_ms = now_ms + self._tiers.delay_ms(tier + 1)
+        if attempts > 1:
+            state.clear_retry()
+        self._send(state, msg, carried, headers, tier + 1, due_ms, received, new=tier == 0)
+        self._ctx.record_log(message, msg, error).warning(
+            "processing failed; retrying through a retry topic",
+            attempts=attempts,
+            retry_topic=self._tiers.topic(source, tier + 1),
+            tier=tier + 1,
+            due_in_s=round((due_ms - now_ms) / 1000, 3),
+            exception_type=qualified(error),
+            error=self._redact(str(error)),
+        )
+        return True
+
+    def origin(self, state: PartitionState, msg: Any, error: BaseException, attempts: int) -> Origin | None:
+        """A record read from a tier is dead-lettered as the source record it is, history included."""
+        source, tier = self._tiers.place(state.topic)
+        if tier == 0:
+            return None
+        headers = dlq_copy_headers(msg, error)
+        carried = self._carried(state, msg, source, tier, headers)
+        carried.failed(tier, attempts, self._now_ms(), error, self._redact)
+        key = msg.key()
+        if self._keys is not None and key is not None:
+            self._keys.left((carried.topic, carried.partition, key))
+        copy = carried.headers(headers, None, None, self._ctx.settings.group_id)
+        return Origin(source, carried.partition, carried.offset, carried.timestamp_ms, copy, carried.attempts)
+
+    # -- key order ------------------------------------------------------------------------------------
+
+    def follow(self, state: PartitionState, msg: Any, received: float, tier: int, due_ms: int) -> None:
+        """Write a record whose key waits in ``tier`` behind its earlier record, unprocessed, due with it."""
+        source, here = self._tiers.place(state.topic)
+        headers = list(msg.headers() or ())
+        carried = self._carried(state, msg, source, here, headers)
+        self._send(state, msg, carried, headers, tier, due_ms, received, new=here == 0)
+        if self._ctx.debug:
+            self._ctx.record_log(None, msg).debug("record follows its key into a retry topic", tier=tier)
+
+    # -- the write ------------------------------------------------------------------------------------
+
+    def _send(
+        self, state: PartitionState, msg: Any, carried: Carried, headers: Any, tier: int, due_ms: int,
+        received: float, *, new: bool,
+    ) -> None:  # fmt: skip
+        ctx = self._ctx
+        offset = cast(int, msg.offset())
+        entered = ctx.metrics.retry.entered.labels(topic=carried.topic, group=ctx.metrics.group, tier=str(tier))
+
+        def acked(letter: DeadLetter) -> None:
+            state.offsets.finish(letter.offset)
+            ctx.tally.since_commit += 1
+            entered.inc()
+            state.metrics.ack_latency.observe(time.perf_counter() - received)
+
+        state.offsets.begin(offset)
+        copy = carried.headers(headers, tier, due_ms, ctx.settings.group_id)
+        key = msg.key()
+        letter = DeadLetter(
+            state.topic, state.partition, offset, key, msg.value(), msg.timestamp()[1], copy, "retry",
+            carried.attempts, acked, destination=self._tiers.topic(carried.topic, tier),
+        )  # fmt: skip
+        if self._keys is not None and key is not None:
+            tiers = self._tiers
+            expires = due_ms + tiers.later_delays_ms(tier) + (tiers.last - tier + 1) * self._in_place_ms + _KEY_GRACE_MS
+            self._keys.entered((carried.topic, carried.partition, key), tier, due_ms, expires, new=new)
+        self._publisher.send(letter)

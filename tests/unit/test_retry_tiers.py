@@ -1,0 +1,262 @@
+"""Retry tiers over fakes: tier writes and their acknowledgement, due-time holding, bounded headers, key following."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.context import RunContext
+from neotool_common.consumer.deadletters import DeadLetters
+from neotool_common.consumer.flow import PartitionFlow
+from neotool_common.consumer.partition import PartitionState
+from neotool_common.consumer.tiers.gate import Handle, TierGate
+from neotool_common.consumer.tiers.keys import WaitingKeys
+from neotool_common.consumer.tiers.topology import TierMap
+from neotool_common.consumer.tiers.writes import TierWrites
+from neotool_common.deadletter import retry_headers as rh
+from neotool_common.deadletter.circuit import CircuitBreaker
+from neotool_common.deadletter.headers import DlqReason
+from neotool_common.observability.health import HealthState
+from neotool_common.observability.metrics import ConsumerMetrics
+from neotool_common.testing.fakes import FakeMessage, FakeProducer, UndecodableHeaderName
+
+SOURCE = "bank.v1"
+TIER_1, TIER_2 = f"{SOURCE}.retry.g.1s", f"{SOURCE}.retry.g.5s"
+NOW_S = 1_714_566_000.0
+
+
+@dataclass
+class Clock:
+    now: float = NOW_S
+    mono: float = 100.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+@dataclass
+class Parts:
+    ctx: RunContext
+    clock: Clock
+    producer: FakeProducer
+    dead_letters: DeadLetters
+    gate: Handle
+    keys: WaitingKeys | None
+    holds: list[tuple[str, int, int, float]] = field(default_factory=list)
+    handled: list[tuple[str, int]] = field(default_factory=list)
+
+    def state(self, topic: str, partition: int = 0) -> PartitionState:
+        key = (topic, partition)
+        if key not in self.ctx.partitions:
+            self.ctx.partitions[key] = PartitionState(topic, partition, self.ctx.metrics.topic(topic))
+        return self.ctx.partitions[key]
+
+    def exhausted(self, msg: FakeMessage, error: BaseException | None = None, attempts: int = 3) -> None:
+        state = self.state(msg.topic(), msg.partition())
+        failure = error or ConnectionError("directory down")
+        self.dead_letters.route(state, msg, failure, DlqReason.RETRIES_EXHAUSTED, attempts, 0.0)
+
+    def written(self) -> list[tuple[str, dict[str, str]]]:
+        return [(topic, {k: (v or b"").decode() for k, v in h.items()}) for topic, _, h in self.producer.produced]
+
+
+def parts(key_order: bool = False) -> Parts:
+    env = {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": SOURCE, "KAFKA_GROUP_ID": "g", "METRICS_PORT": "0"}
+    settings = RunnerSettings.from_env(
+        {**env, "RETRY_TOPIC_DELAYS_MS": "1000,5000", "RETRY_TOPIC_KEY_ORDER": str(key_order).lower()}
+    )
+    clock = Clock()
+    metrics = ConsumerMetrics(CollectorRegistry(), "g")
+    log = structlog.get_logger("test")
+    ctx = RunContext(settings, clock, metrics, HealthState(300, clock=clock.monotonic),
+                     CircuitBreaker(settings.circuit), log)  # fmt: skip
+    producer = FakeProducer()
+    dead_letters = DeadLetters(ctx, producer, PartitionFlow(_NoClient()))
+    tiers = TierMap(settings)
+    keys = WaitingKeys() if key_order else None
+    writes = TierWrites(ctx, dead_letters, tiers, keys)
+    dead_letters.tiers = writes
+    made: Parts
+
+    def hold(state: PartitionState, offset: int, wait_s: float) -> None:
+        made.holds.append((state.topic, state.partition, offset, wait_s))
+
+    def handle(state: PartitionState, msg: Any, received: float) -> None:
+        made.handled.append((msg.topic(), msg.offset()))
+        state.offsets.done(msg.offset())
+
+    gate = TierGate(ctx, tiers, hold, writes, keys, handle).handler()
+    made = Parts(ctx, clock, producer, dead_letters, gate, keys)
+    return made
+
+
+class _NoClient:
+    def pause(self, partitions: list[Any]) -> None: ...
+    def resume(self, partitions: list[Any]) -> None: ...
+
+
+def message(topic: str, offset: int, key: bytes | None = b"k", headers: list[Any] | None = None) -> FakeMessage:
+    return FakeMessage(topic, 0, offset, b'{"n":1}', key, headers or [("traceparent", b"00-ab-cd-01")])
+
+
+def retry_copy(p: Parts, index: int = -1) -> FakeMessage:
+    """What the runner would read back from the retry topic the last write went to."""
+    produced = p.producer.log[index]
+    return FakeMessage(produced.topic, 0, 40 + len(p.producer.log), produced.value, produced.key, produced.headers)
+
+
+def test_a_record_whose_retries_are_spent_goes_to_the_first_tier_and_is_committable_only_once_acknowledged() -> None:
+    p = parts()
+    p.exhausted(message(SOURCE, 7))
+    state = p.state(SOURCE)
+    ((topic, headers),) = p.written()
+    assert topic == TIER_1
+    assert headers[rh.RETRY_DUE_AT] == str(int(NOW_S * 1000) + 1000)
+    assert (headers[rh.RETRY_TIER], headers[rh.RETRY_ORIGINAL_OFFSET], headers[rh.RETRY_ATTEMPTS]) == ("1", "7", "3")
+    assert headers["traceparent"] == "00-ab-cd-01"  # the record's own headers travel with it
+    assert state.offsets.committable() == 7  # pending until the broker has the copy
+    p.dead_letters.publisher.poll()
+    assert state.offsets.committable() == 8
+    assert p.ctx.tally.dead_lettered == 0
+
+
+def test_a_retry_record_not_yet_due_holds_its_partition_at_it_and_is_handled_once_due() -> None:
+    p = parts()
+    p.exhausted(message(SOURCE, 0))
+    copy = retry_copy(p)
+    p.gate(p.state(TIER_1), copy, 0.0)
+    assert (p.holds, p.handled) == ([(TIER_1, 0, copy.offset(), 1.0)], [])
+    p.clock.now += 0.999
+    p.gate(p.state(TIER_1), copy, 0.0)
+    assert p.handled == []
+    p.clock.now += 0.001
+    p.gate(p.state(TIER_1), copy, 0.0)
+    assert p.handled == [(TIER_1, copy.offset())]
+
+
+def test_after_the_last_tier_the_record_goes_to_the_sources_dlq_as_the_source_record_with_its_history() -> None:
+    p = parts()
+    p.exhausted(message(SOURCE, 5), attempts=3)
+    p.exhausted(retry_copy(p), attempts=2)
+    p.exhausted(retry_copy(p), ValueError("still down"), attempts=1)
+    topics = [topic for topic, _ in p.written()]
+    assert topics == [TIER_1, TIER_2, f"{SOURCE}.dlq"]
+    headers = p.written()[-1][1]
+    assert (headers["dlq.original.topic"], headers["dlq.original.offset"]) == (SOURCE, "5")
+    assert (headers["dlq.attempts"], headers["dlq.reason"]) == ("6", "retries_exhausted")
+    history = json.loads(headers[rh.RETRY_HISTORY])
+    assert [(e["tier"], e["attempts"], e["type"]) for e in history] == [
+        (0, 3, "builtins.ConnectionError"), (1, 2, "builtins.ConnectionError"), (2, 1, "builtins.ValueError"),
+    ]  # fmt: skip
+    assert rh.RETRY_DUE_AT not in headers
+
+
+def test_headers_are_replaced_at_every_hop_and_the_root_cause_is_kept() -> None:
+    p = parts()
+    try:
+        try:
+            raise TimeoutError("socket timed out")
+        except TimeoutError as inner:
+            raise ConnectionError("directory unavailable") from inner
+    except ConnectionError as outer:
+        p.exhausted(message(SOURCE, 0), outer)
+    first = len(p.producer.log[-1].headers or [])
+    p.exhausted(retry_copy(p), RuntimeError("other"))
+    names = [name for name, _ in p.producer.log[-1].headers or []]
+    assert len(names) == first
+    assert len(set(names)) == len(names)
+    headers = p.written()[-1][1]
+    assert headers[rh.RETRY_ROOT_EXCEPTION_TYPE] == "builtins.TimeoutError"
+    assert headers[rh.RETRY_ROOT_EXCEPTION_MESSAGE] == "socket timed out"
+
+
+def test_only_retries_exhausted_moves_a_record_on_a_poison_record_from_a_tier_is_dead_lettered_at_once() -> None:
+    p = parts()
+    p.exhausted(message(SOURCE, 3))
+    copy = retry_copy(p)
+    p.dead_letters.route(p.state(TIER_1), copy, ValueError("bad"), DlqReason.POISON, 1, 0.0)
+    topic, headers = p.written()[-1]
+    assert (topic, headers["dlq.reason"], headers["dlq.original.offset"]) == (f"{SOURCE}.dlq", "poison", "3")
+
+
+def test_the_history_stays_within_its_bounds_however_many_hops_and_says_what_it_dropped() -> None:
+    entries = [rh.history_entry(n, 1, n, "builtins.ConnectionError", "x" * 1000) for n in range(40)]
+    encoded = rh.bounded_history(entries)
+    kept = json.loads(encoded)
+    assert len(encoded) <= rh.HISTORY_MAX_BYTES
+    assert kept[0]["tier"] == 0
+    assert kept[-1]["tier"] == 39
+    assert kept[1]["omitted"] == 40 - (len(kept) - 1)
+    again = json.loads(rh.bounded_history([*rh.parse_history(encoded), rh.history_entry(40, 1, 40, "T", "m")]))
+    assert again[1]["omitted"] == 41 - (len(again) - 1)  # the count carries across hops
+
+
+def test_key_order_later_records_of_a_waiting_key_follow_it_and_other_keys_flow() -> None:
+    p = parts(key_order=True)
+    p.exhausted(message(SOURCE, 0, b"k"))
+    leader_due = p.written()[0][1][rh.RETRY_DUE_AT]
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)
+    p.gate(p.state(SOURCE), message(SOURCE, 2, b"other"), 0.0)
+    assert p.handled == [(SOURCE, 2)]
+    follower = p.written()[1]
+    assert (follower[0], follower[1][rh.RETRY_DUE_AT], follower[1][rh.RETRY_ATTEMPTS]) == (TIER_1, leader_due, "0")
+
+
+def test_key_order_a_follower_read_from_an_earlier_tier_follows_its_key_into_the_later_one() -> None:
+    p = parts(key_order=True)
+    p.exhausted(message(SOURCE, 0, b"k"))
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)
+    leader, follower = retry_copy(p, 0), retry_copy(p, 1)
+    p.clock.now += 1
+    p.exhausted(leader)  # the leader fails in tier 1 and moves to tier 2
+    p.gate(p.state(TIER_1), follower, 0.0)
+    assert p.handled == []
+    assert [topic for topic, _ in p.written()] == [TIER_1, TIER_1, TIER_2, TIER_2]
+    p.clock.now += 5
+    p.gate(p.state(TIER_2), retry_copy(p, 2), 0.0)  # the leader, processed
+    p.gate(p.state(TIER_2), retry_copy(p, 3), 0.0)  # then the follower
+    assert [topic for topic, _ in p.handled] == [TIER_2, TIER_2]
+    assert p.keys is not None
+    assert len(p.keys) == 0
+    p.gate(p.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)
+    assert p.handled[-1] == (SOURCE, 2)
+
+
+def test_key_order_a_key_dead_lettered_from_the_last_tier_stops_waiting() -> None:
+    p = parts(key_order=True)
+    p.exhausted(message(SOURCE, 0, b"k"))
+    p.exhausted(retry_copy(p))
+    p.exhausted(retry_copy(p))
+    assert p.keys is not None
+    assert len(p.keys) == 0
+
+
+@pytest.mark.parametrize("key_order", [False, True])
+def test_a_record_without_a_key_never_follows(key_order: bool) -> None:
+    p = parts(key_order=key_order)
+    p.exhausted(message(SOURCE, 0, None))
+    p.gate(p.state(SOURCE), message(SOURCE, 1, None), 0.0)
+    assert p.handled == [(SOURCE, 1)]
+
+
+def test_waiting_keys_expire_when_every_tier_they_could_pass_is_over() -> None:
+    keys = WaitingKeys()
+    keys.entered((SOURCE, 0, b"k"), 1, due_ms=1000, expires_ms=5000, new=True)
+    assert keys.leader((SOURCE, 0, b"k"), 4999) is not None
+    assert keys.leader((SOURCE, 0, b"k"), 5000) is None
+    assert len(keys) == 0
+
+
+def test_a_record_in_a_retry_topic_with_an_undecodable_header_name_is_handed_on_to_be_dead_lettered() -> None:
+    p = parts()
+    p.gate(p.state(TIER_1), UndecodableHeaderName(TIER_1, 0, 3, b"{}"), 0.0)
+    assert (p.holds, p.handled) == ([], [(TIER_1, 3)])
