@@ -238,15 +238,15 @@ class KafkaConsumerRunner:
             return None
         metrics = BatchMetrics(self.registry, self.settings.group_id)
         watch = BatchWatch(
-            self.settings, self.batch_settings, metrics, self._log, lambda: self.assignment, self.on_batch_complete
+            self.settings, self.batch_settings, metrics, self._log, self._ctx.ownership, self.on_batch_complete
         )
         watch.start()
         return watch
 
     @property
     def assignment(self) -> frozenset[tuple[str, int]]:
-        """The ``(topic, partition)`` pairs assigned to this member now."""
-        return frozenset(self._ctx.partitions)
+        """The ``(topic, partition)`` pairs assigned to this member now (safe from any thread)."""
+        return self._ctx.ownership.snapshot()[1]
 
     @property
     def records_processed(self) -> int:

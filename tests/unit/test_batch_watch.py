@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from neotool_common.batches.settings import BatchSettings
 from neotool_common.cli import batch as batch_cli
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer.batch_watch import BatchWatch
+from neotool_common.consumer.ownership import Ownership
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.observability.logs import get_logger
 from neotool_common.observability.metrics import BatchMetrics
@@ -83,9 +85,10 @@ class Harness:
     completed: list[BatchSummary]
     owned: set[tuple[str, int]]
     registry: CollectorRegistry
+    ownership: Ownership
 
 
-def harness(fail_hook: list[bool] | None = None) -> Harness:
+def harness(fail_hook: list[bool] | None = None, then: Callable[[], None] = lambda: None) -> Harness:
     cluster = FakeCluster()
     cluster.add(TOPIC + ".batches", MANIFEST.key.encode(), MANIFEST.encode())
     producer = FakeProducer()
@@ -97,23 +100,25 @@ def harness(fail_hook: list[bool] | None = None) -> Harness:
         if failures and failures.pop(0):
             raise RuntimeError("follow-up failed")
         completed.append(summary)
+        then()
 
     settings = RunnerSettings.from_env(
         {"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID": GROUP}
     )
     registry = CollectorRegistry()
+    ownership = Ownership(lambda: owned)
     watch = BatchWatch(
         settings,
         BatchSettings(announce=True, overdue_ms=1000),
         BatchMetrics(registry, GROUP),
         get_logger("test"),
-        lambda: frozenset(owned),
+        ownership,
         hook,
         clock=lambda: 0.5,
         cluster=cluster,  # type: ignore[arg-type]
         producer_factory=lambda config: producer,
     )
-    return Harness(cluster, producer, watch, completed, owned, registry)
+    return Harness(cluster, producer, watch, completed, owned, registry, ownership)
 
 
 def test_a_settled_batch_is_announced_once_with_the_hook_first_and_one_info_line() -> None:
@@ -154,6 +159,51 @@ def test_an_announcement_already_on_the_topic_is_not_repeated() -> None:
     h.cluster.committed_offsets.update({0: 3, 1: 2})
     assert h.watch.refresh() == []
     assert h.completed == []
+
+
+def test_a_rebalance_that_began_while_the_facts_were_read_defers_the_announcement_to_the_next_refresh() -> None:
+    h = harness()
+    h.cluster.committed_offsets.update({0: 3, 1: 2})
+    read_committed = h.cluster.committed
+
+    def committed_then_rebalance(group: str, topic: str, partitions: int) -> dict[int, int]:
+        with h.ownership.changing():  # partition 0 moved away and came back while the facts were read
+            pass
+        return read_committed(group, topic, partitions)
+
+    h.cluster.committed = committed_then_rebalance  # type: ignore[method-assign]
+    assert h.watch.refresh() == []
+    assert h.completed == []
+    h.cluster.committed = read_committed  # type: ignore[method-assign]
+    assert len(h.watch.refresh()) == 1
+    assert len(h.completed) == 1
+
+
+def test_a_rebalance_waits_for_the_announcement_under_way_so_the_next_owner_reads_it() -> None:
+    seen_at_rebalance: list[int] = []
+    entered = threading.Event()
+    h: Harness
+
+    def announcements() -> int:
+        return len([p for p in h.producer.log if p.topic == TOPIC + ".batches.done"])
+
+    def rebalance() -> None:
+        with h.ownership.changing():
+            seen_at_rebalance.append(announcements())
+            entered.set()
+
+    rebalancer = threading.Thread(target=rebalance)
+
+    def hook_returns_while_a_rebalance_is_waiting() -> None:
+        rebalancer.start()
+        # were the rebalance not held back, it would run now and see no announcement
+        assert not entered.wait(1.0)
+
+    h = harness(then=hook_returns_while_a_rebalance_is_waiting)
+    h.cluster.committed_offsets.update({0: 3, 1: 2})
+    assert len(h.watch.refresh()) == 1
+    rebalancer.join(5)
+    assert seen_at_rebalance == [1], "the announcement was acknowledged before the partition could move on"
 
 
 def test_a_hook_that_raises_announces_nothing_and_runs_again_next_time() -> None:

@@ -13,9 +13,13 @@ announced yet, the member that owns partition 0 of the topic:
 3. logs one INFO line ``batch complete`` with ``batch_id``, ``records_processed`` and the counts by reason.
 
 What is guaranteed: at most one announcement per (batch, group) survives compaction, and readers dedupe by key.
-One is written in the steady state: only partition 0's owner writes, and only after reading the announcements
-topic up to date. Two can be written only when partition 0 changes hands while a refresh is under way (a lost
-member that has not noticed yet); both carry the same key and summary. At least one is written once the batch is
+Exactly one is written, and the hook runs once, while members join, leave and rebalance: only partition 0's
+owner acts, only when no rebalance began since it read the announcements topic up to date, and a rebalance waits
+for an announcement under way (hook and acknowledged write) before the partition moves on
+(:class:`~neotool_common.consumer.ownership.Ownership`), so the next owner reads it. Two can be written, and the
+hook run twice, only when a member is evicted without knowing it (its partitions are lost, not revoked, while it
+announces) or dies between the hook and the write (then nothing was written, and the hook runs again); both
+announcements carry the same key and summary. At least one is written once the batch is
 settled, as long as some member of the group runs. Overdue batches are counted in ``neotool_consumer_batches``
 (state ``overdue``) and logged once per batch as a WARNING by every member.
 """
@@ -37,6 +41,7 @@ from neotool_common.batches.reconcile import DlqFact, reconcile
 from neotool_common.batches.settings import BatchSettings
 from neotool_common.batches.summary import BatchState, BatchSummary
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.ownership import Ownership
 from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.observability.metrics import BatchMetrics
 
@@ -91,7 +96,7 @@ class TopicFacts:
 
 
 class BatchWatch:
-    """See the module docstring. ``assignment`` says which partitions this member owns now (any thread)."""
+    """See the module docstring. ``ownership`` says which partitions this member owns (any thread)."""
 
     def __init__(
         self,
@@ -99,7 +104,7 @@ class BatchWatch:
         batches: BatchSettings,
         metrics: BatchMetrics,
         log: Any,
-        assignment: Callable[[], frozenset[Key]],
+        ownership: Ownership,
         on_complete: Callable[[BatchSummary], object],
         clock: Callable[[], float] = time.time,
         cluster: BatchCluster | None = None,
@@ -110,7 +115,7 @@ class BatchWatch:
         self._batches = batches
         self._metrics = metrics
         self._log = log
-        self._assignment = assignment
+        self._ownership = ownership
         self._on_complete = on_complete
         self._clock = clock
         self._cluster = cluster or BatchCluster(settings.connection, client_id=f"neotool-batch-watch-{self._group}")
@@ -155,6 +160,7 @@ class BatchWatch:
         return [summary for topic in self._topics for summary in self._refresh_topic(topic)]
 
     def _refresh_topic(self, topic: str) -> list[BatchSummary]:
+        epoch, owned = self._ownership.snapshot()  # before the facts: a later rebalance is seen at announcing
         facts = self._facts.get(topic)
         if facts is None:
             facts = self._facts[topic] = TopicFacts(self._cluster, topic)
@@ -175,19 +181,21 @@ class BatchWatch:
         for summary in found:
             if summary.state is BatchState.OVERDUE:
                 self._log_overdue(summary, facts)
-            elif self._due(summary, facts) and self._announce(summary, facts):
+            elif self._due(summary, facts, owned) and self._announce(summary, facts, epoch):
                 announced.append(summary)
         return announced
 
-    def _due(self, summary: BatchSummary, facts: TopicFacts) -> bool:
+    def _due(self, summary: BatchSummary, facts: TopicFacts, owned: frozenset[Key]) -> bool:
         """Settled, not announced yet, and this member owns partition 0 of the topic (the announcer)."""
-        return (
-            summary.state.settled
-            and summary.idempotency_key not in facts.announced
-            and (summary.topic, 0) in self._assignment()
-        )
+        return summary.state.settled and summary.idempotency_key not in facts.announced and (summary.topic, 0) in owned
 
-    def _announce(self, summary: BatchSummary, facts: TopicFacts) -> bool:
+    def _announce(self, summary: BatchSummary, facts: TopicFacts, epoch: int) -> bool:
+        with self._ownership.unchanged_since(epoch) as unchanged:
+            # a rebalance began since the facts were read: the next refresh reads them again, as whoever owns
+            # partition 0 by then
+            return unchanged and self._hook_then_publish(summary, facts)
+
+    def _hook_then_publish(self, summary: BatchSummary, facts: TopicFacts) -> bool:
         try:
             self._on_complete(summary)
         except Exception as error:  # noqa: BLE001 - the job's hook: logged, called again on the next refresh

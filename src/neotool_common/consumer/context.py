@@ -13,6 +13,7 @@ from confluent_kafka import Message as KafkaMessage
 
 from neotool_common.clock import Clock
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.ownership import Ownership
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.observability.health import HealthState
@@ -46,6 +47,10 @@ class RunContext:
     partitions: dict[Key, PartitionState] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
     closing: bool = False  # inside close(): the revoke it runs must not wait out the DLQ a second time
+    ownership: Ownership = field(init=False)  # the assignment as other threads see it
+
+    def __post_init__(self) -> None:
+        self.ownership = Ownership(lambda: self.partitions)
 
     @property
     def debug(self) -> bool:

@@ -51,6 +51,10 @@ class Rebalance:
         self._on_forget = on_forget  # drops carried-over records and per-partition series
 
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        with self._ctx.ownership.changing():
+            self._on_assign(partitions)
+
+    def _on_assign(self, partitions: list[TopicPartition]) -> None:
         ctx = self._ctx
         ctx.metrics.rebalance("assign")
         ctx.health.set_connected(True)
@@ -62,6 +66,10 @@ class Rebalance:
         self._changed("partitions assigned", partitions)
 
     def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        with self._ctx.ownership.changing():
+            self._on_revoke(partitions)
+
+    def _on_revoke(self, partitions: list[TopicPartition]) -> None:
         ctx = self._ctx
         ctx.metrics.rebalance("revoke")
         revoked = ctx.states_of(partitions)
@@ -81,6 +89,10 @@ class Rebalance:
         self._changed("partitions revoked", partitions)
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        with self._ctx.ownership.changing():
+            self._on_lost(partitions)
+
+    def _on_lost(self, partitions: list[TopicPartition]) -> None:
         ctx = self._ctx
         ctx.metrics.rebalance("lost")
         lost = ctx.states_of(partitions)
