@@ -59,6 +59,10 @@ _OWNED = {"enable.auto.commit": "false", "enable.auto.offset.store": "false"}
 _HAS_OWN_VARIABLE = {"group.id": "KAFKA_GROUP_ID", "bootstrap.servers": "KAFKA_BROKERS"}
 # The largest timeout librdkafka accepts (a 32-bit signed int of milliseconds).
 _MAX_MS = 2_147_483_647
+# The consumer's prefetch queue (librdkafka's default is 64 MiB): what it holds is memory the process keeps
+# whether or not the handler keeps up, so it bounds the RSS; 16 MiB is still over a second of records at the
+# runner's speed (docs/throughput.md, "Memory"). KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES overrides it.
+PREFETCH_KBYTES = 16_384
 # librdkafka's default receive.message.max.bytes: the largest response a client accepts.
 _DLQ_MESSAGE_MAX_BYTES = 100_000_000
 
@@ -165,6 +169,7 @@ class RunnerSettings:
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            "queued.max.messages.kbytes": PREFETCH_KBYTES,
         }
         if self.connection.group_protocol != CONSUMER_PROTOCOL:
             config["partition.assignment.strategy"] = "cooperative-sticky"
