@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from neotool_common.errors import DecodeError, InvalidRecordError
+from neotool_common.errors import DecodeError, InvalidRecordError, SchemaValidationError
 from neotool_common.records.fast import FastEnvelope
+from neotool_common.records.payload_struct import payload_struct
 from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeReader, load_schema
 from soak.corpus import bad_records, tricky_good_records
 
@@ -215,3 +217,119 @@ def test_seeded_mutations_of_envelopes_are_sound() -> None:
                 del raw[where]
         fast += assert_sound(bytes(raw)) is not None
     assert fast > 500  # the mutations that are still valid envelopes mostly stay on the fast path
+
+
+# -- a payload schema the fast path decides itself (records/payload_struct.py) ---------------------------------
+
+INSTITUTION = load_schema(
+    Path(__file__).parents[2]
+    / "examples/institution-enhancement/src/institution_enhancement/schemas/institution.v1.json"
+)
+SCHEMA_READER = EnvelopeReader(INSTITUTION)
+SCHEMA_FAST = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64, payload_struct(INSTITUTION))
+GOOD_PAYLOAD = {
+    "institution_id": "FDIC-0000042",
+    "name": "Springfield Trust Company",
+    "routing_number": "061000052",
+    "country": "US",
+    "state": "IL",
+    "website": "https://springfield.example/",
+    "total_assets_usd": 123456789,
+}
+
+
+def strict_with_schema(raw: bytes) -> tuple[Any, ...] | InvalidRecordError:
+    try:
+        fields = SCHEMA_READER._strict(raw)  # the reference: strict decoding, then the compiled payload schema
+        SCHEMA_READER._validate_payload(fields[3])  # type: ignore[misc]
+    except InvalidRecordError as exc:
+        return exc
+    return fields
+
+
+def assert_schema_sound(raw: bytes) -> tuple[Any, ...] | None:
+    fast = SCHEMA_FAST.read(raw)
+    if fast is not None:
+        expected = strict_with_schema(raw)
+        assert not isinstance(expected, InvalidRecordError), f"fast path accepted what the schema rejects: {raw!r}"
+        assert fast[:3] == expected[:3]
+        assert same(dict(sorted(fast[3].items())), dict(sorted(expected[3].items()))), raw
+    return fast
+
+
+def test_the_examples_payload_schema_becomes_a_struct_and_a_valid_payload_stays_on_the_fast_path() -> None:
+    assert SCHEMA_READER._validate_fast_payload is None  # the struct decides; the compiled schema is not run
+    assert assert_schema_sound(value(json.dumps(GOOD_PAYLOAD).encode())) is not None
+    message = SCHEMA_READER.read(value(json.dumps(GOOD_PAYLOAD).encode()), None, (), "t", 0, 0, None)
+    assert message.payload == GOOD_PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("member", "bad"),
+    [
+        ("country", "US\n"),
+        ("country", "us"),
+        ("routing_number", "12345678"),
+        ("total_assets_usd", -1),
+        ("total_assets_usd", True),
+        ("total_assets_usd", 1.0),
+        ("total_assets_usd", 2**70),
+        ("name", ""),
+        ("name", "x" * 201),
+        ("state", None),
+        ("surprise", 1),
+    ],
+)
+def test_payload_failures_leave_the_fast_path_and_get_the_schemas_own_error(member: str, bad: Any) -> None:
+    raw = value(json.dumps({**GOOD_PAYLOAD, member: bad}).encode())
+    assert_schema_sound(raw)
+    if member == "total_assets_usd" and bad in (1.0, 2**70):
+        return  # the schema takes 1.0 and big integers; the strict path decides it
+    assert SCHEMA_FAST.read(raw) is None
+    with pytest.raises(SchemaValidationError) as raised:
+        SCHEMA_READER.read(raw, None, (), "t", 0, 0, None)
+    assert raised.value.path.startswith("$.payload")
+    assert raised.value.record_id == "r-1"
+
+
+def test_missing_required_members_and_duplicates_in_the_payload_leave_the_fast_path() -> None:
+    missing = {k: v for k, v in GOOD_PAYLOAD.items() if k != "routing_number"}
+    assert SCHEMA_FAST.read(value(json.dumps(missing).encode())) is None
+    duplicated = json.dumps(GOOD_PAYLOAD).encode()[:-1] + b', "country": "US"}'
+    assert SCHEMA_FAST.read(value(duplicated)) is None
+    assert isinstance(strict_with_schema(value(duplicated)), DecodeError)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"type": "string"}}},
+        {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"enum": ["x"]}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": "object"}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a-b": {"type": "string"}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": "string", "format": "email"}}, "additionalProperties": False},
+        {"type": "object", "properties": {}, "required": ["a"], "additionalProperties": False},
+    ],
+)
+def test_schemas_beyond_the_simple_subset_keep_the_compiled_validator(schema: dict[str, Any]) -> None:
+    assert payload_struct(schema) is None
+
+
+def test_seeded_payload_mutations_are_decided_as_the_compiled_schema_decides() -> None:
+    rng = random.Random(11)
+    choices: list[Any] = ["", "US", "US\n", "FDIC-1", "061000052", "x" * 150, 0, -5, 7, 1.5, 2.0, True, None, [], {}]
+    accepted = 0
+    for _ in range(3000):
+        payload = dict(GOOD_PAYLOAD)
+        for _ in range(rng.randint(0, 2)):
+            member = rng.choice([*INSTITUTION["properties"], "extra"])
+            if rng.random() < 0.2:
+                payload.pop(member, None)
+            else:
+                payload[member] = rng.choice(choices)
+        items = list(payload.items())
+        rng.shuffle(items)
+        accepted += assert_schema_sound(value(json.dumps(dict(items)).encode())) is not None
+    assert accepted > 100

@@ -42,11 +42,12 @@ _QUOTE, _BACKSLASH, _BRACE, _BRACKET = ord('"'), ord("\\"), ord("{"), ord("[")
 Fields = tuple[str, str, datetime, Any]
 
 
-class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
-    batch_id: str
-    record_id: str
-    ingested_at: str
-    payload: dict[str, Any]
+def _envelope(payload: Any) -> Any:
+    return msgspec.defstruct(
+        "Envelope",
+        [("batch_id", str), ("record_id", str), ("ingested_at", str), ("payload", payload)],
+        forbid_unknown_fields=True,
+    )
 
 
 def ecma_pattern(pattern: str) -> Callable[[str], re.Match[str] | None]:
@@ -59,7 +60,14 @@ def ecma_pattern(pattern: str) -> Callable[[str], re.Match[str] | None]:
 class FastEnvelope:
     """Reads a record value into ``(record_id, batch_id, ingested_at, payload)``, or None for the strict path."""
 
-    def __init__(self, schema: Mapping[str, Any], max_bytes: int, max_depth: int) -> None:
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        max_bytes: int,
+        max_depth: int,
+        payload: type[msgspec.Struct] | None = None,
+    ) -> None:
+        """``payload``: a struct that decides as the payload schema does (:mod:`.payload_struct`), if any."""
         members = schema["properties"]
         self._batch_id = ecma_pattern(members["batch_id"]["pattern"])
         self._ingested_at = ecma_pattern(members["ingested_at"]["pattern"])
@@ -67,7 +75,9 @@ class FastEnvelope:
         self._max_id = int(members["record_id"].get("maxLength", 1 << 31))
         self._max_bytes = max_bytes
         self._max_depth = max_depth
-        self._decode = msgspec.json.Decoder(_Envelope).decode
+        self._decode = msgspec.json.Decoder(_envelope(payload or dict[str, Any])).decode
+        self._to_dict = None if payload is None else msgspec.to_builtins
+        self.validates_payload = payload is not None
         self._last_batch_id = ""  # never a valid batch id
 
     def read(self, value: bytes) -> Fields | None:
@@ -75,7 +85,7 @@ class FastEnvelope:
             return None
         try:
             envelope = self._decode(value)
-            payload = envelope.payload
+            payload = envelope.payload if self._to_dict is None else self._to_dict(envelope.payload)
             text = orjson.dumps(payload)
         except (msgspec.DecodeError, orjson.JSONEncodeError, RecursionError):
             return None

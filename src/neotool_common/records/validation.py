@@ -24,6 +24,7 @@ from neotool_common.errors import ConfigurationError, SchemaValidationError
 from neotool_common.records.decoding import JsonObjectDecoder
 from neotool_common.records.fast import FastEnvelope, Fields, ecma_pattern
 from neotool_common.records.message import Message
+from neotool_common.records.payload_struct import payload_struct
 
 __all__ = ["ENVELOPE_SCHEMA", "EnvelopeReader", "EnvelopeShortcut", "SchemaSource", "load_schema"]
 
@@ -126,13 +127,18 @@ class EnvelopeReader:
         decoder = decoder or JsonObjectDecoder()
         self._decode = decoder.decode
         envelope_schema = load_schema(ENVELOPE_SCHEMA, "envelope schema")
-        self._fast = FastEnvelope(envelope_schema, decoder.max_bytes, decoder.max_depth).read
         self._envelope_is_valid = EnvelopeShortcut(envelope_schema)
         self._validate_envelope = _compile(envelope_schema, "$", "envelope schema")
+        payload = load_schema(payload_schema) if payload_schema is not None else None
         self._validate_payload: Validator | None = (
-            _compile(load_schema(payload_schema), "$.payload", "payload_schema") if payload_schema is not None else None
+            _compile(payload, "$.payload", "payload_schema") if payload is not None else None
         )
         self._payload_model = payload_model
+        struct = payload_struct(payload) if payload is not None else None
+        fast = FastEnvelope(envelope_schema, decoder.max_bytes, decoder.max_depth, struct)
+        self._fast = fast.read
+        # With a struct, the fast path has checked the payload schema too; the compiled one is for the strict path.
+        self._validate_fast_payload = None if fast.validates_payload else self._validate_payload
 
     def read(
         self,
@@ -145,12 +151,14 @@ class EnvelopeReader:
         timestamp_ms: int | None,
     ) -> Message:
         fields = self._fast(value) if value is not None else None
+        validate = self._validate_fast_payload
         if fields is None:
             fields = self._strict(value)
+            validate = self._validate_payload
         record_id, batch_id, ingested_at, payload = fields
         try:
-            if self._validate_payload is not None:
-                self._validate_payload(payload)
+            if validate is not None:
+                validate(payload)
             elif self._payload_model is not None:
                 payload = _validate_model(self._payload_model, payload)
         except SchemaValidationError as exc:
