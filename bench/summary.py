@@ -11,7 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GOALS", "Goal", "commit_goal", "goal_results", "ratio", "rss_goals", "spread", "summarize_variant"]
+__all__ = [
+    "GOALS",
+    "Goal",
+    "commit_goal",
+    "goal_results",
+    "ratio",
+    "rss_goals",
+    "scaling_goal",
+    "spread",
+    "summarize_variant",
+]
 
 METRICS = ("records_per_s", "mb_per_s", "cpu_us_per_record", "peak_rss_mb")
 
@@ -27,7 +37,10 @@ class Goal:
 
 GOALS = (
     Goal("runner (3) >= 0.9 x hand-written (2)", "runner", "handwritten", 0.9),
-    Goal("runner (3) >= 0.4 x raw (1)", "runner", "raw", 0.4),
+    Goal("runner (3) >= 0.25 x raw (1)", "runner", "raw", 0.25),
+    Goal("runner (3) >= 0.4 x raw (1) (stretch)", "runner", "raw", 0.4),
+    Goal("payload JSON Schema (3s) >= 0.8 x envelope only (3)", "runner-schema", "runner", 0.8),
+    Goal("pydantic payload model (3p) >= 0.8 x envelope only (3)", "runner-pydantic", "runner", 0.8),
     Goal("poison mix (4) >= 0.9 x clean (3)", "runner-poison", "runner", 0.9),
     Goal("runner (3) ahead of FastStream (5)", "runner", "faststream", 1.0, strictly_above=True),
     Goal("runner (3) ahead of arroyo (6)", "runner", "arroyo", 1.0, strictly_above=True),
@@ -36,6 +49,8 @@ GOALS = (
 
 # Steady-state commits: about one a second. Above this rate commits are no longer "about once a second".
 COMMITS_PER_S_CEILING = 1.5
+# Two runner processes in one group over two partitions against one process.
+SCALING_TARGET = 1.5
 # Peak RSS at 10 x N over peak RSS at N: "flat" allows this much growth.
 RSS_GROWTH_CEILING = 1.10
 
@@ -101,6 +116,13 @@ def rss_goals(rss_check: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     for verdict in verdicts:
         verdict["unit"] = "x"
     return verdicts
+
+
+def scaling_goal(scaling: Mapping[str, Any] | None) -> dict[str, Any]:
+    speedup = None if scaling is None else scaling.get("speedup")
+    return _verdict(
+        "2 processes in one group >= 1.5 x one (2 partitions)", speedup, SCALING_TARGET, higher_is_better=True
+    )
 
 
 def _verdict(
