@@ -182,6 +182,8 @@ def _scaling(document: Mapping[str, Any]) -> list[str]:
             continue
         each = "; ".join(
             f"{_num(m['records_per_s'])}, {_num(m['cpu_cores'], 2)}, {_num(m['cpu_us_per_record'], 1)}"
+            if m["records"]
+            else "no record (joined after the other had read everything)"
             for m in run["members"]
         )
         rows.append(

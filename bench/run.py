@@ -112,7 +112,9 @@ def _broker(bootstrap: str) -> Iterator[tuple[KafkaEndpoint, int | None]]:
         yield KafkaEndpoint(bootstrap), None
         return
     _say("starting a local Kafka broker")
-    with LocalKafkaCluster(1, heap="1g") as cluster:
+    # The coordinator waits a second for more members before a new group's first rebalance (Kafka's default is
+    # 3 s; the test kit's 0): the scaling run's two processes then join together and get a partition each.
+    with LocalKafkaCluster(1, heap="1g", broker_config={"group.initial.rebalance.delay.ms": "1000"}) as cluster:
         node = cluster.nodes[0]
         yield cluster, None if node.process is None else node.process.pid
 

@@ -164,16 +164,18 @@ class _BrokerSampler:
 
 def _group_figures(members: list[dict[str, Any]], records: int, sampler: _BrokerSampler) -> dict[str, Any]:
     for member in members:
-        window = member["elapsed_s"]
+        window = member.get("elapsed_s")
         cpu = member.get("cpu_us_per_record")
         member["cpu_cores"] = cpu * member["records_in_window"] / 1e6 / window if cpu and window else None
-    start = min(m["window_start_s"] for m in members)
-    end = max(m["window_end_s"] for m in members)
+    # A member that got no record (the group gave everything to the other before it joined) has no window.
+    working = [m for m in members if "window_start_s" in m]
+    start = min(m["window_start_s"] for m in working)
+    end = max(m["window_end_s"] for m in working)
     counted = sum(m["counted"] for m in members)
     return {
         "processes": len(members),
         "records_per_s": records / (end - start) if end > start else None,
-        "sum_of_process_rates": sum(m["records_per_s"] or 0 for m in members),
+        "sum_of_process_rates": sum(m.get("records_per_s") or 0 for m in members),
         "span_s": end - start,
         "counted": counted,
         "complete": counted >= records,
@@ -181,10 +183,10 @@ def _group_figures(members: list[dict[str, Any]], records: int, sampler: _Broker
         "members": [
             {
                 "records": m["counted"],
-                "records_per_s": m["records_per_s"],
+                "records_per_s": m.get("records_per_s"),
                 "cpu_us_per_record": m.get("cpu_us_per_record"),
                 "cpu_cores": m["cpu_cores"],
-                "peak_rss_mb": m["peak_rss_kb"] / 1024,
+                "peak_rss_mb": m["peak_rss_kb"] / 1024 if "peak_rss_kb" in m else None,
             }
             for m in members
         ],

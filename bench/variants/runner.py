@@ -9,6 +9,7 @@ the ``.dlq`` topic; the run ends at the last valid record, and the dead-letter w
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -151,6 +152,9 @@ def main() -> None:
     }
     meter.extra.update(extra)
     name = "runner-group" if grouped else "runner-poison" if args.invalid else NAMES[payload]
+    if grouped and not meter.started:  # a member the group gave no record to (the other one was faster)
+        args.out.write_text(json.dumps({"variant": name, "counted": 0, **meter.extra}))
+        return
     meter.write(args.out, name, runner.seen + dead)
 
 
