@@ -31,6 +31,8 @@ from typing import Any
 import msgspec
 import orjson
 
+from neotool_common.records.payload_struct import PayloadStruct
+
 __all__ = ["FastEnvelope"]
 
 # Quotes of the envelope's own members: four keys and the three text values.
@@ -40,6 +42,8 @@ _QUOTE, _BACKSLASH, _BRACE, _BRACKET = ord('"'), ord("\\"), ord("{"), ord("[")
 
 # record_id, batch_id, ingested_at, payload
 Fields = tuple[str, str, datetime, Any]
+# Values remembered per payload pattern before the memory starts over.
+_REMEMBERED = 4096
 
 
 def _envelope(payload: Any) -> Any:
@@ -65,9 +69,9 @@ class FastEnvelope:
         schema: Mapping[str, Any],
         max_bytes: int,
         max_depth: int,
-        payload: type[msgspec.Struct] | None = None,
+        payload: PayloadStruct | None = None,
     ) -> None:
-        """``payload``: a struct that decides as the payload schema does (:mod:`.payload_struct`), if any."""
+        """``payload``: what decides as the payload schema does (:mod:`.payload_struct`), if any."""
         members = schema["properties"]
         self._batch_id = ecma_pattern(members["batch_id"]["pattern"])
         self._ingested_at = ecma_pattern(members["ingested_at"]["pattern"])
@@ -75,8 +79,10 @@ class FastEnvelope:
         self._max_id = int(members["record_id"].get("maxLength", 1 << 31))
         self._max_bytes = max_bytes
         self._max_depth = max_depth
-        self._decode = msgspec.json.Decoder(_envelope(payload or dict[str, Any])).decode
+        self._decode = msgspec.json.Decoder(_envelope(dict[str, Any] if payload is None else payload.struct)).decode
         self._to_dict = None if payload is None else msgspec.to_builtins
+        patterns = () if payload is None else payload.patterns
+        self._patterns = tuple((name, search, set[str]()) for name, search in patterns)
         self.validates_payload = payload is not None
         self._last_batch_id = ""  # never a valid batch id
 
@@ -100,10 +106,23 @@ class FastEnvelope:
             if self._batch_id(batch_id) is None:
                 return None
             self._last_batch_id = batch_id
-        if not self._min_id <= len(record_id) <= self._max_id:
+        if not self._min_id <= len(record_id) <= self._max_id or (self._patterns and not self._matched(payload)):
             return None
         moment = self._moment(envelope.ingested_at)
         return None if moment is None else (record_id, batch_id, moment, payload)
+
+    def _matched(self, payload: dict[str, Any]) -> bool:
+        """The payload's text members match their patterns (values seen to match before are not searched again)."""
+        for name, search, matched in self._patterns:
+            text = payload.get(name)
+            if text is None or text in matched:
+                continue  # an absent optional member
+            if search(text) is None:
+                return False
+            if len(matched) >= _REMEMBERED:
+                matched.clear()
+            matched.add(text)
+        return True
 
     def _moment(self, text: str) -> datetime | None:
         if self._ingested_at(text) is None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 
-__all__ = ["payload_struct"]
+__all__ = ["PayloadStruct", "payload_struct"]
 
 _ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "$schema", "$id"})
 _TOP = _ANNOTATIONS | {"type", "required", "properties", "additionalProperties"}
@@ -31,8 +32,21 @@ _PLAIN: dict[str, Any] = {"boolean": bool, "null": None}
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 
 
-def payload_struct(schema: Mapping[str, Any]) -> type[msgspec.Struct] | None:
-    """The struct that decides exactly as ``schema`` does, or None when ``schema`` is not simple enough."""
+@dataclass(frozen=True)
+class PayloadStruct:
+    """The struct (types, lengths, bounds, required and unknown members, in C) and the members' patterns.
+
+    The patterns are checked after decoding, by :class:`~neotool_common.records.fast.FastEnvelope`, which
+    remembers the values each one matched: payloads repeat their countries, states and cities, and a set
+    lookup costs a fraction of a regular expression.
+    """
+
+    struct: type[msgspec.Struct]
+    patterns: tuple[tuple[str, Callable[[str], re.Match[str] | None]], ...]
+
+
+def payload_struct(schema: Mapping[str, Any]) -> PayloadStruct | None:
+    """What decides exactly as ``schema`` does, or None when ``schema`` is not simple enough."""
     properties = schema.get("properties")
     if (
         set(schema) - _TOP
@@ -45,12 +59,16 @@ def payload_struct(schema: Mapping[str, Any]) -> type[msgspec.Struct] | None:
     if not isinstance(required, list) or not set(required) <= set(properties):
         return None
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    patterns = []
     for name, member in properties.items():
         kind = _member_type(member) if _plain_name(name) else None
         if kind is None:
             return None
         fields.append((name, kind) if name in required else (name, kind, msgspec.UNSET))
-    return msgspec.defstruct("Payload", fields, forbid_unknown_fields=True, kw_only=True)
+        if member.get("pattern") is not None:
+            patterns.append((name, re.compile(_UNESCAPED_DOLLAR.sub(r"\\Z", member["pattern"])).search))
+    struct = msgspec.defstruct("Payload", fields, forbid_unknown_fields=True, kw_only=True)
+    return PayloadStruct(struct, tuple(patterns))
 
 
 def _plain_name(name: object) -> bool:
@@ -80,8 +98,6 @@ def _string(member: Mapping[str, Any]) -> Any:
     meta: dict[str, Any] = {k: v for k, v in lengths.items() if v is not None}
     if not all(type(v) is int and v >= 0 for v in meta.values()):
         return None
-    if pattern is not None:
-        if not isinstance(pattern, str):
-            return None
-        meta["pattern"] = _UNESCAPED_DOLLAR.sub(r"\\Z", pattern)  # as fastjsonschema compiles it
+    if pattern is not None and not isinstance(pattern, str):
+        return None  # a pattern is checked after decoding (PayloadStruct.patterns), as fastjsonschema compiles it
     return Annotated[str, msgspec.Meta(**meta)] if meta else str
