@@ -81,12 +81,19 @@ def _run_group(session: Session, topic: str, records: int, processes: int) -> di
         return failure(runner, str(exc), children[0][0].log)
     finally:
         sampler.stop()
+    for child, _ in children:
+        os.kill(child.process.pid, signal.SIGTERM)
     members = []
     for child, out in children:
-        os.kill(child.process.pid, signal.SIGTERM)
-        finished = wait(child, timeout=60)
-        if finished.returncode != 0 or not out.exists():
-            return failure(runner, f"exit code {finished.returncode}", child.log)
+        try:
+            finished = wait(child, timeout=60)
+        except TimeoutError as exc:
+            finished = None
+            error = str(exc)
+        if finished is None or finished.returncode != 0 or not out.exists():
+            for other, _ in children:
+                stop(other)  # no member outlives the run
+            return failure(runner, error if finished is None else f"exit code {finished.returncode}", child.log)
         members.append({**json.loads(out.read_text()), "process_cpu_s": finished.cpu_s})
     return _group_figures(members, records, sampler)
 
