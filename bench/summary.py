@@ -15,6 +15,7 @@ __all__ = [
     "GOALS",
     "Goal",
     "commit_goal",
+    "cpu_ratio",
     "goal_results",
     "ratio",
     "rss_goals",
@@ -83,6 +84,21 @@ def ratio(rounds: Mapping[str, Sequence[Mapping[str, Any]]], numerator: str, den
     return None if middle is None else {**middle, "per_round": per_round}
 
 
+def cpu_ratio(
+    rounds: Mapping[str, Sequence[Mapping[str, Any]]], numerator: str, denominator: str
+) -> dict[str, Any] | None:
+    """The same ratio from CPU per record (``denominator``'s over ``numerator``'s), round by round: what the
+    ratio of records/s would be if neither variant ever waited for a core, which on a loaded machine they do."""
+    bottoms = {r["round"]: r.get("cpu_us_per_record") for r in rounds.get(denominator, ())}
+    per_round = []
+    for run in rounds.get(numerator, ()):
+        top, bottom = run.get("cpu_us_per_record"), bottoms.get(run["round"])
+        if top and bottom:
+            per_round.append(bottom / top)
+    middle = spread(per_round)
+    return None if middle is None else {**middle, "per_round": per_round}
+
+
 def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     results = []
     for goal in GOALS:
@@ -90,6 +106,7 @@ def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict
         value = None if measured is None else measured["median"]
         results.append(_verdict(goal.name, value, goal.target, higher_is_better=True, strict=goal.strictly_above))
         results[-1]["ratio"] = measured
+        results[-1]["cpu_ratio"] = cpu_ratio(rounds, goal.numerator, goal.denominator)
     return results
 
 
