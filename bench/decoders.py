@@ -23,7 +23,8 @@ from bench.machine import describe
 from bench.records import envelope_values
 from bench.variants.runner import PAYLOAD_SCHEMA, Institution
 from neotool_common.records.decoding import JsonObjectDecoder
-from neotool_common.records.validation import EnvelopeReader
+from neotool_common.records.fast import FastEnvelope
+from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeReader, load_schema
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,6 +33,9 @@ def _candidates() -> list[tuple[str, str, Callable[[bytes], Any]]]:
     plain = EnvelopeReader()
     schema = EnvelopeReader(PAYLOAD_SCHEMA)
     model = EnvelopeReader(payload_model=Institution)
+    compiled = EnvelopeReader(PAYLOAD_SCHEMA)  # the same schema, checked by fastjsonschema after a dict decode
+    compiled._fast = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64).read
+    compiled._validate_fast_payload = compiled._validate_payload
     strict = JsonObjectDecoder()
 
     def read(reader: EnvelopeReader) -> Callable[[bytes], Any]:
@@ -46,6 +50,7 @@ def _candidates() -> list[tuple[str, str, Callable[[bytes], Any]]]:
         ("fast path", "FastEnvelope.read: msgspec struct, byte-count proofs, patterns, ingested_at", plain._fast),
         ("EnvelopeReader.read", "the reader as the runner calls it: fast path and the Message", read(plain)),
         ("+ payload schema", "EnvelopeReader with institution.v1.json (checked in the struct)", read(schema)),
+        ("+ payload schema, compiled", "the same schema by the compiled validator (fastjsonschema)", read(compiled)),
         ("+ pydantic model", "EnvelopeReader with the same rules as a pydantic model", read(model)),
     ]
 
