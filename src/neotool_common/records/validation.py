@@ -4,6 +4,10 @@ The envelope schema (``schemas/envelope.v1.json``) and a consumer's payload sche
 Python code (fastjsonschema) when the runner starts; the schema files themselves are checked against the
 JSON Schema meta-schema (jsonschema) so a broken schema is a configuration error, not a poison record.
 A payload can instead be declared as a pydantic model; ``Message.payload`` is then the model instance.
+
+:meth:`EnvelopeReader.read` tries the fast path first (:mod:`.fast`: msgspec, and a simple payload schema as a
+struct, :mod:`.payload_struct`); whatever it cannot prove valid takes the strict path here, which decides with
+the exact reason and JSON path.
 """
 
 from __future__ import annotations
