@@ -14,7 +14,7 @@ from typing import Any
 from bench import machine, markdown
 from bench.catalogue import Variant
 from bench.prefill import Topic
-from bench.summary import commit_goal, goal_results, ratio, rss_goals, summarize_variant
+from bench.summary import commit_goal, goal_results, ratio, rss_goals, scaling_goal, summarize_variant
 
 __all__ = ["build_document", "write_outputs"]
 
@@ -31,6 +31,8 @@ def build_document(
     latency: list[dict[str, Any]],
     rss_check: dict[str, Any] | None,
     profiles: dict[str, str],
+    stages: dict[str, Any],
+    scaling: dict[str, Any] | None,
     pinning: dict[str, Any],
     peers_python: Path,
     default_records: int,
@@ -62,11 +64,18 @@ def build_document(
             "latency_seconds": args.latency_seconds,
         },
         "variants": summaries,
-        "goals": [*goal_results(rounds), commit_goal(summaries.get("runner")), *rss_goals(rss_check)],
+        "goals": [
+            *goal_results(rounds),
+            commit_goal(summaries.get("runner")),
+            *rss_goals(rss_check),
+            scaling_goal(scaling),
+        ],
         "latency": latency,
         "rss_check": rss_check,
         "rounds": rounds,
         "profiles": profiles,
+        "stages": stages,
+        "scaling": scaling,
     }
 
 

@@ -110,6 +110,9 @@ class Meter:
             "records_per_s": window / elapsed if elapsed > 0 else None,
             "cpu_us_per_record": (cpu1 - cpu0) * 1e6 / window if window else None,
             "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            # perf_counter is CLOCK_MONOTONIC, one clock for every process of the machine (bench/scaling.py)
+            "window_start_s": t0,
+            "window_end_s": t1,
         }
         if len(self._latencies_us) > self._warmup + 1:
             result["latency"] = _percentiles(self._latencies_us[self._warmup :])

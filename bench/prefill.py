@@ -28,9 +28,9 @@ class Topic:
         return self.value_bytes / self.records
 
 
-def prefill(endpoint: KafkaEndpoint, name: str, records: int, *, poison: bool) -> Topic:
-    """Create the single-partition topic ``name`` and write ``records`` envelopes to it."""
-    endpoint.create_topic(name, 1)
+def prefill(endpoint: KafkaEndpoint, name: str, records: int, *, poison: bool, partitions: int = 1) -> Topic:
+    """Create the topic ``name`` (one partition unless told) and write ``records`` envelopes to it, round-robin."""
+    endpoint.create_topic(name, partitions)
     producer = Producer(
         {
             "bootstrap.servers": endpoint.bootstrap_servers,
@@ -49,11 +49,11 @@ def prefill(endpoint: KafkaEndpoint, name: str, records: int, *, poison: bool) -
             failures.append(str(err))
 
     total_bytes = 0
-    for key, value in envelope_values(records, poison=poison):
+    for index, (key, value) in enumerate(envelope_values(records, poison=poison)):
         total_bytes += len(value)
         while True:
             try:
-                producer.produce(name, value=value, key=key, partition=0, on_delivery=delivered)
+                producer.produce(name, value=value, key=key, partition=index % partitions, on_delivery=delivered)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -1,7 +1,8 @@
 """The records the benchmark reads: realistic ~300-byte envelopes, and poison the runner dead-letters.
 
-Payloads look like the platform's financial-institution records (a routing number, a name, an address),
-drawn from a seeded generator so every run writes the same bytes. Poison records are schema-invalid
+Payloads are the example consumer's financial-institution records, valid by its payload schema
+(``institution.v1.json``: registry id, name, routing number, country, state, city, website, assets), drawn from
+a seeded generator so every run writes the same bytes. Poison records are schema-invalid
 envelopes of three kinds, in turn: no ``record_id``, a ``batch_id`` that is not a UUID, a payload that is
 not an object. They sit at evenly spread positions, never first or last, so every variant's first and last
 record is a valid one.
@@ -28,7 +29,7 @@ _CITIES = (
     ("Raleigh", "NC", "27601"),
 )
 _KINDS = ("National Bank", "Savings Bank", "Credit Union", "Trust Company", "Federal Savings")
-_STATUSES = ("active", "active", "active", "merged", "inactive")
+_REGISTRIES = ("FDIC", "NCUA", "OCC")
 _EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
 
 
@@ -58,13 +59,17 @@ def envelope_values(total: int, *, poison: bool, seed: int = 7) -> Iterator[tupl
 
 
 def _payload(rng: random.Random, index: int) -> dict[str, object]:
-    city, state, postal = rng.choice(_CITIES)
+    city, state, _ = rng.choice(_CITIES)
+    kind = rng.choice(_KINDS)
     return {
+        "institution_id": f"{rng.choice(_REGISTRIES)}-{index:07d}",
+        "name": f"{city} {kind}",
         "routing_number": f"{rng.randrange(10**8, 10**9):09d}",
-        "name": f"{city} {rng.choice(_KINDS)}",
-        "address": {"street": f"{rng.randrange(1, 9999)} Main St", "city": city, "state": state, "zip": postal},
-        "status": rng.choice(_STATUSES),
-        "assets_usd": rng.randrange(10**6, 10**11),
+        "country": "US",
+        "state": state,
+        "city": city,
+        "website": f"https://{city.lower()}.example/",
+        "total_assets_usd": rng.randrange(10**6, 10**11),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 from bench import pyspy
 from bench.catalogue import VARIANTS, Interpreter, Variant, by_name
 from bench.document import build_document, write_outputs
+from bench.scaling import run_scaling
 from bench.session import Session, Settings
 from neotool_common.testing.kafka import KafkaEndpoint, LocalKafkaCluster
 
@@ -43,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=float, default=5000.0, help="records/s of the latency runs")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of a latency run (0: none)")
     parser.add_argument("--rss-check", action="store_true", help="also run the runner over N and 10 x N records")
+    parser.add_argument(
+        "--scaling", action="store_true", help="also run 1 and 2 runner processes in one group (bench/scaling.py)"
+    )
     parser.add_argument("--profile", default="", help="comma-separated variants to run once more under py-spy")
     parser.add_argument("--peers-python", type=Path, default=PEERS_PYTHON, help="python of the peers' virtualenv")
     parser.add_argument("--note", default="", help="a sentence for latest.md (e.g. why --records is small)")
@@ -69,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         rounds = _run_rounds(session, args.variants, topics, args.rounds)
         latency = [session.latency(v) for v in args.variants if v.name in LATENCY_VARIANTS and args.latency_seconds]
         rss = _rss_check(session, topics[False], args.records) if args.rss_check else None
-        profiles = _profiles(session, args.profile, topics, args.out_dir)
+        profiles, stages = _profiles(session, args.profile, topics, args.out_dir, _median_cpu(rounds, "raw"))
+        scaling = run_scaling(session, args.records) if args.scaling else None
+        if scaling is not None:
+            _say(_scaling_line(scaling))
         pinning = session.describe_pinning()
     document = build_document(
         args=args,
@@ -79,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         latency=latency,
         rss_check=rss,
         profiles=profiles,
+        stages=stages,
+        scaling=scaling,
         pinning=pinning,
         peers_python=args.peers_python,
         default_records=DEFAULT_RECORDS,
@@ -86,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_outputs(document, args.out_dir, args.peers_python, _say)
     failed = [r for runs in rounds.values() for r in runs if not r.get("complete")]
+    failed += [r for r in (scaling or {}).get("runs", {}).values() if not r.get("complete")]
     failed += [r for r in latency if "error" in r or r.get("counted") != r.get("sent")]
     for result in failed:
         _say(f"FAILED {result['variant']}: {result.get('error', 'did not count every record')}")
@@ -101,7 +112,9 @@ def _broker(bootstrap: str) -> Iterator[tuple[KafkaEndpoint, int | None]]:
         yield KafkaEndpoint(bootstrap), None
         return
     _say("starting a local Kafka broker")
-    with LocalKafkaCluster(1, heap="1g") as cluster:
+    # The coordinator waits a second for more members before a new group's first rebalance (Kafka's default is
+    # 3 s; the test kit's 0): the scaling run's two processes then join together and get a partition each.
+    with LocalKafkaCluster(1, heap="1g", broker_config={"group.initial.rebalance.delay.ms": "1000"}) as cluster:
         node = cluster.nodes[0]
         yield cluster, None if node.process is None else node.process.pid
 
@@ -149,10 +162,21 @@ def _growth_along(samples: list[list[float]], total: int) -> float | None:
     return steady[-1] / steady[0] if len(steady) >= 2 else None
 
 
+def _median_cpu(rounds: dict[str, list[dict[str, Any]]], name: str) -> float | None:
+    values = [r["cpu_us_per_record"] for r in rounds.get(name, []) if r.get("cpu_us_per_record")]
+    return statistics.median(values) if values else None
+
+
 def _profiles(
-    session: Session, variants: tuple[Variant, ...], topics: dict[bool, Any], out_dir: Path
-) -> dict[str, str]:
-    profiles = {}
+    session: Session,
+    variants: tuple[Variant, ...],
+    topics: dict[bool, Any],
+    out_dir: Path,
+    client_threads_us: float | None,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The py-spy summaries, and each profiled variant's per-stage budget in microseconds per record."""
+    profiles: dict[str, str] = {}
+    stages: dict[str, Any] = {}
     for variant in variants:
         if variant.interpreter is Interpreter.JAVA:
             continue
@@ -165,7 +189,9 @@ def _profiles(
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"profile-{variant.name}.txt").write_text(summary)
         profiles[variant.name] = summary
-    return profiles
+        cpu = result.get("cpu_us_per_record")
+        stages[variant.name] = pyspy.stage_budget(raw, variant.profile_focus, cpu, client_threads_us)
+    return profiles, stages
 
 
 def _line(round_number: int, variant: Variant, result: dict[str, Any]) -> str:
@@ -178,6 +204,12 @@ def _line(round_number: int, variant: Variant, result: dict[str, Any]) -> str:
         f"{cpu if cpu is None else round(cpu, 1)!s:>6} us CPU/record  {result['peak_rss_mb']:6.0f} MB peak RSS  "
         f"counted {result['counted']:,}"
     )
+
+
+def _scaling_line(scaling: dict[str, Any]) -> str:
+    rates = [run.get("records_per_s") for run in scaling["runs"].values()]
+    shown = ", ".join(f"{n} process(es) {rate or 0:,.0f} records/s" for n, rate in zip((1, 2), rates, strict=True))
+    return f"scaling: {shown}; speedup {scaling['speedup'] or 0:.2f}"
 
 
 def _say(text: str) -> None:

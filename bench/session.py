@@ -50,6 +50,7 @@ class Session:
         self.logs = logs
         self.say = say
         self.suffix = uuid.uuid4().hex[:6]
+        self.broker_pid = broker_pid
         self.broker_cores, self.consumer_cores = plan_cores(broker_pid)
         if broker_pid is not None and self.broker_cores:
             pin_process(broker_pid, self.broker_cores)
@@ -61,9 +62,9 @@ class Session:
 
     # -- topics ------------------------------------------------------------------------------------
 
-    def prefill(self, name: str, records: int, *, poison: bool) -> Topic:
+    def prefill(self, name: str, records: int, *, poison: bool, partitions: int = 1) -> Topic:
         started = time.perf_counter()
-        topic = prefill(self.endpoint, f"bench.{name}.{self.suffix}", records, poison=poison)
+        topic = prefill(self.endpoint, f"bench.{name}.{self.suffix}", records, poison=poison, partitions=partitions)
         if poison:
             self.endpoint.create_topic(dlq_topic_for(topic.name), 1)
         self.say(f"pre-filled {topic.name}: {records:,} records in {time.perf_counter() - started:.1f}s")
@@ -76,7 +77,7 @@ class Session:
     ) -> dict[str, Any]:
         """One throughput run of ``variant`` over all of ``topic``; a dict with ``error`` when it failed."""
         group, out, log = self._names(variant, label)
-        command = [*self._command(variant, topic.name, group, topic.records, topic.poison, out), *extra]
+        command = [*self.command(variant, topic.name, group, topic.records, topic.poison, out), *extra]
         if profile is not None:
             command = [*pyspy.command(profile), *command]
         child = spawn(command, log=log, cores=self.consumer_cores, cwd=ROOT, env={**child_env(), **dict(variant.env)})
@@ -86,7 +87,7 @@ class Session:
         group = f"bench-{variant.name}-{label}-{uuid.uuid4().hex[:6]}"
         return group, self.logs / f"{variant.name}-{label}.json", self.logs / f"{variant.name}-{label}.log"
 
-    def _command(
+    def command(
         self, variant: Variant, topic: str, group: str, expected: int, invalid: int, out: Path, mode: str = "throughput"
     ) -> list[str]:
         bootstrap = self.endpoint.bootstrap_servers
@@ -127,7 +128,7 @@ class Session:
         count = warmup + int(self.settings.latency_rate * self.settings.latency_seconds)
         topic = self.endpoint.create_topic(f"bench.latency.{variant.name}.{self.suffix}", 1)
         group, out, log = self._names(variant, "latency")
-        command = [*self._command(variant, topic, group, count, 0, out, mode="latency"), f"--warmup={warmup}"]
+        command = [*self.command(variant, topic, group, count, 0, out, mode="latency"), f"--warmup={warmup}"]
         consumer = spawn(command, log=log, cores=self.consumer_cores, cwd=ROOT, env=child_env())
         try:
             self._wait_for_assignment(group, consumer)

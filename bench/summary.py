@@ -11,7 +11,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GOALS", "Goal", "commit_goal", "goal_results", "ratio", "rss_goals", "spread", "summarize_variant"]
+__all__ = [
+    "GOALS",
+    "Goal",
+    "commit_goal",
+    "cpu_ratio",
+    "goal_results",
+    "ratio",
+    "rss_goals",
+    "scaling_goal",
+    "spread",
+    "summarize_variant",
+]
 
 METRICS = ("records_per_s", "mb_per_s", "cpu_us_per_record", "peak_rss_mb")
 
@@ -27,7 +38,10 @@ class Goal:
 
 GOALS = (
     Goal("runner (3) >= 0.9 x hand-written (2)", "runner", "handwritten", 0.9),
-    Goal("runner (3) >= 0.4 x raw (1)", "runner", "raw", 0.4),
+    Goal("runner (3) >= 0.25 x raw (1)", "runner", "raw", 0.25),
+    Goal("runner (3) >= 0.4 x raw (1) (stretch)", "runner", "raw", 0.4),
+    Goal("payload JSON Schema (3s) >= 0.8 x envelope only (3)", "runner-schema", "runner", 0.8),
+    Goal("pydantic payload model (3p) >= 0.8 x envelope only (3)", "runner-pydantic", "runner", 0.8),
     Goal("poison mix (4) >= 0.9 x clean (3)", "runner-poison", "runner", 0.9),
     Goal("runner (3) ahead of FastStream (5)", "runner", "faststream", 1.0, strictly_above=True),
     Goal("runner (3) ahead of arroyo (6)", "runner", "arroyo", 1.0, strictly_above=True),
@@ -36,6 +50,8 @@ GOALS = (
 
 # Steady-state commits: about one a second. Above this rate commits are no longer "about once a second".
 COMMITS_PER_S_CEILING = 1.5
+# Two runner processes in one group over two partitions against one process.
+SCALING_TARGET = 1.5
 # Peak RSS at 10 x N over peak RSS at N: "flat" allows this much growth.
 RSS_GROWTH_CEILING = 1.10
 
@@ -68,6 +84,21 @@ def ratio(rounds: Mapping[str, Sequence[Mapping[str, Any]]], numerator: str, den
     return None if middle is None else {**middle, "per_round": per_round}
 
 
+def cpu_ratio(
+    rounds: Mapping[str, Sequence[Mapping[str, Any]]], numerator: str, denominator: str
+) -> dict[str, Any] | None:
+    """The same ratio from CPU per record (``denominator``'s over ``numerator``'s), round by round: what the
+    ratio of records/s would be if neither variant ever waited for a core, which on a loaded machine they do."""
+    bottoms = {r["round"]: r.get("cpu_us_per_record") for r in rounds.get(denominator, ())}
+    per_round = []
+    for run in rounds.get(numerator, ()):
+        top, bottom = run.get("cpu_us_per_record"), bottoms.get(run["round"])
+        if top and bottom:
+            per_round.append(bottom / top)
+    middle = spread(per_round)
+    return None if middle is None else {**middle, "per_round": per_round}
+
+
 def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
     results = []
     for goal in GOALS:
@@ -75,6 +106,7 @@ def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict
         value = None if measured is None else measured["median"]
         results.append(_verdict(goal.name, value, goal.target, higher_is_better=True, strict=goal.strictly_above))
         results[-1]["ratio"] = measured
+        results[-1]["cpu_ratio"] = cpu_ratio(rounds, goal.numerator, goal.denominator)
     return results
 
 
@@ -101,6 +133,13 @@ def rss_goals(rss_check: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     for verdict in verdicts:
         verdict["unit"] = "x"
     return verdicts
+
+
+def scaling_goal(scaling: Mapping[str, Any] | None) -> dict[str, Any]:
+    speedup = None if scaling is None else scaling.get("speedup")
+    return _verdict(
+        "2 processes in one group >= 1.5 x one (2 partitions)", speedup, SCALING_TARGET, higher_is_better=True
+    )
 
 
 def _verdict(

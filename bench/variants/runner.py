@@ -1,15 +1,22 @@
-"""Variants 3 and 4: :class:`~neotool_common.consumer_base.KafkaConsumerRunner` with a no-op ``process()``.
+"""Variants 3, 3s, 3p and 4: :class:`~neotool_common.consumer_base.KafkaConsumerRunner` with a no-op ``process()``.
 
 Configured the way it runs in production: from the environment, envelope validation, the metrics server on a
 free port, JSON logs at INFO on stderr. On the poison topic (``--invalid``) the schema-invalid records go to
 the ``.dlq`` topic; the run ends at the last valid record, and the dead-letter writes are drained at shutdown.
+``BENCH_PAYLOAD=schema`` declares the example consumer's payload JSON Schema (``institution.v1.json``),
+``BENCH_PAYLOAD=model`` the same rules as a pydantic model; each is compiled once, when the runner starts.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
 
+import pydantic
 from prometheus_client import CollectorRegistry
 
 from bench.meter import Meter, VariantArgs, parse_variant_args
@@ -19,8 +26,32 @@ from neotool_common.observability.logs import configure_logging
 from neotool_common.records.message import Message
 from neotool_common.testing.kafka import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOAD_SCHEMA = ROOT / "examples/institution-enhancement/src/institution_enhancement/schemas/institution.v1.json"
 COMMITS = "neotool_consumer_commits_total"
 DEAD_LETTERED = "neotool_consumer_dlq_messages_total"
+
+
+def _text(pattern: str = "", min_length: int = 0, max_length: int | None = None) -> Any:
+    return Annotated[
+        str, pydantic.StringConstraints(pattern=pattern or None, min_length=min_length, max_length=max_length)
+    ]
+
+
+class Institution(pydantic.BaseModel):
+    """``institution.v1.json`` as a pydantic model: the same members, patterns and limits."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    institution_id: _text(r"^[A-Z]{2,8}-[0-9A-Za-z]{1,20}$")  # type: ignore[valid-type]
+    name: _text(min_length=1, max_length=200)  # type: ignore[valid-type]
+    routing_number: _text(r"^[0-9]{9}$")  # type: ignore[valid-type]
+    country: _text(r"^[A-Z]{2}$")  # type: ignore[valid-type]
+    state: _text(r"^[A-Z]{2}$") | None = None  # type: ignore[valid-type]
+    city: _text(min_length=1, max_length=100) | None = None  # type: ignore[valid-type]
+    swift_bic: _text(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$") | None = None  # type: ignore[valid-type]
+    website: _text(r"^https?://[^\s/]+(/\S*)?$", max_length=300) | None = None  # type: ignore[valid-type]
+    total_assets_usd: Annotated[int, pydantic.Field(ge=0)] | None = None
 
 
 class BenchConsumer(KafkaConsumerRunner):
@@ -66,12 +97,50 @@ def settings_env(args: VariantArgs) -> dict[str, str]:
     return env
 
 
+class SchemaConsumer(BenchConsumer):
+    payload_schema: ClassVar[Path] = PAYLOAD_SCHEMA
+
+
+class ModelConsumer(BenchConsumer):
+    payload_model: ClassVar[type[pydantic.BaseModel]] = Institution
+
+
+class GroupConsumer(BenchConsumer):
+    """One member of a group (bench/scaling.py): held at ``setup()`` until every member is there, marks the end
+    of its window at the last record of each partition it finishes, and runs until SIGTERM."""
+
+    def __init__(self, settings: RunnerSettings, args: VariantArgs, meter: Meter) -> None:
+        super().__init__(settings, args, meter)
+        self.barrier = Path(os.environ["BENCH_GROUP_BARRIER"])
+        self.ends = dict(enumerate(int(end) for end in os.environ["BENCH_PARTITION_ENDS"].split(",")))
+
+    def setup(self) -> None:
+        (self.barrier / f"ready-{os.getpid()}").touch()
+        while not (self.barrier / "go").exists():
+            time.sleep(0.005)
+
+    def process(self, message: Message) -> None:
+        self.seen += 1
+        if self.seen == 1:
+            self.meter.first(1)
+        if message.offset == self.ends.get(message.partition):
+            self.meter.last(self.seen)
+
+
+CONSUMERS: dict[str, type[BenchConsumer]] = {"": BenchConsumer, "schema": SchemaConsumer, "model": ModelConsumer}
+NAMES = {"": "runner", "schema": "runner-schema", "model": "runner-pydantic"}
+
+
 def main() -> None:
     args = parse_variant_args()
     settings = RunnerSettings.from_env(settings_env(args))
     configure_logging(settings.log_level, settings.log_format)
     meter = Meter(args.warmup)
-    runner = BenchConsumer(settings, args, meter)
+    payload = os.environ.get("BENCH_PAYLOAD", "")
+    grouped = "BENCH_GROUP_BARRIER" in os.environ
+    runner = (GroupConsumer if grouped else CONSUMERS[payload])(settings, args, meter)
+    if grouped:
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     if args.rss_every:
         meter.sample_rss(lambda: runner.seen, args.rss_every)
     runner.run()
@@ -82,7 +151,11 @@ def main() -> None:
         "commits_total": int(runner.commits()),
     }
     meter.extra.update(extra)
-    meter.write(args.out, "runner-poison" if args.invalid else "runner", runner.seen + dead)
+    name = "runner-group" if grouped else "runner-poison" if args.invalid else NAMES[payload]
+    if grouped and not meter.started:  # a member the group gave no record to (the other one was faster)
+        args.out.write_text(json.dumps({"variant": name, "counted": 0, **meter.extra}))
+        return
+    meter.write(args.out, name, runner.seen + dead)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def test_in_tree_variants_count_every_record_and_results_have_their_shape(kafka:
     peers = PEERS_PYTHON if PEERS_PYTHON.exists() else tmp_path / "no-peers-venv"
     argv = ["--records", str(RECORDS), "--rounds", "1", "--variants", ",".join(IN_TREE)]
     argv += ["--bootstrap", kafka.bootstrap_servers, "--out-dir", str(tmp_path), "--peers-python", str(peers)]
-    argv += ["--latency-seconds", "1"]
+    argv += ["--latency-seconds", "1", "--scaling"]
 
     assert main(argv) == 0
 
@@ -48,6 +48,15 @@ def test_in_tree_variants_count_every_record_and_results_have_their_shape(kafka:
     for run in document["latency"]:
         assert run["counted"] == run["sent"]
         assert 0 < run["p50_ms"] <= run["p99_ms"]
+    scaling = document["scaling"]
+    assert set(scaling["runs"]) == {"1", "2"}
+    for count, run in scaling["runs"].items():
+        assert run["complete"], count
+        assert len(run["members"]) == int(count)
+        # 2,000 records on a broker without a join delay: one member may read them all before the other joins.
+        assert any(m["records_per_s"] and m["cpu_cores"] for m in run["members"]), count
+    assert scaling["speedup"] > 0
+    assert "## Beyond one core" in (tmp_path / "latest.md").read_text()
     for key in ("cpu_model", "cores", "ram_gib", "python", "confluent_kafka", "librdkafka", "kafka"):
         assert document["machine"][key], key
     table = (tmp_path / "latest.md").read_text()

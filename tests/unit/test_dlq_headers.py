@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import linecache
 from datetime import UTC, datetime
 
+import pytest
+
 from neotool_common.deadletter.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT
-from neotool_common.deadletter.publisher import DlqPolicy, describe_failure
+from neotool_common.deadletter.publisher import DlqPolicy, describe_failure, format_trace
 from neotool_common.errors import PoisonMessageError, SchemaValidationError
 
 NOW = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC).timestamp()
@@ -129,3 +132,28 @@ def test_text_that_is_not_valid_utf8_is_replaced_not_fatal() -> None:
     headers = describe(raised(ValueError("bad \udcff byte")))
     message = dict(headers)["dlq.exception.message"]
     assert message == b"bad ? byte"
+
+
+def test_a_dead_letters_trace_names_its_frames_and_lines_without_checking_files_on_disk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_stat(*_: object) -> None:
+        raise AssertionError("linecache.checkcache: a stat per source file for every dead letter")
+
+    def fails() -> None:
+        raise SchemaValidationError("$.payload must be object", "$.payload")
+
+    try:
+        try:
+            fails()
+        except SchemaValidationError as exc:
+            raise PoisonMessageError("wrapped") from exc
+    except PoisonMessageError as error:
+        monkeypatch.setattr(linecache, "checkcache", no_stat)
+        trace = format_trace(error)
+    assert trace.startswith("Traceback (most recent call last):\n")
+    assert f'File "{__file__}"' in trace
+    assert "in fails\n" in trace
+    assert '    raise SchemaValidationError("$.payload must be object", "$.payload")\n' in trace
+    assert "The above exception was the cause of this one:" in trace
+    assert trace.endswith("neotool_common.errors.PoisonMessageError: wrapped\n")

@@ -314,6 +314,13 @@ def test_settings_with_their_own_variable_are_refused_as_passthrough(variable: s
     assert instead in str(caught.value)
 
 
+def test_the_prefetch_queue_is_bounded_by_default_and_kafka_config_overrides_it() -> None:
+    consumer = RunnerSettings.from_env(MINIMAL).consumer_config()
+    assert consumer["queued.max.messages.kbytes"] == settings_module.PREFETCH_KBYTES < 65_536
+    env = {**MINIMAL, "KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES": "65536"}
+    assert RunnerSettings.from_env(env).consumer_config()["queued.max.messages.kbytes"] == "65536"
+
+
 # -- the group protocol (classic by default; Kafka 4's consumer protocol, KIP-848, on request) ---------------
 
 

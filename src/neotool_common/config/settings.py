@@ -36,21 +36,21 @@ variable                          default    meaning
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from neotool_common.config.clients import CONSUMER_PROTOCOL, ClientKind
 from neotool_common.config.connection import KafkaConnection, passthrough_variable
+from neotool_common.config.environment import EnvReader, retry_policy, retry_topic_policy, throughput_policy
 from neotool_common.deadletter.circuit import CircuitBreakerPolicy
 from neotool_common.deadletter.publisher import DlqPolicy
-from neotool_common.errors import ConfigurationError, ConfigurationErrors
+from neotool_common.errors import ConfigurationError
 from neotool_common.policies.commit import CommitPolicy
 from neotool_common.policies.retry import RetryPolicy
-from neotool_common.policies.retry_topics import RetryTopicPolicy, parse_delays
-from neotool_common.policies.throughput import Ordering, ThroughputPolicy
+from neotool_common.policies.retry_topics import RetryTopicPolicy
+from neotool_common.policies.throughput import ThroughputPolicy
 
 __all__ = ["RunnerSettings"]
 
@@ -65,11 +65,12 @@ _HAS_OWN_VARIABLE = {"group.id": "KAFKA_GROUP_ID", "bootstrap.servers": "KAFKA_B
 _MAX_MS = 2_147_483_647
 # With retry tiers: how long a fetch may wait for data (librdkafka: 500), so a released retry record is on time.
 RETRY_FETCH_WAIT_MS = 100
+# The consumer's prefetch queue (librdkafka's default is 64 MiB): what it holds is memory the process keeps
+# whether or not the handler keeps up, so it bounds the RSS; 16 MiB is still over a second of records at the
+# runner's speed (docs/throughput.md, "Memory"). KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES overrides it.
+PREFETCH_KBYTES = 16_384
 # librdkafka's default receive.message.max.bytes: the largest response a client accepts.
 _DLQ_MESSAGE_MAX_BYTES = 100_000_000
-
-T = TypeVar("T", int, float)
-V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,8 @@ class RunnerSettings:
     ) -> RunnerSettings:
         """Settings from ``env`` (default ``os.environ``); ``defaults_from`` supplies ``group_id``/``topics``."""
         env = os.environ if env is None else env
-        reader = _EnvReader(env)
-        retry = reader.collect(lambda: _retry(reader), RetryPolicy())
+        reader = EnvReader(env)
+        retry = reader.collect(lambda: retry_policy(reader), RetryPolicy())
         values: dict[str, Any] = {
             "connection": reader.collect(lambda: KafkaConnection.from_env(env), None),
             "group_id": reader.text("KAFKA_GROUP_ID") or str(getattr(defaults_from, "group_id", "") or ""),
@@ -154,8 +155,8 @@ class RunnerSettings:
             "log_level": (reader.text("LOG_LEVEL") or "INFO").upper(),
             "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
             "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
-            "throughput": reader.collect(lambda: _throughput(reader, defaults_from), ThroughputPolicy()),
-            "retry_topics": reader.collect(lambda: _retry_topics(reader, defaults_from), RetryTopicPolicy()),
+            "throughput": reader.collect(lambda: throughput_policy(reader, defaults_from), ThroughputPolicy()),
+            "retry_topics": reader.collect(lambda: retry_topic_policy(reader, defaults_from), RetryTopicPolicy()),
         }
         values.update(overrides)
         if reader.errors and values["connection"] is not None:
@@ -179,6 +180,7 @@ class RunnerSettings:
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
+            "queued.max.messages.kbytes": PREFETCH_KBYTES,
         }
         if self.connection.group_protocol != CONSUMER_PROTOCOL:
             config["partition.assignment.strategy"] = "cooperative-sticky"
@@ -198,102 +200,3 @@ class RunnerSettings:
         # the limit is left to the DLQ topic's max.message.bytes, where operators set it.
         config.setdefault("message.max.bytes", _DLQ_MESSAGE_MAX_BYTES)
         return config
-
-
-def _retry(reader: _EnvReader) -> RetryPolicy:
-    try:
-        return RetryPolicy(
-            max_attempts=reader.number("RETRY_MAX_ATTEMPTS", 5, int, minimum=1),
-            initial_backoff_s=reader.number("RETRY_BACKOFF_INITIAL_MS", 200, int, minimum=0) / 1000,
-            max_backoff_s=reader.number("RETRY_BACKOFF_MAX_MS", 30_000, int, minimum=0) / 1000,
-        )
-    except ValueError:
-        raise ConfigurationError("RETRY_BACKOFF_INITIAL_MS", "must not exceed RETRY_BACKOFF_MAX_MS") from None
-
-
-def _throughput(reader: _EnvReader, defaults_from: type | None) -> ThroughputPolicy:
-    """The throughput mode: the consumer class's attributes, overridden by the environment."""
-    default = ThroughputPolicy()
-    declared = {
-        "max_concurrency": getattr(defaults_from, "max_concurrency", default.max_concurrency),
-        "ordering": getattr(defaults_from, "ordering", default.ordering),
-        "batch_size": getattr(defaults_from, "batch_size", default.batch_size),
-        "batch_max_wait_ms": getattr(defaults_from, "batch_max_wait_ms", round(default.batch_max_wait_s * 1000)),
-        "max_in_flight": getattr(defaults_from, "max_in_flight", default.max_in_flight),
-    }
-    ordering = (reader.text("ORDERING") or str(declared["ordering"])).lower()
-    if ordering not in tuple(Ordering):
-        raise ConfigurationError("ORDERING", f"must be one of {', '.join(Ordering)}, got {ordering!r}")
-    return ThroughputPolicy(
-        max_concurrency=reader.number("MAX_CONCURRENCY", int(declared["max_concurrency"]), int, minimum=1),
-        ordering=Ordering(ordering),
-        batch_size=reader.number("BATCH_SIZE", int(declared["batch_size"]), int, minimum=1),
-        batch_max_wait_s=reader.number("BATCH_MAX_WAIT_MS", int(declared["batch_max_wait_ms"]), int, minimum=0) / 1000,
-        max_in_flight=reader.number("MAX_IN_FLIGHT", int(declared["max_in_flight"]), int, minimum=0),
-    )
-
-
-def _retry_topics(reader: _EnvReader, defaults_from: type | None) -> RetryTopicPolicy:
-    """The delay tiers: the consumer class's ``retry_topic_*`` attributes, overridden by the environment."""
-    raw, flag = reader.text("RETRY_TOPIC_DELAYS_MS"), reader.text("RETRY_TOPIC_KEY_ORDER")
-    if flag is not None and flag.lower() not in ("true", "false"):
-        raise ConfigurationError("RETRY_TOPIC_KEY_ORDER", f"must be true or false, got {flag!r}")
-    try:
-        delays = parse_delays(raw) if raw is not None else tuple(getattr(defaults_from, "retry_topic_delays_ms", ()))
-        key_order = flag.lower() == "true" if flag else bool(getattr(defaults_from, "retry_topic_key_order", False))
-        return RetryTopicPolicy(delays, key_order)
-    except ValueError as exc:
-        raise ConfigurationError("RETRY_TOPIC_DELAYS_MS", str(exc)) from None
-
-
-class _EnvReader:
-    """Reads variables; a bad one is remembered (its default used) so that all of them are reported at once."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-        self.errors: list[ConfigurationError] = []
-
-    def collect(self, read: Callable[[], V], fallback: V) -> V:
-        try:
-            return read()
-        except ConfigurationErrors as errors:
-            self.errors.extend(errors.errors)
-        except ConfigurationError as error:
-            self.errors.append(error)
-        return fallback
-
-    def raise_errors(self) -> None:
-        if len(self.errors) == 1:
-            raise self.errors[0]
-        if self.errors:
-            raise ConfigurationErrors(self.errors)
-
-    def text(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
-        return value or None
-
-    def topics(self, name: str) -> tuple[str, ...]:
-        raw = self.text(name)
-        return tuple(t.strip() for t in raw.split(",") if t.strip()) if raw else ()
-
-    def number(
-        self, name: str, default: T, kind: Callable[[str], T], *, minimum: T | None = None, maximum: T | None = None
-    ) -> T:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value: T | None = kind(raw)
-        except ValueError:
-            value = None
-        problem = None
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):  # NaN passes any bound check
-            problem = f"{raw!r} is not a {'whole number' if kind is int else 'finite number'}"
-        elif minimum is not None and value < minimum:
-            problem = f"must be at least {minimum}, got {raw}"
-        elif maximum is not None and value > maximum:
-            problem = f"must be at most {maximum}, got {raw}"
-        if problem is not None or value is None:
-            self.errors.append(ConfigurationError(name, problem or "invalid"))
-            return default
-        return value

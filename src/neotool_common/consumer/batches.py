@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka import Message as KafkaMessage
@@ -46,7 +46,7 @@ class Batches:
         return carried + messages
 
     def handle(self, messages: list[KafkaMessage]) -> None:
-        partitions = self._ctx.partitions
+        partitions: dict[Any, PartitionState] = self._ctx.partitions  # keyed by (topic, partition), no cast per record
         handle = self._handle_record
         on_error = self._on_error
         stopping = self._stopping
@@ -62,7 +62,7 @@ class Batches:
                 if error is not None:
                     on_error(error)
                     continue
-                state = partitions.get(cast(Key, (msg.topic(), msg.partition())))
+                state = partitions.get((msg.topic(), msg.partition()))
                 if state is None or state.blocked:
                     continue  # revoked, or waiting out a retry: the record will be fetched again
                 handle(state, msg, received)

@@ -4,12 +4,15 @@ The envelope schema (``schemas/envelope.v1.json``) and a consumer's payload sche
 Python code (fastjsonschema) when the runner starts; the schema files themselves are checked against the
 JSON Schema meta-schema (jsonschema) so a broken schema is a configuration error, not a poison record.
 A payload can instead be declared as a pydantic model; ``Message.payload`` is then the model instance.
+
+:meth:`EnvelopeReader.read` tries the fast path first (:mod:`.fast`: msgspec, and a simple payload schema as a
+struct, :mod:`.payload_struct`); whatever it cannot prove valid takes the strict path here, which decides with
+the exact reason and JSON path.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
@@ -23,7 +26,9 @@ import pydantic
 
 from neotool_common.errors import ConfigurationError, SchemaValidationError
 from neotool_common.records.decoding import JsonObjectDecoder
+from neotool_common.records.fast import FastEnvelope, Fields, ecma_pattern
 from neotool_common.records.message import Message
+from neotool_common.records.payload_struct import payload_struct
 
 __all__ = ["ENVELOPE_SCHEMA", "EnvelopeReader", "EnvelopeShortcut", "SchemaSource", "load_schema"]
 
@@ -82,13 +87,6 @@ def _failing_path(exc: fastjsonschema.JsonSchemaValueException, where: str) -> s
     return where
 
 
-def _ecma_pattern(pattern: str) -> Callable[[str], re.Match[str] | None]:
-    """JSON Schema patterns are ECMA-262: ``$`` ends the text, where Python's would also allow a final newline."""
-    if pattern.endswith("$") and not pattern.endswith("\\$"):
-        pattern = pattern[:-1] + r"\Z"
-    return re.compile(pattern).search
-
-
 class EnvelopeShortcut:
     """A sound shortcut for the envelope schema: when it says yes, the schema would too.
 
@@ -99,8 +97,8 @@ class EnvelopeShortcut:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         members = schema["properties"]
-        self._batch_id = _ecma_pattern(members["batch_id"]["pattern"])
-        self._ingested_at = _ecma_pattern(members["ingested_at"]["pattern"])
+        self._batch_id = ecma_pattern(members["batch_id"]["pattern"])
+        self._ingested_at = ecma_pattern(members["ingested_at"]["pattern"])
         self._min_id = int(members["record_id"].get("minLength", 1))
         self._max_id = int(members["record_id"].get("maxLength", 1 << 31))
 
@@ -130,14 +128,21 @@ class EnvelopeReader:
     ) -> None:
         if payload_schema is not None and payload_model is not None:
             raise ConfigurationError("payload_schema", "declare payload_schema or payload_model, not both")
-        self._decode = (decoder or JsonObjectDecoder()).decode
+        decoder = decoder or JsonObjectDecoder()
+        self._decode = decoder.decode
         envelope_schema = load_schema(ENVELOPE_SCHEMA, "envelope schema")
         self._envelope_is_valid = EnvelopeShortcut(envelope_schema)
         self._validate_envelope = _compile(envelope_schema, "$", "envelope schema")
+        payload = load_schema(payload_schema) if payload_schema is not None else None
         self._validate_payload: Validator | None = (
-            _compile(load_schema(payload_schema), "$.payload", "payload_schema") if payload_schema is not None else None
+            _compile(payload, "$.payload", "payload_schema") if payload is not None else None
         )
         self._payload_model = payload_model
+        struct = payload_struct(payload) if payload is not None else None
+        fast = FastEnvelope(envelope_schema, decoder.max_bytes, decoder.max_depth, struct)
+        self._fast = fast.read
+        # With a struct, the fast path has checked the payload schema too; the compiled one is for the strict path.
+        self._validate_fast_payload = None if fast.validates_payload else self._validate_payload
 
     def read(
         self,
@@ -149,33 +154,36 @@ class EnvelopeReader:
         offset: int,
         timestamp_ms: int | None,
     ) -> Message:
+        fields = self._fast(value) if value is not None else None
+        validate = self._validate_fast_payload
+        if fields is None:
+            fields = self._strict(value)
+            validate = self._validate_payload
+        record_id, batch_id, ingested_at, payload = fields
+        try:
+            if validate is not None:
+                validate(payload)
+            elif self._payload_model is not None:
+                payload = _validate_model(self._payload_model, payload)
+        except SchemaValidationError as exc:
+            exc.record_id, exc.batch_id = record_id, batch_id
+            raise
+        assert value is not None  # decode() rejects a null value
+        return Message(
+            record_id, batch_id, ingested_at, payload, key, headers, topic, partition, offset, timestamp_ms, value
+        )
+
+    def _strict(self, value: bytes | None) -> Fields:
+        """Every rule, in order, with the reason and path of the first one broken."""
         envelope = self._decode(value)
         try:  # free unless raised: the ids are read from the object only for a record that failed
             if not self._envelope_is_valid(envelope):
                 self._validate_envelope(envelope)
             ingested_at = _parse_ingested_at(envelope["ingested_at"])
-            payload = envelope["payload"]
-            if self._validate_payload is not None:
-                self._validate_payload(payload)
-            elif self._payload_model is not None:
-                payload = _validate_model(self._payload_model, payload)
         except SchemaValidationError as exc:
             exc.record_id, exc.batch_id = _text(envelope.get("record_id")), _text(envelope.get("batch_id"))
             raise
-        assert value is not None  # decode() rejects a null value
-        return Message(
-            envelope["record_id"],
-            envelope["batch_id"],
-            ingested_at,
-            payload,
-            key,
-            headers,
-            topic,
-            partition,
-            offset,
-            timestamp_ms,
-            value,
-        )
+        return envelope["record_id"], envelope["batch_id"], ingested_at, envelope["payload"]
 
 
 def _text(value: Any) -> str | None:

@@ -1,0 +1,134 @@
+"""The fast path of :class:`~neotool_common.records.validation.EnvelopeReader`: the common envelope in C.
+
+msgspec decodes the value into a four-member struct (``batch_id``, ``record_id``, ``ingested_at`` as text,
+``payload`` an object, no other member), validating UTF-8, RFC 8259 syntax, NaN/Infinity and numbers out of
+a double's range as it goes. What msgspec does not check is proved from cheap byte counts; whenever a proof
+does not go through, :meth:`FastEnvelope.read` answers None and the strict path
+(:class:`~neotool_common.records.decoding.JsonObjectDecoder` and the envelope schema) decides, and words the
+reason and the JSON path. The fast path never rejects anything itself, so it can only be faster, never
+different: whatever it accepts, the strict path accepts with equal values.
+
+The proofs, for a value with no backslash (so no escape at all):
+
+* *No U+0000, no lone surrogate*: both can only be written as escapes; raw control characters and
+  invalid UTF-8 are rejected by msgspec.
+* *No duplicate key, at any depth*: with no escape, every ``"`` in the text delimits a string, so the text
+  holds ``count('"') / 2`` strings. The decoded payload, re-encoded compactly, holds the same strings
+  except those of members a duplicate key replaced, and its strings contain no ``"`` either. The envelope's
+  own members add 14 quotes (four keys, three text values). Equal counts prove that no member was dropped.
+* *No integer lost digits*: msgspec keeps integers exact, and the re-encoding (orjson) refuses integers
+  beyond 64 bits; the strict path keeps those exact too, so both give the same value.
+* *Depth*: the brackets of the re-encoded payload bound its nesting from above.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import orjson
+
+from neotool_common.records.payload_struct import PayloadStruct
+
+__all__ = ["FastEnvelope"]
+
+# Quotes of the envelope's own members: four keys and the three text values.
+_ENVELOPE_QUOTES = 14
+# The bytes counted, as integers: ``bytes.count(34)`` and ``92 in value`` skip the substring search machinery.
+_QUOTE, _BACKSLASH, _BRACE, _BRACKET = ord('"'), ord("\\"), ord("{"), ord("[")
+
+# record_id, batch_id, ingested_at, payload
+Fields = tuple[str, str, datetime, Any]
+# Values remembered per payload pattern before the memory starts over.
+_REMEMBERED = 4096
+
+
+def _envelope(payload: Any) -> Any:
+    return msgspec.defstruct(
+        "Envelope",
+        [("batch_id", str), ("record_id", str), ("ingested_at", str), ("payload", payload)],
+        forbid_unknown_fields=True,
+    )
+
+
+def ecma_pattern(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """JSON Schema patterns are ECMA-262: ``$`` ends the text, where Python's would also allow a final newline."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern).search
+
+
+class FastEnvelope:
+    """Reads a record value into ``(record_id, batch_id, ingested_at, payload)``, or None for the strict path."""
+
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        max_bytes: int,
+        max_depth: int,
+        payload: PayloadStruct | None = None,
+    ) -> None:
+        """``payload``: what decides as the payload schema does (:mod:`.payload_struct`), if any."""
+        members = schema["properties"]
+        self._batch_id = ecma_pattern(members["batch_id"]["pattern"])
+        self._ingested_at = ecma_pattern(members["ingested_at"]["pattern"])
+        self._min_id = int(members["record_id"].get("minLength", 1))
+        self._max_id = int(members["record_id"].get("maxLength", 1 << 31))
+        self._max_bytes = max_bytes
+        self._max_depth = max_depth
+        self._decode = msgspec.json.Decoder(_envelope(dict[str, Any] if payload is None else payload.struct)).decode
+        self._to_dict = None if payload is None else msgspec.to_builtins
+        patterns = () if payload is None else payload.patterns
+        self._patterns = tuple((name, search, set[str]()) for name, search in patterns)
+        self.validates_payload = payload is not None
+        self._last_batch_id = ""  # never a valid batch id
+
+    def read(self, value: bytes) -> Fields | None:
+        if len(value) > self._max_bytes or _BACKSLASH in value:
+            return None
+        try:
+            envelope = self._decode(value)
+            payload = envelope.payload if self._to_dict is None else self._to_dict(envelope.payload)
+            text = orjson.dumps(payload)
+        except (msgspec.DecodeError, orjson.JSONEncodeError, RecursionError):
+            return None
+        if (
+            value.count(_QUOTE) != _ENVELOPE_QUOTES + text.count(_QUOTE)
+            or text.count(_BRACE) + text.count(_BRACKET) >= self._max_depth
+        ):
+            return None
+        record_id = envelope.record_id
+        batch_id = envelope.batch_id
+        if batch_id != self._last_batch_id:  # one batch id for thousands of records: checked once
+            if self._batch_id(batch_id) is None:
+                return None
+            self._last_batch_id = batch_id
+        if not self._min_id <= len(record_id) <= self._max_id or (self._patterns and not self._matched(payload)):
+            return None
+        moment = self._moment(envelope.ingested_at)
+        return None if moment is None else (record_id, batch_id, moment, payload)
+
+    def _matched(self, payload: dict[str, Any]) -> bool:
+        """The payload's text members match their patterns (values seen to match before are not searched again)."""
+        for name, search, matched in self._patterns:
+            text = payload.get(name)
+            if text is None or text in matched:
+                continue  # an absent optional member
+            if search(text) is None:
+                return False
+            if len(matched) >= _REMEMBERED:
+                matched.clear()
+            matched.add(text)
+        return True
+
+    def _moment(self, text: str) -> datetime | None:
+        if self._ingested_at(text) is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(text.upper())
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else None

@@ -1,0 +1,335 @@
+"""FastEnvelope, the reader's fast path: it answers for the common envelope and defers everything else.
+
+Its contract is soundness: whatever it accepts, the strict path (JsonObjectDecoder and the envelope schema)
+accepts with equal values of equal types; for anything it cannot prove, it answers None and the strict path
+decides, with the reason and the path. These tests hold it to that on the edge cases of its proofs and on
+seeded mutations of real envelopes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neotool_common.errors import DecodeError, InvalidRecordError, SchemaValidationError
+from neotool_common.records.fast import FastEnvelope
+from neotool_common.records.payload_struct import payload_struct
+from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeReader, load_schema
+from soak.corpus import bad_records, tricky_good_records
+
+READER = EnvelopeReader()
+FAST = FastEnvelope(load_schema(ENVELOPE_SCHEMA), max_bytes=1_048_576, max_depth=64)
+BATCH = "0190b0d8-7c2a-7b3e-9f10-2d4c5e6f7a8b"
+HEAD = b'{"batch_id":"%s","record_id":"r-1","ingested_at":"2024-05-01T00:00:00.5Z","payload":' % BATCH.encode()
+
+
+def value(payload: bytes) -> bytes:
+    return HEAD + payload + b"}"
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (1, 1.0 and True are equal in Python, not here)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b) or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+
+
+def strict(raw: bytes | None) -> tuple[Any, ...] | InvalidRecordError:
+    try:
+        return READER._strict(raw)  # the reference the fast path is held to
+    except InvalidRecordError as exc:
+        return exc
+
+
+def assert_sound(raw: bytes) -> tuple[Any, ...] | None:
+    fast = FAST.read(raw)
+    if fast is not None:
+        expected = strict(raw)
+        assert not isinstance(expected, InvalidRecordError), f"fast path accepted what the strict path rejects: {raw!r}"
+        assert same(fast, expected), raw
+    return fast
+
+
+def test_the_common_envelope_takes_the_fast_path_with_the_strict_paths_values() -> None:
+    raw = value('{"name":"Zürich 🏦","n":12345678901234,"f":-0.5,"ok":true,"none":null,"l":[{}],"neg":-0}'.encode())
+    assert assert_sound(raw) is not None
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b'{"a":1,"a":2}', id="duplicate in payload"),
+        pytest.param(b'{"a":{"k":1,"k":1}}', id="duplicate in a nested object"),
+        pytest.param(b'{"l":[{"k":1},{"k":2,"k":3}]}', id="duplicate in an object in an array"),
+        pytest.param(b'{"a":1, "a" :2}', id="duplicate with white space before the colon"),
+        pytest.param(b'{"a":"x","a":"x"}', id="duplicate with the same string value"),
+    ],
+)
+def test_duplicate_keys_leave_the_fast_path_and_are_rejected_with_their_path(payload: bytes) -> None:
+    raw = value(payload)
+    assert FAST.read(raw) is None
+    error = strict(raw)
+    assert isinstance(error, DecodeError)
+    assert "duplicate key" in str(error)
+
+
+def test_a_duplicate_envelope_member_leaves_the_fast_path() -> None:
+    raw = HEAD.replace(b'"payload":', b'"record_id":"r-2","payload":') + b"{}}"
+    assert json.loads(raw)["record_id"] == "r-2"
+    assert FAST.read(raw) is None
+    assert isinstance(strict(raw), DecodeError)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b'{"s":"a\\u0000b"}', id="escaped U+0000"),
+        pytest.param(b'{"s\\u0000":1}', id="escaped U+0000 in a key"),
+        pytest.param(b'{"s":"\\ud800"}', id="escaped lone surrogate"),
+        pytest.param(b'{"s":"C:\\\\u0000"}', id="escaped backslash before u0000"),
+        pytest.param(b'{"s":"\\u0022:"}', id="escaped quote"),
+    ],
+)
+def test_any_escape_defers_to_the_strict_path(payload: bytes) -> None:
+    assert FAST.read(value(payload)) is None
+
+
+@pytest.mark.parametrize(
+    "number",
+    [b"18446744073709551615", b"18446744073709551616", b"-9223372036854775809", b"9" * 300, b"9" * 400, b"1e400"],
+)
+def test_integers_beyond_64_bits_and_overflows_defer_to_the_strict_path(number: bytes) -> None:
+    raw = value(b'{"n":' + number + b"}")
+    fast = assert_sound(raw)
+    if fast is not None:
+        assert fast[3]["n"] == int(number)
+
+
+@pytest.mark.parametrize("number", [b"-0", b"-0.0", b"0e0", b"1E5", b"1e-400", b"0.1000000000000000055511151231257827"])
+def test_numbers_decode_to_the_strict_paths_value_and_type(number: bytes) -> None:
+    assert_sound(value(b'{"n":' + number + b"}"))
+
+
+def test_random_floats_decode_exactly_as_the_strict_path() -> None:
+    rng = random.Random(19)
+    for _ in range(2000):
+        text = rng.choice([repr, lambda f: f"{f:.17g}", lambda f: f"{f:.3e}"])(
+            rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-300, 300)
+        )
+        assert_sound(value(b'{"n":' + text.encode() + b"}"))
+
+
+def test_nesting_at_the_limit_is_fast_and_beyond_it_is_rejected() -> None:
+    # The envelope is level 1, the payload level 2: 63 nested objects from the payload on reach the limit of 64.
+    inner = 63
+    deep = value(b'{"a":' * inner + b"1" + b"}" * inner)
+    assert not isinstance(strict(deep), InvalidRecordError)
+    assert assert_sound(deep) is not None
+    deeper = value(b'{"a":' * (inner + 1) + b"1" + b"}" * (inner + 1))
+    assert FAST.read(deeper) is None
+    assert isinstance(strict(deeper), DecodeError)
+    arrays = value(b'{"a":' + b"[" * 63 + b"]" * 63 + b"}")
+    assert FAST.read(arrays) is None
+    assert isinstance(strict(arrays), DecodeError)
+
+
+def test_the_batch_id_is_checked_once_per_value_and_a_changed_one_again() -> None:
+    assert FAST.read(value(b"{}")) is not None
+    assert FAST.read(value(b"{}").replace(BATCH.encode(), b"c232ab00-9414-11ec-b3c8-9f6bdeced846")) is None
+    assert FAST.read(value(b"{}").replace(BATCH.encode(), BATCH.upper().encode())) is not None
+    assert FAST.read(value(b"{}").replace(BATCH.encode(), BATCH.encode() + b"\n")) is None
+
+
+@pytest.mark.parametrize(
+    ("record_id", "fast"),
+    [("", False), ("é" * 512, True), ("é" * 513, False), ("x", True)],
+)
+def test_record_id_length_is_counted_in_characters(record_id: str, fast: bool) -> None:
+    raw = value(b"{}").replace(b'"r-1"', json.dumps(record_id, ensure_ascii=False).encode())
+    assert (assert_sound(raw) is not None) is fast
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "2024-05-01t00:00:00z",
+        "2024-05-01 00:00:00+01:30",
+        "2024-05-01T00:00:00.1234567Z",
+        "2024-05-01T00:00:00+0000",
+        "2024-05-01T00:00:00",
+        "2024-02-30T00:00:00Z",
+        "2024-05-01T00:00:60Z",
+        "2024-05-01T00:00:00+00:60",
+        "2024-05-01T00:00:00Z\n",
+    ],
+)
+def test_ingested_at_is_held_to_the_schema_and_iso_8601(moment: str) -> None:
+    assert_sound(value(b"{}").replace(b"2024-05-01T00:00:00.5Z", json.dumps(moment).encode()[1:-1]))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(value(b"[1]"), id="payload not an object"),
+        pytest.param(HEAD.replace(b'"payload":', b'"extra":1,"payload":') + b"{}}", id="an extra envelope member"),
+        pytest.param(HEAD.replace(b'"r-1"', b"7") + b"{}}", id="record_id a number"),
+        pytest.param(b" " + value(b"{}") + b"\n", id="surrounding white space"),
+        pytest.param(value(b'{"n":NaN}'), id="NaN"),
+    ],
+)
+def test_other_shapes_are_sound(raw: bytes) -> None:
+    assert_sound(raw)
+
+
+def test_the_bad_input_corpus_never_takes_the_fast_path_wrongly() -> None:
+    for planned in [*bad_records(), *tricky_good_records()]:
+        if planned.value is not None:
+            assert_sound(planned.value)
+
+
+def test_seeded_mutations_of_envelopes_are_sound() -> None:
+    rng = random.Random(7)
+    base = value(b'{"name":"A \\"B\\"","address":{"city":"X","zip":"01234"},"l":[1,2.5,-3e2,true,null],"n":12}')
+    plain = value(b'{"name":"A B","address":{"city":"X","zip":"01234"},"l":[1,2.5,-3e2,true,null],"n":12}')
+    alphabet = b'{}[]":,\\ \t\n0123456789.eE+-tfnaulr\x00\xff\xc3\xa9'
+    fast = 0
+    for _ in range(20_000):
+        raw = bytearray(rng.choice([base, plain]))
+        for _ in range(rng.randint(1, 3)):
+            where = rng.randrange(len(raw))
+            kind = rng.randrange(4)
+            if kind == 3 and raw[where] in b"{,":  # a member repeated: a duplicate key, often a valid one
+                raw[where + 1 : where + 1] = rng.choice([b'"name":"A B",', b'"city":"X",', b'"n":1,'])
+            elif kind == 0:
+                raw[where] = rng.choice(alphabet)
+            elif kind == 1:
+                raw.insert(where, rng.choice(alphabet))
+            else:
+                del raw[where]
+        fast += assert_sound(bytes(raw)) is not None
+    assert fast > 500  # the mutations that are still valid envelopes mostly stay on the fast path
+
+
+# -- a payload schema the fast path decides itself (records/payload_struct.py) ---------------------------------
+
+INSTITUTION = load_schema(
+    Path(__file__).parents[2]
+    / "examples/institution-enhancement/src/institution_enhancement/schemas/institution.v1.json"
+)
+SCHEMA_READER = EnvelopeReader(INSTITUTION)
+SCHEMA_FAST = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64, payload_struct(INSTITUTION))
+GOOD_PAYLOAD = {
+    "institution_id": "FDIC-0000042",
+    "name": "Springfield Trust Company",
+    "routing_number": "061000052",
+    "country": "US",
+    "state": "IL",
+    "website": "https://springfield.example/",
+    "total_assets_usd": 123456789,
+}
+
+
+def strict_with_schema(raw: bytes) -> tuple[Any, ...] | InvalidRecordError:
+    try:
+        fields = SCHEMA_READER._strict(raw)  # the reference: strict decoding, then the compiled payload schema
+        SCHEMA_READER._validate_payload(fields[3])  # type: ignore[misc]
+    except InvalidRecordError as exc:
+        return exc
+    return fields
+
+
+def assert_schema_sound(raw: bytes) -> tuple[Any, ...] | None:
+    fast = SCHEMA_FAST.read(raw)
+    if fast is not None:
+        expected = strict_with_schema(raw)
+        assert not isinstance(expected, InvalidRecordError), f"fast path accepted what the schema rejects: {raw!r}"
+        assert fast[:3] == expected[:3]
+        assert same(dict(sorted(fast[3].items())), dict(sorted(expected[3].items()))), raw
+    return fast
+
+
+def test_the_examples_payload_schema_becomes_a_struct_and_a_valid_payload_stays_on_the_fast_path() -> None:
+    assert SCHEMA_READER._validate_fast_payload is None  # the struct decides; the compiled schema is not run
+    assert assert_schema_sound(value(json.dumps(GOOD_PAYLOAD).encode())) is not None
+    message = SCHEMA_READER.read(value(json.dumps(GOOD_PAYLOAD).encode()), None, (), "t", 0, 0, None)
+    assert message.payload == GOOD_PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("member", "bad"),
+    [
+        ("country", "US\n"),
+        ("country", "us"),
+        ("routing_number", "12345678"),
+        ("total_assets_usd", -1),
+        ("total_assets_usd", True),
+        ("total_assets_usd", 1.0),
+        ("total_assets_usd", 2**70),
+        ("name", ""),
+        ("name", "x" * 201),
+        ("state", None),
+        ("surprise", 1),
+    ],
+)
+def test_payload_failures_leave_the_fast_path_and_get_the_schemas_own_error(member: str, bad: Any) -> None:
+    raw = value(json.dumps({**GOOD_PAYLOAD, member: bad}).encode())
+    assert_schema_sound(raw)
+    if member == "total_assets_usd" and bad in (1.0, 2**70):
+        return  # the schema takes 1.0 and big integers; the strict path decides it
+    assert SCHEMA_FAST.read(raw) is None
+    with pytest.raises(SchemaValidationError) as raised:
+        SCHEMA_READER.read(raw, None, (), "t", 0, 0, None)
+    assert raised.value.path.startswith("$.payload")
+    assert raised.value.record_id == "r-1"
+
+
+def test_missing_required_members_and_duplicates_in_the_payload_leave_the_fast_path() -> None:
+    missing = {k: v for k, v in GOOD_PAYLOAD.items() if k != "routing_number"}
+    assert SCHEMA_FAST.read(value(json.dumps(missing).encode())) is None
+    duplicated = json.dumps(GOOD_PAYLOAD).encode()[:-1] + b', "country": "US"}'
+    assert SCHEMA_FAST.read(value(duplicated)) is None
+    assert isinstance(strict_with_schema(value(duplicated)), DecodeError)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"type": "string"}}},
+        {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"enum": ["x"]}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": "object"}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a-b": {"type": "string"}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": "string", "format": "email"}}, "additionalProperties": False},
+        {"type": "object", "properties": {}, "required": ["a"], "additionalProperties": False},
+    ],
+)
+def test_schemas_beyond_the_simple_subset_keep_the_compiled_validator(schema: dict[str, Any]) -> None:
+    assert payload_struct(schema) is None
+
+
+def test_seeded_payload_mutations_are_decided_as_the_compiled_schema_decides() -> None:
+    rng = random.Random(11)
+    choices: list[Any] = ["", "US", "US\n", "FDIC-1", "061000052", "x" * 150, 0, -5, 7, 1.5, 2.0, True, None, [], {}]
+    accepted = 0
+    for _ in range(3000):
+        payload = dict(GOOD_PAYLOAD)
+        for _ in range(rng.randint(0, 2)):
+            member = rng.choice([*INSTITUTION["properties"], "extra"])
+            if rng.random() < 0.2:
+                payload.pop(member, None)
+            else:
+                payload[member] = rng.choice(choices)
+        items = list(payload.items())
+        rng.shuffle(items)
+        accepted += assert_schema_sound(value(json.dumps(dict(items)).encode())) is not None
+    assert accepted > 100
