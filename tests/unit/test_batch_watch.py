@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pytest
-import structlog
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -273,19 +271,6 @@ class Announcing(KafkaConsumerRunner):
         pass
 
 
-@pytest.fixture
-def logging_kept() -> Iterator[None]:
-    """main() configures logging for the process: put back what the other tests run under."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.mark.usefixtures("logging_kept")
 def test_a_runner_with_a_bad_batch_setting_exits_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     env = {"KAFKA_BROKERS": "127.0.0.1:9092", "BATCH_OVERDUE_MS": "an hour"}
     assert Announcing.main(env) == 2

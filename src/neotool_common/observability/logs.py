@@ -44,6 +44,7 @@ from neotool_common.observability.traceparent import trace_id_from_traceparent
 __all__ = [
     "configure_logging",
     "get_logger",
+    "logging_configured",
     "register_secret",
     "reset_logging",
     "trace_id_from_traceparent",
@@ -157,6 +158,11 @@ def _unconfigure() -> None:
             root.setLevel(_root_level_before)
     _handler = _root_level_before = None
     _output.renderer = _output.captured = None
+
+
+def logging_configured() -> bool:
+    """True between :func:`configure_logging` and :func:`reset_logging`."""
+    return _output.renderer is not None
 
 
 def reset_logging() -> None:
