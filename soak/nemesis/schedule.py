@@ -45,7 +45,6 @@ __all__ = ["Fault", "Nemesis", "describe", "draw_schedule"]
 Undo = tuple[float, str, object]  # (seconds from now, what, on whom)
 
 MAX_MEMBERS = 3
-DLQ_WRITABLE = "1048588"
 DLQ_REFUSING = "512"
 MEMBER_FAULTS = ("kill", "term", "stop", "join")
 HANDLER_FAULTS = ("spike", "outage", "dlq")
@@ -110,6 +109,7 @@ class Nemesis:
     group: str
     rng: random.Random
     start_member: Callable[[], Member]
+    dlq_writable: str  # the DLQ topics' max.message.bytes as provisioned (the source's limit plus headroom)
     expected_exits: dict[str, int] = field(default_factory=dict)
     applied: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
@@ -216,7 +216,7 @@ class Nemesis:
             self.control.outage(False)
             self._note(now, "outage over")
         elif step == "dlq-writable":
-            self._dlq_limit(DLQ_WRITABLE)
+            self._dlq_limit(self.dlq_writable)
             self._note(now, "DLQ writable")
         elif step == "node-start":
             assert isinstance(self.endpoint, LocalKafkaCluster)
@@ -264,7 +264,7 @@ class Nemesis:
                 member.process.send_signal(signal.SIGCONT)
         self.frozen.clear()
         with contextlib.suppress(Exception):  # best effort while failing anyway
-            self._dlq_limit(DLQ_WRITABLE)
+            self._dlq_limit(self.dlq_writable)
         if isinstance(self.endpoint, LocalKafkaCluster):
             for node in self.endpoint.nodes:
                 if node.pid is None:
