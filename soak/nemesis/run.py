@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import time
@@ -15,6 +16,7 @@ from neotool_common.testing.kafka.cluster import free_port
 from soak.faults import Fleet, Member, consumer_env, metric, scrape_metrics
 from soak.nemesis.check import Findings, judge_safety
 from soak.nemesis.control import Control
+from soak.nemesis.proxy import CuttableProxy
 from soak.nemesis.schedule import Fault, Nemesis, describe, draw_schedule
 from soak.nemesis.workload import Producers, WorkloadPlan, plan_records
 from soak.scenario import ScenarioRun
@@ -64,6 +66,7 @@ class Case:
     mode: str
     brokers: int = 1
     size: Size = FULL
+    cuts: bool = False  # network cuts between members and the broker (single node: members behind proxies)
 
     @property
     def id(self) -> str:
@@ -112,6 +115,7 @@ def member_env(
 def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outcome:
     size = case.size
     session_s = 6.0 if case.protocol == "consumer" else 3.0
+    proxied = [pair for node in getattr(endpoint, "nodes", [])[:1] for pair in node.proxied] if case.cuts else []
     schedule = draw_schedule(
         case.seed,
         size.phase_s,
@@ -119,6 +123,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         nodes=case.brokers,
         session_s=session_s,
         poll_interval_s=MAX_POLL_INTERVAL_MS / 1000,
+        cuts=bool(proxied),
     )
     print(f"[nemesis] {case.id}: schedule\n{describe(schedule)}\n[nemesis] replay: {case.replay()}", flush=True)
     bootstrap = endpoint.bootstrap_servers
@@ -134,10 +139,19 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
     rate = (size.plain_records + size.transactional_records) / 2 / size.phase_s
     slots = iter(range(1, 1000))
 
-    with Fleet(env, scenario.workdir, scenario.ledger) as fleet:
+    proxies = [CuttableProxy(front, back) for front, back in proxied]
+    with contextlib.ExitStack() as stack, Fleet(env, scenario.workdir, scenario.ledger) as fleet:
+        for proxy in proxies:  # entered before the fleet: the proxies outlive its members
+            stack.enter_context(proxy)
 
         def start_member() -> Member:
-            return fleet.start(next(slots), METRICS_PORT=str(free_port()))
+            taken = {nemesis.proxies[m.name] for m in fleet.alive() if m.name in nemesis.proxies}
+            proxy = next((p for p in proxies if p not in taken and p.healed), None)
+            through = {"KAFKA_BROKERS": proxy.bootstrap} if proxy is not None else {}
+            member = fleet.start(next(slots), METRICS_PORT=str(free_port()), **through)
+            if proxy is not None:
+                nemesis.proxies[member.name] = proxy
+            return member
 
         hits = random.Random(case.seed + 1)
         nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, hits, start_member, dlq_writable)
