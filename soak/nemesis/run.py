@@ -190,7 +190,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         faults=" ".join(f"{k}:{n}" for k, n in sorted(nemesis.applied.items())),
         transactions=f"{traffic.transactions} ({traffic.aborted_transactions} aborted, {len(traffic.aborted)} records)",
         refused=traffic.refused,
-        acked_without_offset_missing=traffic.unplaced_missing,
+        acked_without_offset=f"{traffic.unplaced_placed} placed, {traffic.unplaced_missing} not in the partition",
         duplicate_bound=safety.duplicate_bound,
         in_flight_at_hand_over=safety.in_flight,
         stuck=len(outcome.stuck),

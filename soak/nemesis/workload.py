@@ -91,6 +91,7 @@ class Traffic:
     # acknowledged without an offset (a retried batch the broker had already stored answers
     # DUPLICATE_SEQUENCE_NUMBER, which librdkafka reports as delivered, offset unknown): placed by place()
     unplaced: list[tuple[str, Record]] = field(default_factory=list)
+    unplaced_placed: int = 0  # of those, found in their partition (and so in P at that position)
     unplaced_missing: int = 0  # of those, not in the partition: never stored, so never acknowledged
     transactions: int = 0
     aborted_transactions: int = 0
@@ -107,6 +108,7 @@ class Traffic:
                 if offset is None:
                     self.unplaced_missing += 1
                 else:
+                    self.unplaced_placed += 1
                     self.acked[(topic, record.partition, offset)] = record
         self.unplaced = []
 
