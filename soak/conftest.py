@@ -18,6 +18,7 @@ import pytest
 from neotool_common.testing.kafka import LocalKafkaCluster
 from soak.faults import FaultSchedule
 from soak.ledger import Ledger
+from soak.nemesis.schedule import MAX_MEMBERS
 from soak.report import Report, Row
 from soak.scenario import Scale, ScenarioRun
 
@@ -137,4 +138,12 @@ def report(request: pytest.FixtureRequest) -> Report:
 def cluster3() -> Iterator[LocalKafkaCluster]:
     """A three-node KRaft cluster the soak suite owns: scenario 11 stops and kills its nodes."""
     with LocalKafkaCluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def kafka_proxied() -> Iterator[LocalKafkaCluster]:
+    """A single node with a listener for each proxy the nemesis puts between a member and the broker (its
+    network cuts): as many as members run at once, and one more for a member joining while another leaves."""
+    with LocalKafkaCluster(1, proxied_listeners=MAX_MEMBERS + 1) as cluster:
         yield cluster

@@ -30,10 +30,19 @@ from neotool_common.deadletter.headers import (
     DLQ_REASON,
 )
 from neotool_common.testing.harness import ReadRecord, read_topic
-from soak.ledger import EventKind, Ledger
+from soak.ledger import Event, EventKind, Ledger
 from soak.workload import Produced
 
-__all__ = ["KillWindow", "Verdict", "judge", "kill_window", "read_dlq", "repeated_outside_windows"]
+__all__ = [
+    "HandoffWindows",
+    "KillWindow",
+    "Verdict",
+    "handoff_windows",
+    "judge",
+    "kill_window",
+    "read_dlq",
+    "repeated_outside_windows",
+]
 
 
 @dataclass
@@ -227,36 +236,81 @@ def _processed_after_accepted_commit(ledger: Ledger, topic: str) -> list[str]:
     return problems[:10]
 
 
-def _handoff_windows(ledger: Ledger, topic: str) -> tuple[int, int]:
+@dataclass
+class HandoffWindows:
+    """What whoever gets a partition next may legitimately do again (see :func:`handoff_windows`)."""
+
+    processings: int = 0  # completed in a tenure and covered by none of its accepted commits when it ended
+    dead_letters: int = 0  # likewise, dead-letter writes
+    # (member, partition, ledger seq of the hand-over) -> completions after it: records that were inside the
+    # handler when the member gave the partition up (lost, or revoked with the handler still busy)
+    in_flight: Counter[tuple[str, int, int]] = field(default_factory=Counter)
+
+    @property
+    def bound(self) -> int:
+        return self.processings + sum(self.in_flight.values())
+
+
+def handoff_windows(ledger: Ledger, topic: str) -> HandoffWindows:
     """Processings and dead-letter writes no accepted commit of their member covered while it held the partition.
 
-    Only these can be repeated by whoever gets the partition next. A member's window on a partition closes when
-    it gives the partition up (revoked, after the runner's final commit; lost) or at the end of the ledger (it
-    was killed). Returns ``(processings, dead-letter writes)``.
+    Only these can be repeated by whoever gets the partition next. A member's *tenure* of a partition runs from
+    its assignment to its hand-over (revoked, after the runner's final commit; lost) or to the end of the ledger
+    (it was killed, or still runs). Its window is what it completed in the tenure minus what its accepted
+    commits covered. A completion after the hand-over (before the member is assigned the partition again) is a
+    record that was inside the handler then: the runner cannot take a running ``process()`` back, it only drops
+    the records that had not started. It counts too, however it is committed later, and the caller checks that
+    there are no more of them per hand-over than the mode has records inside the handler at once.
     """
-    processed: dict[tuple[str, int], set[int]] = defaultdict(set)
-    dead: dict[tuple[str, int], set[int]] = defaultdict(set)
-    totals = [0, 0]
-    kinds = (EventKind.PROCESSED, EventKind.DLQ_SENT, EventKind.COMMIT_OK, EventKind.REVOKED, EventKind.LOST)
-    for event in ledger.events(*kinds):
-        if event.topic != topic or event.partition is None:
-            continue
-        where = (event.member, event.partition)
-        if event.kind == EventKind.PROCESSED:
-            processed[where].add(event.offset or 0)
-        elif event.kind == EventKind.DLQ_SENT:
-            dead[where].add(event.offset or 0)
-        elif event.kind == EventKind.COMMIT_OK:
-            for held in (processed[where], dead[where]):
-                held.difference_update({o for o in held if o < (event.offset or 0)})
-        else:
-            for index, held in enumerate((processed[where], dead[where])):
-                totals[index] += len(held)
-                held.clear()
-    return (
-        totals[0] + sum(len(held) for held in processed.values()),
-        totals[1] + sum(len(held) for held in dead.values()),
+    tenures = _Tenures()
+    kinds = (
+        EventKind.PROCESSED,
+        EventKind.DLQ_SENT,
+        EventKind.COMMIT_OK,
+        EventKind.ASSIGNED,
+        EventKind.REVOKED,
+        EventKind.LOST,
     )
+    for event in ledger.events(*kinds):
+        if event.topic == topic and event.partition is not None:
+            tenures.feed(event, (event.member, event.partition))
+    windows = tenures.windows
+    windows.processings += sum(len(held) for held in tenures.processed.values())
+    windows.dead_letters += sum(len(held) for held in tenures.dead.values())
+    return windows
+
+
+class _Tenures:
+    """The state of :func:`handoff_windows`: per (member, partition), what the current tenure left uncommitted."""
+
+    def __init__(self) -> None:
+        self.processed: dict[tuple[str, int], set[int]] = defaultdict(set)
+        self.dead: dict[tuple[str, int], set[int]] = defaultdict(set)
+        self.handed_over: dict[tuple[str, int], int] = {}  # (member, partition) -> seq of its last hand-over
+        self.windows = HandoffWindows()
+
+    def feed(self, event: Event, where: tuple[str, int]) -> None:
+        offset = event.offset or 0
+        if event.kind == EventKind.ASSIGNED:
+            self.handed_over.pop(where, None)
+        elif event.kind == EventKind.PROCESSED and where in self.handed_over:
+            self.windows.in_flight[(*where, self.handed_over[where])] += 1
+        elif event.kind in (EventKind.PROCESSED, EventKind.DLQ_SENT):
+            (self.processed if event.kind == EventKind.PROCESSED else self.dead)[where].add(offset)
+        elif event.kind == EventKind.COMMIT_OK:
+            for held in (self.processed[where], self.dead[where]):
+                held.difference_update({o for o in held if o < offset})
+        else:
+            self.windows.processings += len(self.processed.pop(where, ()))
+            self.windows.dead_letters += len(self.dead.pop(where, ()))
+            self.handed_over[where] = event.seq
+
+
+def _handoff_windows(ledger: Ledger, topic: str) -> tuple[int, int]:
+    """``(processings, dead-letter writes)`` that may come again: :func:`handoff_windows`, records in flight
+    at a hand-over included."""
+    windows = handoff_windows(ledger, topic)
+    return windows.bound, windows.dead_letters
 
 
 @dataclass(frozen=True)

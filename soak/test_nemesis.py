@@ -23,8 +23,9 @@ from soak.scenario import ScenarioRun
 
 QUICK_CASES = [Case(5, "classic-cooperative", "key", size=QUICK), Case(2, "consumer", "sequential", size=QUICK)]
 FULL_CASES = [
-    Case(100 + i, list(PROTOCOLS)[i % 3], list(MODES)[(i // 3) % 4], brokers=3 if i % 5 == 4 else 1) for i in range(30)
-]
+    Case(100 + i, list(PROTOCOLS)[i % 3], list(MODES)[(i // 3) % 4], brokers=3 if i % 5 == 4 else 1, cuts=i % 5 != 4)
+    for i in range(30)
+]  # the single-node ones with network cuts (their broker has a listener for each member's proxy)
 
 
 def _cases(config: pytest.Config) -> list[pytest.param]:  # type: ignore[valid-type]
@@ -41,6 +42,7 @@ def _cases(config: pytest.Config) -> list[pytest.param]:  # type: ignore[valid-t
         mode=config.getoption("--nemesis-mode") or case.mode,
         brokers=config.getoption("--nemesis-brokers") or case.brokers,
     )
+    case = dataclasses.replace(case, cuts=case.cuts and case.brokers == 1)
     assert case.protocol in PROTOCOLS, f"--nemesis-protocol: one of {', '.join(PROTOCOLS)}"
     assert case.mode in MODES, f"--nemesis-mode: one of {', '.join(MODES)}"
     return [pytest.param(case, id=case.id, marks=pytest.mark.soak_quick)]
@@ -56,7 +58,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_nemesis_loses_nothing_and_drains_after_the_last_fault(
     case: Case, request: pytest.FixtureRequest, scenario: ScenarioRun, report: Report
 ) -> None:
-    endpoint: KafkaEndpoint = request.getfixturevalue("cluster3" if case.brokers > 1 else "kafka")
+    single = "kafka_proxied" if case.cuts else "kafka"
+    endpoint: KafkaEndpoint = request.getfixturevalue("cluster3" if case.brokers > 1 else single)
     outcome = run_case(case, endpoint, scenario)
     found = outcome.findings
     report.nemesis.append(

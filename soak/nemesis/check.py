@@ -14,10 +14,13 @@ Safety
       where the mode promises partition order (sequential, process_batch); records a handler handed to the
       DLQ are left out of the chains (see :func:`_judge_order`);
     * on the idempotent topic (no gaps in its offsets), no commit of c before every offset below c completed;
-    * duplicates (processings beyond the first) within the hand-over windows: what a member processed that
-      none of its accepted commits covered before it gave the partition up (revoked, lost) or stopped
-      writing (killed, or still running at the end); extra DLQ copies likewise, plus every failed DLQ write
-      (a write reported failed may have been stored, and is sent again).
+    * duplicates (processings beyond the first) within the hand-over windows (:func:`soak.invariants.handoff_windows`):
+      what a member processed in a tenure of a partition that none of the tenure's accepted commits covered
+      when it gave the partition up (revoked, lost) or stopped writing (killed, or still running at the end),
+      plus what it completed after giving it up: records inside the handler at the hand-over, at most
+      ``in_flight_limit`` per hand-over (the mode's handler concurrency; more is a runner defect); extra DLQ
+      copies likewise, plus every failed DLQ write (a write reported failed may have been stored, and is sent
+      again).
 
 Liveness (after the last fault is over, within ``drain_s``)
     * every partition's committed offset equals its end offset (transaction markers included);
@@ -38,7 +41,7 @@ from neotool_common.deadletter.headers import (
     DLQ_REASON,
 )
 from neotool_common.testing.harness import ReadRecord
-from soak.invariants import _commits_past_incomplete_work, _handoff_windows
+from soak.invariants import _commits_past_incomplete_work, handoff_windows
 from soak.ledger import Event, EventKind, Ledger
 from soak.nemesis.workload import PROCESS, Position, Traffic
 
@@ -53,6 +56,7 @@ class Findings:
     lost: int = 0
     duplicates: int = 0
     duplicate_bound: int = 0
+    in_flight: int = 0  # of the bound: completions after a hand-over (records inside the handler then)
     dlq_copies: int = 0
     dlq_copy_bound: int = 0
     violations: list[str] = field(default_factory=list)
@@ -85,7 +89,13 @@ def _dlq_position(record: ReadRecord) -> Position | None:
 
 
 def judge_safety(
-    traffic: Traffic, ledger: Ledger, dead_letters: list[ReadRecord], topics: list[str], *, partition_order: bool
+    traffic: Traffic,
+    ledger: Ledger,
+    dead_letters: list[ReadRecord],
+    topics: list[str],
+    *,
+    partition_order: bool,
+    in_flight_limit: int,
 ) -> Findings:
     found = Findings(records=len(traffic.acked))
     processed_events = [e for e in ledger.events(EventKind.PROCESSED) if e.topic in topics]
@@ -122,23 +132,36 @@ def judge_safety(
     _judge_order(found, ledger, traffic, topics, partition_order)
     found.violations += _commits_past_incomplete_work(ledger, topics[0])
 
-    _judge_duplicates(found, ledger, topics, deliveries, dead)
+    _judge_duplicates(found, ledger, topics, deliveries, dead, in_flight_limit)
     return found
 
 
 def _judge_duplicates(
-    found: Findings, ledger: Ledger, topics: list[str], deliveries: Counter[Position], dead: Counter[Position]
+    found: Findings,
+    ledger: Ledger,
+    topics: list[str],
+    deliveries: Counter[Position],
+    dead: Counter[Position],
+    in_flight_limit: int,
 ) -> None:
     found.duplicates = sum(n - 1 for n in deliveries.values())
     found.dlq_copies = sum(n - 1 for n in dead.values())
-    windows = [_handoff_windows(ledger, topic) for topic in topics]
-    found.duplicate_bound = sum(w[0] for w in windows)
-    found.dlq_copy_bound = sum(w[1] for w in windows) + ledger.count(EventKind.DLQ_FAILED)
+    windows = {topic: handoff_windows(ledger, topic) for topic in topics}
+    found.duplicate_bound = sum(w.bound for w in windows.values())
+    found.in_flight = sum(sum(w.in_flight.values()) for w in windows.values())
+    found.dlq_copy_bound = sum(w.dead_letters for w in windows.values()) + ledger.count(EventKind.DLQ_FAILED)
+    for topic, window in windows.items():
+        for (member, partition, seq), late in sorted(window.in_flight.items()):
+            if late > in_flight_limit:
+                found.add(
+                    f"{member} completed {late} records of {topic}[{partition}] after handing it over (ledger seq "
+                    f"{seq}): more than the {in_flight_limit} its mode has inside the handler at once"
+                )
     if found.duplicates > found.duplicate_bound:
         dup = [p for p, n in deliveries.items() if n > 1]
         found.add(
-            f"{found.duplicates} duplicate processings, bound {found.duplicate_bound} (hand-over windows): "
-            f"{_first_by_partition(dup)}"
+            f"{found.duplicates} duplicate processings, bound {found.duplicate_bound} (hand-over windows, "
+            f"{found.in_flight} of them in flight at a hand-over): {_first_by_partition(dup)}"
         )
     if found.dlq_copies > found.dlq_copy_bound:
         found.add(f"{found.dlq_copies} extra DLQ copies, bound {found.dlq_copy_bound}")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from neotool_common.provisioning.plan import Role, plan_topics
 from neotool_common.testing.harness import committed_offsets, read_topic
 from neotool_common.testing.kafka import KafkaEndpoint
 from neotool_common.testing.kafka.cluster import free_port
 from soak.faults import Fleet, Member, consumer_env, metric, scrape_metrics
 from soak.nemesis.check import Findings, judge_safety
 from soak.nemesis.control import Control
+from soak.nemesis.proxy import CuttableProxy
 from soak.nemesis.schedule import Fault, Nemesis, describe, draw_schedule
 from soak.nemesis.workload import Producers, WorkloadPlan, plan_records
 from soak.scenario import ScenarioRun
@@ -37,6 +40,12 @@ MODES: dict[str, dict[str, str]] = {
 PARTITION_ORDER = {"sequential", "batch"}  # the modes that promise per-partition order (all promise key order)
 
 
+def in_flight_limit(mode: str) -> int:
+    """The most records of one member inside the handler at once: threads or tasks, times the batch size."""
+    env = MODES[mode]
+    return int(env.get("MAX_CONCURRENCY", "1")) * int(env.get("BATCH_SIZE", "1"))
+
+
 @dataclass(frozen=True)
 class Size:
     phase_s: float
@@ -57,6 +66,7 @@ class Case:
     mode: str
     brokers: int = 1
     size: Size = FULL
+    cuts: bool = False  # network cuts between members and the broker (single node: members behind proxies)
 
     @property
     def id(self) -> str:
@@ -75,6 +85,7 @@ class Outcome:
     schedule: list[Fault]
     nemesis_log: list[str] = field(default_factory=list)
     stuck: dict[str, tuple[int, int]] = field(default_factory=dict)
+    aborted: list[str] = field(default_factory=list)  # members that ended in abort() (SIGABRT, exit -6)
     drain_s: float = 0.0
 
 
@@ -104,6 +115,7 @@ def member_env(
 def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outcome:
     size = case.size
     session_s = 6.0 if case.protocol == "consumer" else 3.0
+    proxied = [pair for node in getattr(endpoint, "nodes", [])[:1] for pair in node.proxied] if case.cuts else []
     schedule = draw_schedule(
         case.seed,
         size.phase_s,
@@ -111,15 +123,13 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         nodes=case.brokers,
         session_s=session_s,
         poll_interval_s=MAX_POLL_INTERVAL_MS / 1000,
+        cuts=bool(proxied),
     )
     print(f"[nemesis] {case.id}: schedule\n{describe(schedule)}\n[nemesis] replay: {case.replay()}", flush=True)
     bootstrap = endpoint.bootstrap_servers
-    config = {"min.insync.replicas": "2"} if case.brokers > 1 else {}
     suffix = scenario.group.rsplit("-", 1)[-1]
     topics = [f"nemesis.{suffix}.plain", f"nemesis.{suffix}.tx"]
-    for topic in topics:
-        endpoint.create_topic(topic, PARTITIONS, config=config)
-        endpoint.create_topic(topic + ".dlq", PARTITIONS, config=config)
+    dlq_writable = _create_topics(endpoint, topics, case.brokers)
     scenario.restart_clock()
     rng = random.Random(case.seed)
     plain = plan_records(rng, "p", size.plain_records, PARTITIONS, WorkloadPlan())
@@ -129,12 +139,22 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
     rate = (size.plain_records + size.transactional_records) / 2 / size.phase_s
     slots = iter(range(1, 1000))
 
-    with Fleet(env, scenario.workdir, scenario.ledger) as fleet:
+    proxies = [CuttableProxy(front, back) for front, back in proxied]
+    with contextlib.ExitStack() as stack, Fleet(env, scenario.workdir, scenario.ledger) as fleet:
+        for proxy in proxies:  # entered before the fleet: the proxies outlive its members
+            stack.enter_context(proxy)
 
         def start_member() -> Member:
-            return fleet.start(next(slots), METRICS_PORT=str(free_port()))
+            taken = {nemesis.proxies[m.name] for m in fleet.alive() if m.name in nemesis.proxies}
+            proxy = next((p for p in proxies if p not in taken and p.healed), None)
+            through = {"KAFKA_BROKERS": proxy.bootstrap} if proxy is not None else {}
+            member = fleet.start(next(slots), METRICS_PORT=str(free_port()), **through)
+            if proxy is not None:
+                nemesis.proxies[member.name] = proxy
+            return member
 
-        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, random.Random(case.seed + 1), start_member)
+        hits = random.Random(case.seed + 1)
+        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, hits, start_member, dlq_writable)
         outcome = Outcome(Findings(), schedule, nemesis.log)
         try:
             start_member()
@@ -143,6 +163,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
             with Producers(bootstrap, (topics[0], plain), (topics[1], transactional), rate, case.seed) as producers:
                 nemesis.run(schedule)
                 traffic = producers.join(180)
+            traffic.place(lambda topic: read_topic(bootstrap, topic, timeout=20))
             quiet_since = time.monotonic()
             _await_liveness(outcome, fleet, nemesis, bootstrap, scenario.group, topics, size.drain_s)
             outcome.drain_s = time.monotonic() - quiet_since
@@ -150,18 +171,51 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         finally:
             nemesis.undo_everything()
     dead = [r for topic in topics for r in read_topic(bootstrap, topic + ".dlq", timeout=60)]
-    safety = judge_safety(traffic, scenario.ledger, dead, topics, partition_order=case.mode in PARTITION_ORDER)
+    safety = judge_safety(
+        traffic,
+        scenario.ledger,
+        dead,
+        topics,
+        partition_order=case.mode in PARTITION_ORDER,
+        in_flight_limit=in_flight_limit(case.mode),
+    )
     safety.violations = outcome.findings.violations + safety.violations
+    if outcome.aborted and safety.lost:  # an abort is a fault (exit -6, the process restarts) only if it lost nothing
+        safety.add(f"aborted members and records lost: {'; '.join(outcome.aborted)}")
+    if outcome.aborted:
+        nemesis.applied["abort"] += len(outcome.aborted)
+        nemesis.log.append("aborted on their own: " + "; ".join(outcome.aborted))
     outcome.findings = safety
     scenario.note(
         faults=" ".join(f"{k}:{n}" for k, n in sorted(nemesis.applied.items())),
         transactions=f"{traffic.transactions} ({traffic.aborted_transactions} aborted, {len(traffic.aborted)} records)",
         refused=traffic.refused,
+        acked_without_offset=f"{traffic.unplaced_placed} placed, {traffic.unplaced_missing} not in the partition",
         duplicate_bound=safety.duplicate_bound,
+        in_flight_at_hand_over=safety.in_flight,
         stuck=len(outcome.stuck),
         drain_s=round(outcome.drain_s, 1),
     )
     return outcome
+
+
+def _create_topics(endpoint: KafkaEndpoint, topics: list[str], brokers: int) -> str:
+    """Sources, then their DLQs as ``neotool-topics`` plans them (``max.message.bytes`` with room for the
+    ``dlq.*`` headers); returns the DLQs' writable ``max.message.bytes``, which the ``dlq`` fault restores."""
+    specs = plan_topics(topics, {}, with_source=True, partitions=PARTITIONS, replication_factor=min(brokers, 3))
+    source_config = {"min.insync.replicas": "2"} if brokers > 1 else {}
+    for spec in specs:
+        if spec.role is Role.SOURCE:
+            endpoint.create_topic(spec.name, spec.partitions, spec.replication_factor, config=source_config)
+        elif spec.role is Role.DLQ:
+            endpoint.create_topic(spec.name, spec.partitions, spec.replication_factor, config=spec.configs)
+    return next(spec.configs["max.message.bytes"] for spec in specs if spec.role is Role.DLQ)
+
+
+def _abort_reason(tail: str) -> str:
+    """The assertion that aborted a member, from the end of its log (librdkafka prints it to stderr)."""
+    failed = [line.strip() for line in tail.splitlines() if "Assertion" in line or "assert" in line]
+    return failed[-1] if failed else "abort() without an assertion in its log"
 
 
 def _stuck(bootstrap: str, group: str, topics: list[str]) -> dict[str, tuple[int, int]]:
@@ -215,11 +269,20 @@ def _await_liveness(
         outcome.findings.add(f"liveness: committed to the end, but the survivors' gauges read {dict(gauges)}")
 
 
-def _stop_and_check_exits(outcome: Outcome, fleet: Fleet, nemesis: Nemesis) -> None:
+def _ended_on_their_own(outcome: Outcome, fleet: Fleet, nemesis: Nemesis) -> None:
+    """Members no fault ended that are gone: an abort (SIGABRT, -6: librdkafka's assertions) is judged with
+    safety (accepted only if nothing is lost); any other exit is a violation."""
     for member in fleet.members:
-        expected = nemesis.expected_exits.get(member.name)
-        if expected is None and not member.alive():
+        if member.name in nemesis.expected_exits or member.alive():
+            continue
+        if member.process.returncode == -signal.SIGABRT:
+            outcome.aborted.append(f"{member.name}: {_abort_reason(member.tail())}")
+        else:
             outcome.findings.add(f"{member.name} exited on its own ({member.process.returncode})\n{member.tail()}")
+
+
+def _stop_and_check_exits(outcome: Outcome, fleet: Fleet, nemesis: Nemesis) -> None:
+    _ended_on_their_own(outcome, fleet, nemesis)
     survivors = _survivors(fleet, nemesis)
     for member in survivors:
         fleet.fault(member, "SIGTERM")

@@ -19,7 +19,12 @@ kind           what it does (expected exit of the member it ends)
 ``dlq``        the DLQ topics refuse every write (``max.message.bytes=512``) for ``duration`` s
 ``leader``     (3 nodes) the leader of a source partition stopped (clean or SIGKILL), restarted after ``duration``
 ``coordinator``  (3 nodes) the group coordinator stopped (clean or SIGKILL), restarted after ``duration``
+``cut``        (1 node, with proxies) the network between one member and the broker cut for ``duration`` s (its
+               proxy drops every connection and refuses new ones), then healed (it must survive: 0 at the end)
 =============  ==================================================================================================
+
+The cuts are drawn from a stream of their own (seed + 2) and added to the others, so that a seed's other faults
+are the same with and without them.
 """
 
 from __future__ import annotations
@@ -39,17 +44,18 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from neotool_common.testing.kafka import KafkaEndpoint, LocalKafkaCluster
 from soak.faults import Fleet, Member
 from soak.nemesis.control import Control
+from soak.nemesis.proxy import CuttableProxy
 
 __all__ = ["Fault", "Nemesis", "describe", "draw_schedule"]
 
 Undo = tuple[float, str, object]  # (seconds from now, what, on whom)
 
 MAX_MEMBERS = 3
-DLQ_WRITABLE = "1048588"
 DLQ_REFUSING = "512"
 MEMBER_FAULTS = ("kill", "term", "stop", "join")
 HANDLER_FAULTS = ("spike", "outage", "dlq")
 NODE_FAULTS = ("leader", "coordinator")
+NETWORK_FAULTS = ("cut",)
 
 
 @dataclass(frozen=True)
@@ -65,10 +71,21 @@ class Fault:
         return f"t+{self.at:5.1f}s {self.kind}{how}{lasting}"
 
 
+CUTS = 2  # network cuts per schedule, where the run has proxies
+
+
 def draw_schedule(
-    seed: int, phase_s: float, faults: int, *, nodes: int, session_s: float, poll_interval_s: float
+    seed: int,
+    phase_s: float,
+    faults: int,
+    *,
+    nodes: int,
+    session_s: float,
+    poll_interval_s: float,
+    cuts: bool = False,
 ) -> list[Fault]:
-    """``faults`` faults at random times in ``[0, phase_s]``; every fault is over by ``phase_s`` + 12 s."""
+    """``faults`` faults at random times in ``[0, phase_s]`` (and, with ``cuts``, :data:`CUTS` network cuts, half
+    shorter than the session timeout, half longer); every fault is over by ``phase_s`` + 12 s."""
     rng = random.Random(seed)
     kinds = [*MEMBER_FAULTS, *MEMBER_FAULTS[:2], *HANDLER_FAULTS] + ([*NODE_FAULTS] * 2 if nodes > 1 else [])
     drawn: list[Fault] = []
@@ -92,7 +109,18 @@ def draw_schedule(
             if at > phase_s:
                 continue
         drawn.append(Fault(at, kind, round(duration, 1), hard=rng.random() < 0.5))
+    drawn += _draw_cuts(random.Random(seed + 2), phase_s, session_s, CUTS * cuts)
     return sorted(drawn, key=lambda f: f.at)
+
+
+def _draw_cuts(rng: random.Random, phase_s: float, session_s: float, count: int) -> list[Fault]:
+    """``count`` network cuts: the even ones shorter than the session (the member reconnects and stays), the
+    odd ones longer (it is evicted, loses its partitions and joins again once healed)."""
+    cuts = []
+    for index in range(count):
+        duration = rng.uniform(1.0, session_s) if index % 2 == 0 else session_s + rng.uniform(1.0, 4.0)
+        cuts.append(Fault(round(rng.uniform(0.0, phase_s), 1), "cut", round(duration, 1)))
+    return cuts
 
 
 def describe(schedule: list[Fault]) -> str:
@@ -110,6 +138,8 @@ class Nemesis:
     group: str
     rng: random.Random
     start_member: Callable[[], Member]
+    dlq_writable: str  # the DLQ topics' max.message.bytes as provisioned (the source's limit plus headroom)
+    proxies: dict[str, CuttableProxy] = field(default_factory=dict)  # member -> the proxy it connects through
     expected_exits: dict[str, int] = field(default_factory=dict)
     applied: Counter[str] = field(default_factory=Counter)
     log: list[str] = field(default_factory=list)
@@ -172,7 +202,22 @@ class Nemesis:
         if fault.kind == "join":
             self._join(now)
             return None
+        if fault.kind == "cut":
+            return self._cut(fault, now)
         return self._lasting(fault, now)
+
+    def _cut(self, fault: Fault, now: float) -> Undo | None:
+        behind = [m for m in self._targets() if m.name in self.proxies]
+        if not behind:
+            self._note(now, "cut: skipped, no member behind a proxy")
+            self.applied["cut"] -= 1
+            return None
+        member = self.rng.choice(behind)
+        proxy = self.proxies[member.name]
+        self.fleet.fault(member, "network cut")
+        proxy.cut()
+        self._note(now, f"network cut between {member.name} and the broker for {fault.duration}s")
+        return (fault.duration, "heal", proxy)
 
     def _signal(self, member: Member, kind: str, now: float) -> Undo | None:
         signum = signal.SIGKILL if kind == "kill" else signal.SIGTERM
@@ -216,8 +261,12 @@ class Nemesis:
             self.control.outage(False)
             self._note(now, "outage over")
         elif step == "dlq-writable":
-            self._dlq_limit(DLQ_WRITABLE)
+            self._dlq_limit(self.dlq_writable)
             self._note(now, "DLQ writable")
+        elif step == "heal":
+            assert isinstance(state, CuttableProxy)
+            state.heal()
+            self._note(now, f"network healed (port {state.front})")
         elif step == "node-start":
             assert isinstance(self.endpoint, LocalKafkaCluster)
             assert isinstance(state, int)
@@ -263,8 +312,10 @@ class Nemesis:
             if member.name in self.frozen:
                 member.process.send_signal(signal.SIGCONT)
         self.frozen.clear()
+        for proxy in self.proxies.values():
+            proxy.heal()
         with contextlib.suppress(Exception):  # best effort while failing anyway
-            self._dlq_limit(DLQ_WRITABLE)
+            self._dlq_limit(self.dlq_writable)
         if isinstance(self.endpoint, LocalKafkaCluster):
             for node in self.endpoint.nodes:
                 if node.pid is None:

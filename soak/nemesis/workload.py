@@ -15,11 +15,13 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from neotool_common.testing.harness import ReadRecord
 from soak.workload import envelope
 
 __all__ = ["Position", "Record", "Traffic", "WorkloadPlan", "plan_records"]
@@ -86,9 +88,29 @@ class Traffic:
     acked: dict[Position, Record] = field(default_factory=dict)
     aborted: dict[Position, Record] = field(default_factory=dict)
     refused: int = 0
+    # acknowledged without an offset (a retried batch the broker had already stored answers
+    # DUPLICATE_SEQUENCE_NUMBER, which librdkafka reports as delivered, offset unknown): placed by place()
+    unplaced: list[tuple[str, Record]] = field(default_factory=list)
+    unplaced_placed: int = 0  # of those, found in their partition (and so in P at that position)
+    unplaced_missing: int = 0  # of those, not in the partition: never stored, so never acknowledged
     transactions: int = 0
     aborted_transactions: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def place(self, read: Callable[[str], list[ReadRecord]]) -> None:
+        """Give each record acknowledged without an offset its position, read back from its partition (records
+        are unique by value: each carries its ``record_id``). One that is not there was never stored: it is
+        taken out of P (counted in ``unplaced_missing``), since nothing can have been acknowledged of it."""
+        for topic in sorted({topic for topic, _ in self.unplaced}):
+            where = {(r.partition, r.value): r.offset for r in read(topic)}
+            for record in [r for t, r in self.unplaced if t == topic]:
+                offset = where.get((record.partition, record.value))
+                if offset is None:
+                    self.unplaced_missing += 1
+                else:
+                    self.unplaced_placed += 1
+                    self.acked[(topic, record.partition, offset)] = record
+        self.unplaced = []
 
 
 class Producers:
@@ -164,10 +186,12 @@ class Producers:
                 return
             yield records[index : index + chunk]
 
-    def _on_delivery(self, record: Record, into: dict[Position, Record]) -> Any:
+    def _on_delivery(self, record: Record, into: dict[Position, Record], unplaced: list[tuple[str, Record]]) -> Any:
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
             with self.traffic.lock:
-                if err is None:
+                if err is None and msg.offset() is None:
+                    unplaced.append((msg.topic(), record))
+                elif err is None:
                     into[(msg.topic(), msg.partition(), msg.offset())] = record
                 else:
                     self.traffic.refused += 1
@@ -178,7 +202,8 @@ class Producers:
         producer = Producer(self._config())
         for chunk in self._paced(records, 10):
             for record in chunk:
-                self._send(producer, topic, record, self._on_delivery(record, self.traffic.acked))
+                on_delivery = self._on_delivery(record, self.traffic.acked, self.traffic.unplaced)
+                self._send(producer, topic, record, on_delivery)
             producer.poll(0)
         assert producer.flush(90) == 0, "plain producer: records unacknowledged after 90s"
 
@@ -188,13 +213,16 @@ class Producers:
         for chunk in self._paced(records, self._rng.randint(5, 20)):
             abort = self._rng.random() < 0.25
             pending: dict[Position, Record] = {}
+            unplaced: list[tuple[str, Record]] = []
             producer.begin_transaction()
             for record in chunk:
-                self._send(producer, topic, record, self._on_delivery(record, pending))
+                self._send(producer, topic, record, self._on_delivery(record, pending, unplaced))
             assert producer.flush(60) == 0, "transactional producer: records unacknowledged after 60s"
             self._finish(producer, abort)
             with self.traffic.lock:
                 (self.traffic.aborted if abort else self.traffic.acked).update(pending)
+                if not abort:  # an aborted one without an offset cannot be told from the log: left out of A
+                    self.traffic.unplaced += unplaced
                 self.traffic.transactions += 1
                 self.traffic.aborted_transactions += abort
 

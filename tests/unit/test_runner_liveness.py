@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from neotool_common import KafkaConsumerRunner, Message, RunnerSettings
-from neotool_common.testing.fakes import FakeConsumer, FakeProducer
+from neotool_common.testing.fakes import FakeConsumer, FakeMessage, FakeProducer
 from neotool_common.testing.harness import running, wait_until
 from neotool_common.testing.logs import capture_logs
 
@@ -163,3 +163,53 @@ def test_the_revoke_that_close_runs_at_shutdown_commits_nothing_past_the_shutdow
     with running(runner):
         wait_until(lambda: runner.fake.committed == {0: 3}, what="the three records committed")
     assert runner.fake.committed == {0: 3}, "nothing committed past the records the runner handled"
+
+
+class ReorderedCommits(FakeConsumer):
+    """Asynchronous commits are held until :meth:`acknowledge`, which stores and answers them in the order given:
+    a coordinator that moved can apply an older commit after a newer one, and the older one is what it keeps."""
+
+    def __init__(self, config: dict[str, Any], topic: str, values: dict[int, list[bytes]]) -> None:
+        super().__init__(config, topic, values)
+        self.in_flight: list[dict[int, int]] = []
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        if not asynchronous:
+            super().commit(offsets, asynchronous)
+            return
+        self.commit_calls.append({tp.partition: tp.offset for tp in offsets})
+        self.in_flight.append({tp.partition: tp.offset for tp in offsets})
+
+    def append(self, partition: int, more: list[bytes]) -> None:
+        with self._lock:
+            log = self.log[partition]
+            log += [FakeMessage(self.topic, partition, len(log) + i, v) for i, v in enumerate(more)]
+        self._wake.set()
+
+    def acknowledge(self, order: list[int]) -> None:
+        """Store and answer the commits in flight of these offsets (partition 0), in this order."""
+        for offset in order:
+            self.in_flight.remove({0: offset})
+            self.committed[0] = offset
+            answered = [TopicPartition(self.topic, 0, offset)]
+            self._serve(lambda answered=answered: self._on_commit(None, answered))
+
+
+def test_an_older_commit_acknowledged_after_a_newer_one_is_followed_by_the_newer_one_again() -> None:
+    """Found by the nemesis (seed 129, a partition leader SIGKILLed): async commits of 734 queued while the
+    coordinator moved were answered after the commit of 978; the group kept 734, the runner believed 978 and
+    never committed again: committed 734 of 978 until the shutdown."""
+    runner = Runner(ReorderedCommits, {0: values(3)}, COMMIT_INTERVAL_MS="10")
+    with running(runner):
+        wait_until(lambda: {0: 3} in runner.fake.in_flight, what="the commit of offset 3 sent")
+        runner.fake.append(0, values(3))
+        wait_until(lambda: {0: 6} in runner.fake.in_flight, what="the commit of offset 6 sent")
+        runner.fake.acknowledge([6, 3])  # the group's committed offset is 3 again
+
+        def committed_six_again() -> bool:
+            if {0: 6} in runner.fake.in_flight:
+                runner.fake.acknowledge([6])
+            return runner.fake.committed == {0: 6}
+
+        wait_until(committed_six_again, timeout=5, what="offset 6 committed again after the older answer")
+    assert runner.processed == [(0, o) for o in range(6)]

@@ -6,6 +6,8 @@
   transaction markers and aborted batches; otherwise the lowest incomplete offset (:mod:`.offsets`).
 * An asynchronous commit is sent once per offset; a synchronous one is sent unless the coordinator already
   *acknowledged* that offset: an asynchronous commit still in flight may yet fail (a rebalance in progress).
+* An acknowledgement of an offset below one already acknowledged means the coordinator applied an older commit
+  last (commits sent again while it moved): the partition counts as committed there, and commits again.
 """
 
 from __future__ import annotations
@@ -117,9 +119,17 @@ class Commits:
     def _record(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             state = self._ctx.state_of(tp)
-            if state is not None:
-                state.offsets.committed = max(state.offsets.committed, tp.offset)
-                self._on_acknowledged(tp.topic, tp.partition, tp.offset)
+            if state is None:
+                continue
+            if tp.offset < state.offsets.committed:
+                # An older commit answered after a newer one (sent again while the coordinator moved): the
+                # coordinator applied it last, so the group is back at it. Commit the newer offset again at the
+                # next interval instead of believing it stored (nemesis seed 129: committed 734 of 978 for ever).
+                state.offsets.committed = state.commit_sent = tp.offset
+                self._ctx.tally.since_commit = max(self._ctx.tally.since_commit, 1)
+            else:
+                state.offsets.committed = tp.offset
+            self._on_acknowledged(tp.topic, tp.partition, tp.offset)
 
     def _failed(self, offsets: Sequence[TopicPartition], error: str, kafka_error: KafkaError | None) -> None:
         ctx = self._ctx

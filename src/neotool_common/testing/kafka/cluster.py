@@ -58,6 +58,8 @@ class BrokerNode:
     controller_port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    # (advertised port, listening port) of each extra listener a proxy goes in front of (see LocalKafkaCluster)
+    proxied: tuple[tuple[int, int], ...] = ()
 
     @property
     def log_path(self) -> Path:
@@ -81,8 +83,13 @@ class LocalKafkaCluster(KafkaEndpoint):
         heap: str = "512m",
         die_with_parent: bool = True,
         port: int | None = None,
+        proxied_listeners: int = 0,
     ) -> None:
-        """``port``: the first node's client port (free ports otherwise), so that a restart keeps its address."""
+        """``port``: the first node's client port (free ports otherwise), so that a restart keeps its address.
+
+        ``proxied_listeners``: each node gets that many more listeners (``PROXIED1``…), each advertising another
+        free port instead of its own, for a proxy a test puts there (``node.proxied``: (advertised, listening)
+        ports): a client that bootstraps through the proxy is sent back through it for every connection."""
         self.nodes_count = nodes
         self.version = version
         self.broker_config = dict(broker_config or {})
@@ -91,7 +98,16 @@ class LocalKafkaCluster(KafkaEndpoint):
         self._owns_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="neotool-kafka-"))
         ports = [port or free_port(), *(free_port() for _ in range(nodes - 1))]
-        self.nodes = [BrokerNode(i + 1, ports[i], free_port(), self.workdir / f"node-{i + 1}") for i in range(nodes)]
+        self.nodes = [
+            BrokerNode(
+                i + 1,
+                ports[i],
+                free_port(),
+                self.workdir / f"node-{i + 1}",
+                proxied=tuple((free_port(), free_port()) for _ in range(proxied_listeners)),
+            )
+            for i in range(nodes)
+        ]
         super().__init__(",".join(f"127.0.0.1:{n.port}" for n in self.nodes), replication_factor=min(3, nodes))
         self._classpath = ""
 
@@ -254,11 +270,14 @@ class LocalKafkaCluster(KafkaEndpoint):
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+            + "".join(f",PROXIED{i}://127.0.0.1:{back}" for i, (_, back) in enumerate(node.proxied, 1)),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}"
+            + "".join(f",PROXIED{i}://127.0.0.1:{front}" for i, (front, _) in enumerate(node.proxied, 1)),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            + "".join(f",PROXIED{i}:PLAINTEXT" for i in range(1, len(node.proxied) + 1)),
             "log.dirs": str(node.directory / "data"),
             "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "10",
