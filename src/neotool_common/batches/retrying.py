@@ -6,8 +6,11 @@ and only once the broker acknowledged that copy is its source offset committable
 partition. A copy before that offset is finished: processed, or moved on — to a later tier (written, and
 acknowledged, before the earlier copy was committed past) or to the source's DLQ as ``retries_exhausted`` with
 the source coordinates in ``dlq.original.*``. So every record is always visible somewhere, provided the facts are
-read in this order: the source's committed offsets, then each tier from the shortest delay up (its committed
-offsets, then its records from there to the high watermarks taken after them), then the DLQ.
+read in this order: the source's committed offsets, then the committed offsets of every tier, then each tier's
+records from there to the high watermarks taken after that, then the DLQ. (A copy committed past moved on before
+that commit, so its next copy was written before the records are read, and is either read or was itself committed
+past before its tier's offsets were read, and so on to a processed record or a DLQ copy. This holds whatever
+order the tiers' delays are in.)
 
 A copy names its source record with ``retry.original.partition`` and ``retry.original.offset``; the source topic
 is the one the tier's own name retries (as the runner reads it), whatever a header claims.
@@ -65,13 +68,15 @@ class RetryWaiting:
 
     def positions(self) -> frozenset[Position]:
         """Read now; call it after reading the source's committed offsets and before reading the DLQ."""
-        found: set[Position] = set()
-        for topic in group_retry_topics(self._cluster.topic_names(), self.source, self.group):  # tier 1 first
+        tiers: list[tuple[TopicTail, dict[int, int]]] = []
+        for topic in group_retry_topics(self._cluster.topic_names(), self.source, self.group):
             tail = self._tails.get(topic) or self._cluster.tail(topic)
             if tail is None:
                 continue  # deleted since it was listed
             self._tails[topic] = tail
-            committed = self._cluster.committed(self.group, topic, tail.partitions)
+            tiers.append((tail, self._cluster.committed(self.group, topic, tail.partitions)))
+        found: set[Position] = set()
+        for tail, committed in tiers:  # every tier's committed offsets first, then the records: see the module
             tail.seek(committed)
             found |= waiting_positions(tail.catch_up(), committed)
         return frozenset(found)
