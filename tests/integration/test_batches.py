@@ -11,8 +11,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from neotool_common.batches.status import summaries
 from neotool_common.cli import batch as batch_cli
 from neotool_common.cli import dlq as dlq_cli
 from neotool_common.config.connection import KafkaConnection
+from neotool_common.consumer.batch_watch import BatchWatch
 from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.policies.retry_topics import retry_topics
 from neotool_common.producing.producer import EnvelopeProducer
 from neotool_common.records.message import Message
 from neotool_common.testing.harness import read_topic, running, wait_until
@@ -42,8 +46,8 @@ class World:
     kafka: KafkaEndpoint
     topic: str
 
-    @property
-    def cluster(self) -> BatchCluster:
+    @cached_property
+    def cluster(self) -> BatchCluster:  # one admin client for the module, let go of by the fixture
         return BatchCluster(KafkaConnection.from_env({"KAFKA_BROKERS": self.kafka.bootstrap_servers}))
 
     def producer(self) -> EnvelopeProducer:
@@ -70,13 +74,15 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(kafka: KafkaEndpoint) -> World:
+def world(kafka: KafkaEndpoint) -> Iterator[World]:
     topic = f"t.batches.{uuid.uuid4().hex[:8]}"
     kafka.create_topic(topic, 3)
     kafka.create_topic(dlq_topic_for(topic), 3)
     kafka.create_topic(topic + ".batches", 1, config={"cleanup.policy": "compact"})
     kafka.create_topic(topic + ".batches.done", 1, config={"cleanup.policy": "compact"})
-    return World(kafka, topic)
+    found = World(kafka, topic)
+    yield found
+    found.cluster.close()
 
 
 def publish_mixed(world: World, good: int) -> str:
@@ -273,3 +279,65 @@ def test_a_member_sigkilled_mid_batch_leaves_the_counts_exact_and_duplicates_apa
     )
     assert summary.duplicates == sum(count - 1 for position, count in copies.items() if position in positions)
     print(f"handled {len(handled)} times for 87 records; {summary.duplicates} extra DLQ copies")
+
+
+class GatedConsumer(AnnouncingConsumer):
+    """Fails a record whose payload says ``gate`` until :attr:`gate` is set."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+
+    def process(self, message: Message) -> None:
+        if message.payload.get("gate") and not self.gate.is_set():
+            raise ConnectionError("enrichment service unavailable")
+        super().process(message)
+
+
+def test_a_record_waiting_in_a_retry_tier_keeps_its_batch_open_and_unannounced(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = f"tiers-{uuid.uuid4().hex[:6]}"
+    delays = (3000, 6000)  # the second tier only in case the first attempt from tier 1 comes before the gate opens
+    for tier_topic in retry_topics(world.topic, group, delays):
+        world.kafka.create_topic(tier_topic, 1)
+    refreshes = Counter[str]()
+    real_refresh = BatchWatch.refresh
+
+    def counted_refresh(watch: BatchWatch) -> list[BatchSummary]:
+        announced = real_refresh(watch)
+        refreshes["done"] += 1
+        return announced
+
+    monkeypatch.setattr(BatchWatch, "refresh", counted_refresh)
+    monkeypatch.setenv("KAFKA_BROKERS", world.kafka.bootstrap_servers)
+    with world.producer() as producer, producer.batch(world.topic) as batch:
+        for n in range(4):
+            batch.publish({"n": n, "gate": n == 2}, record_id=f"gated-{n}")
+    completed: list[BatchSummary] = []
+    env = {"RETRY_MAX_ATTEMPTS": "1", "RETRY_TOPIC_DELAYS_MS": ",".join(map(str, delays))}
+    runner = GatedConsumer(world.settings(group, **env), completed=completed)
+
+    def mine() -> list[BatchSummary]:
+        return [s for s in completed if s.batch_id == batch.batch_id]
+
+    with running(runner):
+
+        def source_committed() -> bool:  # the gated record too: its copy in tier 1 was acknowledged
+            summary = world.summary(batch.batch_id, group)
+            return summary is not None and all((p.committed or 0) > p.last_offset for p in summary.partitions)
+
+        wait_until(source_committed, timeout=30, interval=0.2, what="the batch's source offsets committed")
+        seen = refreshes["done"]
+        wait_until(lambda: refreshes["done"] >= seen + 2, timeout=10, interval=0.05, what="two more watch refreshes")
+        status = ["status", batch.batch_id, "--topic", world.topic, "--group", group, "--json"]
+        code = batch_cli.main(status)
+        waiting = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        runner.gate.set()
+        assert (code, waiting["state"], waiting["pending"], waiting["in_retry"]) == (3, "open", 1, 1)
+        assert waiting["records_processed"] == 3
+        assert mine() == [], "announced while a record still waited in a retry tier"
+        wait_until(mine, timeout=30, interval=0.1, what="the batch announced once the record succeeded")
+    (summary,) = mine()
+    assert (summary.state, summary.processed, summary.pending, summary.in_retry) == (BatchState.COMPLETE, 4, 0, 0)
+    assert world.summary(batch.batch_id, group).state is BatchState.COMPLETE  # type: ignore[union-attr]

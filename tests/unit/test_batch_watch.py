@@ -41,23 +41,48 @@ class FakeTail:
 
 
 @dataclass
+class FakeRetryTail:
+    """A retry topic's reader: re-reads from where :meth:`seek` put it; ``on_read`` runs as it reads."""
+
+    messages: list[Any] = field(default_factory=list)
+    on_read: Callable[[], None] = lambda: None
+    partitions: int = 1
+    start: dict[int, int] = field(default_factory=dict)
+
+    def seek(self, start: dict[int, int]) -> None:
+        self.start = dict(start)
+
+    def catch_up(self) -> list[Any]:
+        self.on_read()
+        return [m for m in self.messages if m.offset() >= self.start.get(m.partition(), 0)]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
 class FakeCluster:
     committed_offsets: dict[int, int] = field(default_factory=dict)
-    tails: dict[str, FakeTail] = field(default_factory=dict)
+    tails: dict[str, FakeTail | FakeRetryTail] = field(default_factory=dict)
+    retry_committed: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def partitions(self, topic: str) -> int:
         return 2
 
     def committed(self, group: str, topic: str, partitions: int) -> dict[int, int]:
-        return dict(self.committed_offsets)
+        return dict(self.retry_committed.get(topic, self.committed_offsets))
 
-    def tail(self, name: str) -> FakeTail:
+    def topic_names(self) -> frozenset[str]:
+        return frozenset(self.tails)
+
+    def tail(self, name: str) -> FakeTail | FakeRetryTail:
         return self.tails.setdefault(name, FakeTail())
 
     def add(
         self, name: str, key: bytes, value: bytes | None, headers: list[tuple[str, bytes | None]] | None = None
     ) -> None:
         tail = self.tail(name)
+        assert isinstance(tail, FakeTail)
         tail.messages.append(FakeMessage(name, 0, len(tail.messages), value, key, headers))
 
 
@@ -140,6 +165,48 @@ def test_a_settled_batch_is_announced_once_with_the_hook_first_and_one_info_line
     assert (
         h.registry.get_sample_value("neotool_consumer_batches", {"topic": TOPIC, "group": GROUP, "state": "complete"})
         == 1
+    )
+
+
+TIER = f"{TOPIC}.retry.{GROUP}.30s"
+
+
+def retry_copy(partition: int, offset: int, at: int) -> FakeMessage:
+    headers = [("retry.original.partition", str(partition).encode()), ("retry.original.offset", str(offset).encode())]
+    return FakeMessage(TIER, 0, at, b"{}", None, headers)
+
+
+def test_a_record_waiting_in_a_retry_tier_holds_the_announcement_until_the_tier_commits_past_it() -> None:
+    h = harness()
+    h.cluster.tails[TIER] = FakeRetryTail([retry_copy(1, 1, at=0)])
+    h.cluster.retry_committed[TIER] = {}
+    h.cluster.committed_offsets.update({0: 3, 1: 2})  # the source is committed past the whole batch
+    assert h.watch.refresh() == []
+    assert h.completed == []
+    h.cluster.retry_committed[TIER] = {0: 1}  # processed from the tier
+    (summary,) = h.watch.refresh()
+    assert (summary.state.value, summary.processed, summary.in_retry) == ("complete", 5, 0)
+
+
+def test_the_dlq_is_read_after_the_tiers_so_a_record_leaving_the_last_tier_is_a_reject() -> None:
+    h = harness()
+    dlq_headers = [
+        ("dlq.original.topic", TOPIC.encode()),
+        ("dlq.original.partition", b"1"),
+        ("dlq.original.offset", b"1"),
+        ("dlq.consumer.group", GROUP.encode()),
+        ("dlq.reason", b"retries_exhausted"),
+    ]
+    # while the watch reads the tier, the record is dead-lettered from it and the tier committed past it
+    moved = lambda: h.cluster.add(TOPIC + ".dlq", b"k", b"{}", dlq_headers)  # noqa: E731
+    h.cluster.tails[TIER] = FakeRetryTail([retry_copy(1, 1, at=0)], on_read=moved)
+    h.cluster.retry_committed[TIER] = {0: 1}
+    h.cluster.committed_offsets.update({0: 3, 1: 2})
+    (summary,) = h.watch.refresh()
+    assert (summary.state.value, summary.processed, summary.rejected_by_reason) == (
+        "complete_with_rejects",
+        4,
+        {"retries_exhausted": 1},
     )
 
 

@@ -1,5 +1,7 @@
 """Reading a batch's durable facts from the cluster: manifests, the group's committed offsets, DLQ copies.
 
+(What waits in the group's retry topics is read with these clients too: :mod:`.retrying`.)
+
 Every topic is read with ``assign()`` from its start to the high watermarks of a snapshot taken when the read
 began (so a read always ends), by a consumer that joins no group and never commits. :class:`TopicTail` keeps
 its position, so a long-lived reader (the runner's batch watch) reads only what is new each time.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -23,7 +25,7 @@ from confluent_kafka import (
     KafkaException,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
 from neotool_common.batches.manifest import BatchManifest, manifest_topic_for
 from neotool_common.batches.reconcile import DlqFact
@@ -92,6 +94,26 @@ class BatchCluster:
             return {}
         return {tp.partition: tp.offset for tp in result.topic_partitions if tp.error is None and tp.offset >= 0}
 
+    def topic_names(self) -> frozenset[str]:
+        """The names of every topic of the cluster."""
+        try:
+            metadata = self.admin.list_topics(timeout=self.timeout_s)
+        except KafkaException as error:
+            raise ConfigurationError(
+                "KAFKA_BROKERS", f"cannot reach {self.connection.brokers} within {self.timeout_s:g}s ({error})"
+            ) from None
+        return frozenset(name for name, found in metadata.topics.items() if found.error is None)
+
+    def close(self) -> None:
+        """Let the admin client go now, on this thread (the readers :meth:`tail` hands out are the caller's)."""
+        self._admin = None
+
+    def __enter__(self) -> BatchCluster:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def tail(self, topic: str) -> TopicTail | None:
         """A reader of ``topic`` from its start; ``None`` when the topic does not exist."""
         partitions = self.partitions(topic)
@@ -99,7 +121,21 @@ class BatchCluster:
             return None
         config = {**self.config(ClientKind.CONSUMER), **_READER_SETTINGS}
         config["group.id"] = f"{self.client_id}-reader-{uuid.uuid4().hex[:8]}"  # never joined: assign() only
-        return TopicTail(Consumer(config), topic, partitions, self.timeout_s)
+        return TopicTail(Consumer(config), topic, partitions, self.timeout_s, ends=lambda: self.ends(topic, partitions))
+
+    def ends(self, topic: str, partitions: int) -> dict[int, int]:
+        """The high watermarks of ``topic`` now, in one request on the admin client's own connections.
+
+        (A reader's own ``get_watermark_offsets`` queues behind its fetch long-poll, up to ``fetch.wait.max.ms``
+        per partition.)
+        """
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        request = {TopicPartition(topic, p): latest for p in range(partitions)}
+        try:
+            futures = self.admin.list_offsets(request, request_timeout=self.timeout_s)
+            return {tp.partition: future.result(self.timeout_s).offset for tp, future in futures.items()}
+        except (KafkaException, TimeoutError) as error:
+            raise ConfigurationError("KAFKA_BROKERS", f"cannot read {topic}: {error}") from None
 
     def read_all(self, topic: str) -> list[Any]:
         """Every record of ``topic`` now (empty when it does not exist)."""
@@ -124,14 +160,30 @@ class TopicTail:
     """Reads a topic forward from its start; :meth:`catch_up` returns what arrived since the last call."""
 
     def __init__(
-        self, consumer: Any, topic: str, partitions: int, timeout_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        consumer: Any,
+        topic: str,
+        partitions: int,
+        timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        ends: Callable[[], dict[int, int]] | None = None,
     ) -> None:
         self.topic = topic
         self._consumer = consumer
+        self._query_ends = ends
         self._timeout_s = timeout_s
         self._clock = clock
         self._next = dict.fromkeys(range(partitions), 0)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+
+    @property
+    def partitions(self) -> int:
+        return len(self._next)
+
+    def seek(self, start: Mapping[int, int]) -> None:
+        """Read from ``start`` (an offset per partition; a partition left out: from its beginning) from now on."""
+        self._next = {p: start.get(p, 0) for p in self._next}
+        self._consumer.assign([TopicPartition(self.topic, p, start.get(p, OFFSET_BEGINNING)) for p in self._next])
 
     def catch_up(self) -> list[Any]:
         """Records up to the high watermarks as of now, in partition order per partition."""
@@ -158,12 +210,16 @@ class TopicTail:
                 pending.discard(partition)
                 return
             raise ConfigurationError(self.topic, f"cannot read partition {partition}: {error.str()}")
+        if message.offset() < self._next[partition]:
+            return  # fetched before a seek moved past it
         self._next[partition] = message.offset() + 1
         found.append(message)
         if self._next[partition] >= ends[partition]:
             pending.discard(partition)
 
     def _ends(self) -> dict[int, int]:
+        if self._query_ends is not None:
+            return self._query_ends()
         ends: dict[int, int] = {}
         for partition in self._next:
             try:

@@ -2,7 +2,9 @@
 
 * A record is **settled** for the group once the group's committed offset on its partition is past it (the
   runner commits only past records that were processed or whose DLQ copy the broker acknowledged), unless it
-  is waiting in one of the group's retry topics (``in_retry``: pending, not settled).
+  is waiting in one of the group's retry topics (``in_retry``: pending, not settled; see :mod:`.retrying`).
+  A record that has a DLQ copy for the group is decided by it, whatever waits in a tier: a replay through the
+  tiers (``neotool-dlq replay``) does not reopen its batch.
 * It is **rejected** when it is settled and the group's DLQ holds a copy of it: a copy whose
   ``dlq.original.topic/partition/offset`` is one of the manifest's positions and whose ``dlq.consumer.group``
   is the group. Copies are matched by position, so undecodable records (no readable ``batch_id``) count too,
@@ -75,8 +77,9 @@ def reconcile(
     """
     first = min(parts, key=lambda part: part.published_at_ms)
     spans = merge_spans(parts)
-    progress = tuple(_progress(span, committed.get(span.partition), in_retry) for span in spans)
     copies = _copies(first.topic, group, spans, dlq)
+    in_retry = frozenset(position for position in in_retry if position not in copies)  # a DLQ copy decided it
+    progress = tuple(_progress(span, committed.get(span.partition), in_retry) for span in spans)
     rejected_reasons = Counter(
         reason for position, (reason, _) in copies.items() if _is_settled(position, committed, in_retry)
     )

@@ -1,12 +1,13 @@
-"""A topic's batches for one group, reconciled from what the cluster holds now."""
+"""A topic's batches for one group, reconciled from what the cluster holds now (retry tiers included)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from neotool_common.batches.cluster import BatchCluster
 from neotool_common.batches.manifest import BatchManifest
 from neotool_common.batches.reconcile import DlqFact, reconcile
+from neotool_common.batches.retrying import RetryWaiting
 from neotool_common.batches.summary import BatchSummary
 from neotool_common.errors import ConfigurationError
 
@@ -32,9 +33,16 @@ def summaries(
         manifests = {batch_id: manifests[batch_id]} if batch_id in manifests else {}
     if not manifests:
         return []
-    committed = cluster.committed(group, topic, partitions)
+    committed = cluster.committed(group, topic, partitions)  # in this order: see .retrying
+    waiting = RetryWaiting(cluster, topic, group)
+    try:
+        in_retry = waiting.positions()
+    finally:
+        waiting.close()
     dlq = cluster.dlq_facts(topic)
-    return reconcile_all(manifests.values(), group, committed, dlq, now_ms=now_ms, overdue_ms=overdue_ms)
+    return reconcile_all(
+        manifests.values(), group, committed, dlq, now_ms=now_ms, overdue_ms=overdue_ms, in_retry=in_retry
+    )
 
 
 def reconcile_all(
@@ -45,6 +53,10 @@ def reconcile_all(
     *,
     now_ms: int,
     overdue_ms: int,
+    in_retry: Collection[tuple[int, int]] = (),
 ) -> list[BatchSummary]:
-    found = [reconcile(parts, group, committed, dlq, now_ms=now_ms, overdue_ms=overdue_ms) for parts in batches]
+    found = [
+        reconcile(parts, group, committed, dlq, now_ms=now_ms, overdue_ms=overdue_ms, in_retry=in_retry)
+        for parts in batches
+    ]
     return sorted(found, key=lambda summary: (summary.published_at, summary.batch_id))

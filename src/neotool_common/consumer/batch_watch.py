@@ -2,7 +2,10 @@
 
 A background thread (never the poll loop) reads, every ``BATCH_WATCH_INTERVAL_MS``, what is new on each source
 topic's ``<topic>.batches``, ``<topic>.dlq`` and ``<topic>.batches.done``, asks the group's committed offsets,
-and reconciles every batch (:func:`neotool_common.batches.reconcile`). For a batch that is settled and not
+reads what still waits in the group's retry topics (:mod:`neotool_common.batches.retrying`; the DLQ and the
+announcements are caught up once more after that, so a record that left the last tier is found there, and an
+announcement another member just made is seen), and reconciles every batch
+(:func:`neotool_common.batches.reconcile`). For a batch that is settled and not
 announced yet, the member that owns partition 0 of the topic:
 
 1. calls the runner's ``on_batch_complete(summary)`` (on this thread); if it raises, nothing is announced and it
@@ -38,6 +41,7 @@ from confluent_kafka import Producer
 from neotool_common.batches.cluster import BatchCluster, TopicTail, dlq_fact_of
 from neotool_common.batches.manifest import BatchManifest, announcement_topic_for, manifest_topic_for
 from neotool_common.batches.reconcile import DlqFact, reconcile
+from neotool_common.batches.retrying import RetryWaiting
 from neotool_common.batches.settings import BatchSettings
 from neotool_common.batches.summary import BatchState, BatchSummary
 from neotool_common.config.settings import RunnerSettings
@@ -55,9 +59,10 @@ Key = tuple[str, int]
 class TopicFacts:
     """What the watch has read so far of one topic's manifests, DLQ copies and announcements."""
 
-    def __init__(self, cluster: BatchCluster, topic: str) -> None:
+    def __init__(self, cluster: BatchCluster, topic: str, group: str) -> None:
         self.topic = topic
         self._cluster = cluster
+        self.retry = RetryWaiting(cluster, topic, group)
         self._tails: dict[str, TopicTail | None] = {}
         self._manifests: dict[bytes, BatchManifest | None] = {}
         self.dlq: list[DlqFact] = []
@@ -71,6 +76,10 @@ class TopicFacts:
                 self._manifests[message.key() or b""] = None if value is None else BatchManifest.decode(value)
             except (ValueError, KeyError, TypeError):
                 continue
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """What is new on the DLQ and the announcements (read last: right before deciding who announces)."""
         self.dlq += [fact for message in self._new(dlq_topic_for(self.topic)) if (fact := dlq_fact_of(message))]
         self.announced |= {
             (m.key() or b"").decode(errors="replace") for m in self._new(announcement_topic_for(self.topic))
@@ -87,6 +96,7 @@ class TopicFacts:
         for tail in self._tails.values():
             if tail is not None:
                 tail.close()
+        self.retry.close()
 
     def _new(self, name: str) -> list[Any]:
         tail = self._tails.get(name)
@@ -118,6 +128,7 @@ class BatchWatch:
         self._ownership = ownership
         self._on_complete = on_complete
         self._clock = clock
+        self._owns_cluster = cluster is None
         self._cluster = cluster or BatchCluster(settings.connection, client_id=f"neotool-batch-watch-{self._group}")
         self._producer_config = {**settings.connection.producer_config(), "log_level": 0}
         self._producer_factory = producer_factory
@@ -145,6 +156,9 @@ class BatchWatch:
                 facts.close()
             if self._producer is not None:
                 self._producer.flush(1.0)
+                self._producer = None  # destroyed here, on this thread, not whenever the watch is collected
+            if self._owns_cluster:
+                self._cluster.close()
 
     def _refresh_safely(self) -> None:
         try:
@@ -163,17 +177,19 @@ class BatchWatch:
         epoch, owned = self._ownership.snapshot()  # before the facts: a later rebalance is seen at announcing
         facts = self._facts.get(topic)
         if facts is None:
-            facts = self._facts[topic] = TopicFacts(self._cluster, topic)
+            facts = self._facts[topic] = TopicFacts(self._cluster, topic, self._group)
         facts.refresh()
         batches = facts.batches()
         partitions = self._cluster.partitions(topic) if batches else None
         if partitions is None:
             self._metrics.set_counts(topic, {})
             return []
-        committed = self._cluster.committed(self._group, topic, partitions)
+        committed = self._cluster.committed(self._group, topic, partitions)  # then the tiers, then the DLQ
+        in_retry = facts.retry.positions()
+        facts.catch_up()
         now_ms, overdue_ms = int(self._clock() * 1000), self._batches.overdue_ms
         found = [
-            reconcile(p, self._group, committed, facts.dlq, now_ms=now_ms, overdue_ms=overdue_ms)
+            reconcile(p, self._group, committed, facts.dlq, now_ms=now_ms, overdue_ms=overdue_ms, in_retry=in_retry)
             for p in batches.values()
         ]
         self._metrics.set_counts(topic, dict(Counter(summary.state.value for summary in found)))

@@ -21,13 +21,12 @@ __all__ = [
     "delay_label",
     "first_retry_topic",
     "group_label",
+    "group_retry_topics",
     "is_retry_topic",
     "parse_delays",
     "retry_topic",
     "retry_topics",
 ]
-
-__all__ = ["RETRY_INFIX", "delay_label", "group_label", "is_retry_topic", "retry_topic", "retry_topics"]
 
 RETRY_INFIX = ".retry."
 _TOPIC_MAX = 249
@@ -72,12 +71,20 @@ def _label_ms(label: str) -> int | None:
     return None
 
 
-def first_retry_topic(topics: Iterable[str], source: str, group_id: str) -> str | None:
-    """Among ``topics``, the retry topic of ``group_id`` for ``source`` with the shortest delay (its tier 1)."""
+def group_retry_topics(topics: Iterable[str], source: str, group_id: str) -> tuple[str, ...]:
+    """Among ``topics``, the retry topics of ``group_id`` for ``source``, shortest delay (tier 1) first.
+
+    Only ``<source>.retry.<group>.<delay>`` itself: another group whose name extends this one's is not matched.
+    """
     prefix = f"{source}{RETRY_INFIX}{group_label(group_id)}."
     delays = {topic: _label_ms(topic.removeprefix(prefix)) for topic in topics if topic.startswith(prefix)}
-    tiers = sorted((delay, topic) for topic, delay in delays.items() if delay)
-    return tiers[0][1] if tiers else None
+    return tuple(topic for _, topic in sorted((delay, topic) for topic, delay in delays.items() if delay))
+
+
+def first_retry_topic(topics: Iterable[str], source: str, group_id: str) -> str | None:
+    """Among ``topics``, the retry topic of ``group_id`` for ``source`` with the shortest delay (its tier 1)."""
+    tiers = group_retry_topics(topics, source, group_id)
+    return tiers[0] if tiers else None
 
 
 def parse_delays(raw: str) -> tuple[int, ...]:
