@@ -71,6 +71,8 @@ class Recorder(KafkaConsumerRunner):
 
     @property
     def consumer(self) -> FakeConsumer:
+        """The fake the runner made; a test that looks right after starting the runner waits for it."""
+        wait_until(lambda: self.fake is not None, timeout=30, what="the runner made its consumer")
         assert self.fake is not None
         return self.fake
 
