@@ -20,8 +20,9 @@ from neotool_common.testing.kafka.secured import SecuredKafkaCluster
 def runner_acls(topic: str, group: str) -> list[Acl]:
     """The runner's least privilege (docs/operating.md, "Security"): read the source and the group, write the DLQ.
 
-    READ implies DESCRIBE, which the lag monitor's ``list_offsets`` (topic) and ``list_consumer_group_offsets``
-    (group and topic) need; WRITE on the DLQ implies DESCRIBE, which the start-up check of the DLQ topic needs.
+    READ implies DESCRIBE, which the lag monitor's ``list_offsets`` (topic) and its offset reader's OffsetFetch
+    (``Consumer.committed()``: group and topic) need; WRITE on the DLQ implies DESCRIBE, which the start-up check
+    of the DLQ topic needs.
     """
     return [read_topic(topic), read_group(group), write_topic(dlq_topic_for(topic))]
 

@@ -7,14 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from neotool_common.consumer import lag
+from neotool_common.consumer.offset_source import NO_OFFSET, ClusterOffsets
 from neotool_common.deadletter.headers import dlq_topic_for
 from neotool_common.records.message import Message
 from neotool_common.testing.harness import running, wait_until
 from neotool_common.testing.kafka import KafkaEndpoint
 
-from .runner_support import RecordingConsumer, envelope, produce, settings_for
+from .runner_support import GROUP_PROTOCOLS, RecordingConsumer, envelope, produce, settings_for
 
 pytestmark = pytest.mark.kafka
 
@@ -122,3 +124,45 @@ def test_a_partition_stuck_at_its_first_record_counts_its_lag_from_the_start_of_
         wait_until(lambda: (stalled_of(runner, topic, 0) or 0) > 0, what="stalled seconds above 0")
         runner.release.set()
         wait_until(lambda: (lag_of(runner, topic, 0), stalled_of(runner, topic, 0)) == (0, 0), what="caught up")
+
+
+@pytest.mark.parametrize("protocol", ["classic-cooperative", "consumer"])
+def test_the_committed_offsets_are_read_by_a_consumer_that_never_joins_the_group(
+    kafka: KafkaEndpoint, make_topic: Callable[..., str], protocol: str
+) -> None:
+    topic = make_topic(partitions=2)
+    make_topic(name=dlq_topic_for(topic))
+    bootstrap = kafka.bootstrap_servers
+    produce(bootstrap, topic, good("a", 3), partition=0)
+    settings = settings_for(bootstrap, topic, **GROUP_PROTOCOLS[protocol])
+    runner = RecordingConsumer(settings)
+    source = ClusterOffsets.for_settings(settings)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    with running(runner):
+        wait_until(lambda: len(runner.assignment) == 2, what="both partitions assigned")
+        wait_until(lambda: len(runner.processed) == 3, what="the three records processed")
+        before = rebalances(runner)
+
+        def answer() -> dict[tuple[str, int], int] | None:
+            try:
+                return source.committed_offsets([(topic, 0), (topic, 1)]).result(timeout=10)
+            except Exception:  # noqa: BLE001 - the coordinator may not be ready yet: asked again
+                return None
+
+        wait_until(lambda: answer() == {(topic, 0): 3, (topic, 1): NO_OFFSET}, what="the group's offsets")
+        (described,) = admin.describe_consumer_groups([settings.group_id], request_timeout=10).values()
+        members = described.result().members
+        assert [m.client_id for m in members if m.client_id == "neotool-lag-monitor"] == []
+        assert len(members) == 1, "the offset reader is no member of the group"
+        source.close()
+        assert rebalances(runner) == before, "asking the offsets moved no partition"
+        assert len(runner.assignment) == 2
+
+
+def rebalances(runner: RecordingConsumer) -> dict[str, float]:
+    return {
+        s.labels["kind"]: s.value
+        for metric in runner.registry.collect()
+        for s in metric.samples
+        if s.name == "neotool_consumer_rebalances_total"
+    }

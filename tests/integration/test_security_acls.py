@@ -55,7 +55,7 @@ def test_exactly_the_documented_acls_are_enough(secured_kafka: SecuredKafkaClust
                 runner.registry.get_sample_value("neotool_consumer_lag_records", {"group": group, **lag_labels}) == 0
             ),
             timeout=20,
-            what="the lag monitor's answer (list_offsets, list_consumer_group_offsets)",
+            what="the lag monitor's answer (list_offsets, the offset reader's committed())",
         )
     (dead,) = read_topic_as(admin, dlq_topic_for(topic), expect=1)
     assert dead.key == b"p"

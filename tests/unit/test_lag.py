@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.group_offsets import GroupOffsetReader
 from neotool_common.consumer.lag import LagMonitor
 from neotool_common.consumer.offset_source import NO_OFFSET, ClusterOffsets
 from neotool_common.observability.logs import configure_logging, reset_logging
@@ -313,38 +315,111 @@ def test_close_removes_every_series_and_closes_the_source(h: Harness) -> None:
     assert h.source.closed
 
 
+def _settings(**extra: str) -> RunnerSettings:
+    base = {"KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID": GROUP}
+    return RunnerSettings.from_env({**base, **extra})
+
+
 def test_the_admin_client_gets_no_consumer_settings_and_follows_the_isolation_level() -> None:
     made: list[dict[str, Any]] = []
-    settings = RunnerSettings.from_env(
-        {
-            "KAFKA_BROKERS": "127.0.0.1:9",
-            "KAFKA_TOPICS": TOPIC,
-            "KAFKA_GROUP_ID": GROUP,
-            "KAFKA_CONFIG_SESSION_TIMEOUT_MS": "6000",
-            "KAFKA_CONFIG_ISOLATION_LEVEL": "read_uncommitted",
-            "KAFKA_CONFIG_SOCKET_KEEPALIVE_ENABLE": "true",
-        }
-    )
     admin = _RecordingAdmin()
-    source = ClusterOffsets.for_settings(settings, admin_factory=lambda config: made.append(config) or admin)
+    settings = _settings(
+        KAFKA_CONFIG_SESSION_TIMEOUT_MS="6000",
+        KAFKA_CONFIG_ISOLATION_LEVEL="read_uncommitted",
+        KAFKA_CONFIG_SOCKET_KEEPALIVE_ENABLE="true",
+    )
+    source = ClusterOffsets.for_settings(
+        settings, admin_factory=lambda config: made.append(config) or admin, consumer_factory=_OffsetConsumer
+    )
     assert made == [], "no client before the first request"
     source.end_offsets([P0])
-    source.committed_offsets([P0])
     (config,) = made
     assert admin.isolation_levels == ["READ_UNCOMMITTED"]
     assert "session.timeout.ms" not in config
     assert "isolation.level" not in config
     assert config["socket.keepalive.enable"] == "true"
     assert config["bootstrap.servers"] == "127.0.0.1:9"
+    source.close()
+
+
+def test_committed_offsets_come_from_a_consumer_of_the_group_that_never_joins_it_on_a_thread_of_its_own() -> None:
+    admin = _RecordingAdmin()
+    made: list[_OffsetConsumer] = []
+
+    def consumer(config: dict[str, Any]) -> _OffsetConsumer:
+        made.append(_OffsetConsumer(config, {P0: 7}))
+        return made[-1]
+
+    source = ClusterOffsets.for_settings(
+        _settings(KAFKA_CONFIG_GROUP_PROTOCOL="consumer"), admin_factory=lambda _: admin, consumer_factory=consumer
+    )
+    assert source.committed_offsets([P0, P1]).result(timeout=5) == {P0: 7, P1: NO_OFFSET}
+    assert source.committed_offsets([P1]).result(timeout=5) == {P1: NO_OFFSET}
+    (reader,) = made
+    assert admin.group_offset_requests == 0, "never the admin client's coordinator path (librdkafka#4605)"
+    assert reader.config["group.id"] == GROUP
+    assert reader.config["group.protocol"] == "consumer"
+    assert (reader.config["enable.auto.commit"], reader.config["enable.auto.offset.store"]) == (False, False)
+    assert reader.calls == ["committed", "committed"], "never subscribed nor assigned: no member of the group"
+    source.close()
+    assert reader.calls[-1] == "close"
+    assert len(set(reader.threads)) == 1, "made, used and closed on one thread"
+    assert reader.threads[0] != threading.current_thread().name
+
+
+def test_a_failed_question_fails_its_future_and_the_next_one_asks_again() -> None:
+    failing = _OffsetConsumer({}, {P0: 3}, fail=KafkaException(KafkaError(KafkaError._TRANSPORT)))
+    reader = GroupOffsetReader({}, 1.0, lambda _: failing)
+    with pytest.raises(KafkaException):
+        reader.committed_offsets([P0]).result(timeout=5)
+    failing.fail = None
+    assert reader.committed_offsets([P0]).result(timeout=5) == {P0: 3}
+    reader.close()
+    assert failing.calls == ["committed", "committed", "close"]
+
+
+def test_closing_a_reader_that_never_asked_makes_no_client() -> None:
+    made: list[dict[str, Any]] = []
+    GroupOffsetReader({}, 1.0, made.append).close()
+    assert made == []
+
+
+class _OffsetConsumer:
+    """A consumer that knows only ``committed`` and ``close`` (a call to anything else fails the test)."""
+
+    def __init__(
+        self, config: dict[str, Any], offsets: dict[Key, int] | None = None, fail: Exception | None = None
+    ) -> None:
+        self.config = config
+        self.offsets = offsets or {}
+        self.fail = fail
+        self.calls: list[str] = []
+        self.threads = [threading.current_thread().name]
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self.calls.append("committed")
+        self.threads.append(threading.current_thread().name)
+        if self.fail is not None:
+            raise self.fail
+        return [
+            TopicPartition(tp.topic, tp.partition, self.offsets.get((tp.topic, tp.partition), -1001))
+            for tp in partitions
+        ]
+
+    def close(self) -> None:
+        self.calls.append("close")
+        self.threads.append(threading.current_thread().name)
 
 
 class _RecordingAdmin:
     def __init__(self) -> None:
         self.isolation_levels: list[str] = []
+        self.group_offset_requests = 0
 
     def list_offsets(self, request: dict[Any, Any], isolation_level: Any, request_timeout: float) -> dict[Any, Any]:
         self.isolation_levels.append(isolation_level.name)
         return {tp: Future() for tp in request}
 
     def list_consumer_group_offsets(self, requests: list[Any], request_timeout: float) -> dict[str, Future[Any]]:
+        self.group_offset_requests += 1
         return {GROUP: Future()}

@@ -20,7 +20,6 @@ from typing import Any, Final
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     TopicPartition,
@@ -29,7 +28,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from neotool_common.batches.manifest import BatchManifest, manifest_topic_for
 from neotool_common.batches.reconcile import DlqFact
-from neotool_common.config.clients import ClientKind
+from neotool_common.config.clients import ClientKind, offset_reader_config
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.deadletter.headers import (
     DLQ_CONSUMER_GROUP,
@@ -60,6 +59,7 @@ class BatchCluster:
     timeout_s: float = 15.0
     client_id: str = "neotool-batch"
     _admin: AdminClient | None = field(default=None, repr=False)
+    _offset_readers: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def config(self, kind: ClientKind) -> dict[str, Any]:
         return {"client.id": self.client_id, "log_level": 0, **self.connection.client_config(kind)}
@@ -84,15 +84,26 @@ class BatchCluster:
         return len(found.partitions)
 
     def committed(self, group: str, topic: str, partitions: int) -> dict[int, int]:
-        """The offsets ``group`` committed on ``topic`` (partitions without one are left out)."""
+        """The offsets ``group`` committed on ``topic`` (partitions without one are left out).
+
+        Asked by a consumer of ``group`` that never joins it (never subscribed, assigned, committing), kept until
+        :meth:`close`: an OffsetFetch through the consumer's coordinator code, not the admin client's
+        ``list_consumer_group_offsets``, whose error path in librdkafka 2.16 can abort the process (see
+        ``neotool_common.consumer.group_offsets``).
+        """
         wanted = [TopicPartition(topic, p) for p in range(partitions)]
-        request = [ConsumerGroupTopicPartitions(group, wanted)]
         try:
-            (future,) = self.admin.list_consumer_group_offsets(request, request_timeout=self.timeout_s).values()
-            result = future.result(self.timeout_s)
+            result = self._offset_reader(group).committed(wanted, timeout=self.timeout_s)
         except KafkaException:
             return {}
-        return {tp.partition: tp.offset for tp in result.topic_partitions if tp.error is None and tp.offset >= 0}
+        return {tp.partition: tp.offset for tp in result if tp.error is None and tp.offset >= 0}
+
+    def _offset_reader(self, group: str) -> Any:
+        reader = self._offset_readers.get(group)
+        if reader is None:
+            config = offset_reader_config(self.connection.client_config(ClientKind.CONSUMER), group, self.client_id)
+            reader = self._offset_readers[group] = Consumer(config)
+        return reader
 
     def topic_names(self) -> frozenset[str]:
         """The names of every topic of the cluster."""
@@ -105,7 +116,11 @@ class BatchCluster:
         return frozenset(name for name, found in metadata.topics.items() if found.error is None)
 
     def close(self) -> None:
-        """Let the admin client go now, on this thread (the readers :meth:`tail` hands out are the caller's)."""
+        """Close the offset readers and let the admin client go now, on this thread (the readers :meth:`tail`
+        hands out are the caller's)."""
+        readers, self._offset_readers = list(self._offset_readers.values()), {}
+        for reader in readers:
+            reader.close()
         self._admin = None
 
     def __enter__(self) -> BatchCluster:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "CONSUMER_ONLY",
@@ -25,6 +25,7 @@ __all__ = [
     "PRODUCER_ONLY",
     "ClientKind",
     "for_client",
+    "offset_reader_config",
     "rebalances_incrementally",
 ]
 
@@ -148,3 +149,17 @@ def rebalances_incrementally(config: Mapping[str, object]) -> bool:
     if str(config.get("group.protocol", "classic")).lower() == CONSUMER_PROTOCOL:
         return True
     return "cooperative" in str(config.get("partition.assignment.strategy", "")).lower()
+
+
+def offset_reader_config(config: Mapping[str, Any], group: str, client_id: str) -> dict[str, Any]:
+    """Settings for a consumer that only asks ``group``'s committed offsets (``committed()``): the consumer part
+    of ``config`` and the group's id, quiet, and never committing or storing an offset. It must never be
+    subscribed or assigned, so it never joins the group."""
+    return {
+        "client.id": client_id,
+        "log_level": 0,  # quiet: the runner's own consumer reports the same cluster
+        **for_client(ClientKind.CONSUMER, config),
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+    }

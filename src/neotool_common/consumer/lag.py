@@ -25,16 +25,24 @@ Where the end offsets come from, and why (measured on a local Kafka 4.3 broker, 
   leader's connection behind the consumer's own long-poll Fetch, which the broker answers first: **454 ms** per
   call (p50, default ``fetch.wait.max.ms=500``; 53 ms with 100), per partition, on the poll thread. Ten partitions
   would block polling for 4.5 s every refresh, and a short timeout only turns that into missing values.
-* An admin client of its own (:class:`ClusterOffsets`): ``list_offsets`` and ``list_consumer_group_offsets``
-  go over the admin's own connections and complete on librdkafka's background thread; the poll thread only
-  submits and later reads the results (a round trip of 5-6 ms). Measured per tick, 4 / 64 partitions: the due
-  tick that asks 0.25 / 1.3 ms (p50), the tick that applies the answers 0.10 / 0.7 ms, a tick while the answer
-  is out 5 µs, a tick that is not due 0.45 µs; every 5 s that is at most 0.04 % of the poll thread. Its price is
-  one more client (a thread and a connection per broker it asks). Its end offsets follow ``isolation.level``:
+* An admin client of its own (:class:`ClusterOffsets`): ``list_offsets`` goes over the admin's own connections,
+  one request per partition leader for all the partitions, and completes on librdkafka's background thread;
+  the poll thread only submits and later reads the results (a round trip of 5-6 ms). Measured per tick, 4 / 64
+  partitions: the due tick that asks 0.25 / 1.3 ms (p50), the tick that applies the answers 0.10 / 0.7 ms, a
+  tick while the answer is out 5 µs, a tick that is not due 0.45 µs; every 5 s that is at most 0.04 % of the
+  poll thread. Its price is one more client (a thread and a connection per broker it asks). Its end offsets
+  follow ``isolation.level``:
   the last stable offset under ``read_committed`` (librdkafka's default), so open transactions are not lag.
 
 The committed offsets need no request after the first one: the runner reports every commit the coordinator
-acknowledged (:meth:`LagMonitor.committed`).
+acknowledged (:meth:`LagMonitor.committed`). That first one (the group's offset of a newly assigned partition) is
+asked by a consumer of the group that never joins it, with ``Consumer.committed()`` on a thread of its own
+(:mod:`.group_offsets`), not with the admin client's ``list_consumer_group_offsets``: librdkafka 2.16 can abort
+the process on the error path of coordinator-targeted admin requests (confluentinc/librdkafka#4605), which a
+network cut right after an assignment reached. The end offsets stay on the admin client: the reader's
+``get_watermark_offsets(cached=False)`` would not wait behind a fetch (it fetches nothing), but it is one blocking
+round trip per partition on the reader's thread, where ``list_offsets`` is one asynchronous request per leader
+for every partition, and ListOffsets goes to partition leaders, not the coordinator.
 """
 
 from __future__ import annotations

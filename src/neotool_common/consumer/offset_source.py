@@ -1,8 +1,10 @@
 """Where the lag monitor reads offsets: the partitions' end offsets and the group's committed offsets.
 
-:class:`ClusterOffsets` asks with an admin client of its own, so that no request waits behind the consumer's
-long-poll fetch and nothing blocks the poll thread (the measurements are in :mod:`.lag`). It is made at its
-first question and given only the settings an admin client understands.
+:class:`ClusterOffsets` asks the end offsets with an admin client of its own, so that no request waits behind the
+consumer's long-poll fetch and nothing blocks the poll thread (the measurements are in :mod:`.lag`); it is made at
+its first question and given only the settings an admin client understands. The committed offsets are asked by a
+consumer of the group that never joins it, on a thread of its own (:mod:`.group_offsets`): the admin client's
+``list_consumer_group_offsets`` takes librdkafka's coordinator-targeted admin path, which can abort the process.
 """
 
 from __future__ import annotations
@@ -13,22 +15,20 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Final, Protocol
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, TopicPartition
+from confluent_kafka import Consumer, IsolationLevel, KafkaError, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]  # OffsetSpec is exported, not in __all__
     AdminClient,
     OffsetSpec,
 )
 
-from neotool_common.config.clients import ClientKind, for_client
+from neotool_common.config.clients import ClientKind, for_client, offset_reader_config
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.group_offsets import NO_OFFSET, GroupOffsetReader
 
 __all__ = ["NO_OFFSET", "OFFSETS_TIMEOUT_S", "ClusterOffsets", "Key", "OffsetSource"]
 
 # Bound of one refresh's requests; below LAG_REFRESH_S, so that a refresh never overtakes the previous one.
 OFFSETS_TIMEOUT_S: Final = 4.0
-# The group has no committed offset for the partition.
-NO_OFFSET: Final = -1
-
 Key = tuple[str, int]
 
 _LATEST: Final = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -49,7 +49,7 @@ class OffsetSource(Protocol):
 
 
 class ClusterOffsets:
-    """An :class:`OffsetSource` asking the cluster with an admin client of its own, made at the first request."""
+    """An :class:`OffsetSource`: end offsets from an admin client, committed ones from a non-member consumer."""
 
     def __init__(
         self,
@@ -59,6 +59,7 @@ class ClusterOffsets:
         read_committed: bool = True,
         timeout_s: float = OFFSETS_TIMEOUT_S,
         admin_factory: Callable[[dict[str, Any]], Any] = AdminClient,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> None:
         admin_config = for_client(ClientKind.ADMIN, config)
         # Quiet: the consumer reports the same cluster, and a failed refresh is logged by the monitor.
@@ -69,15 +70,26 @@ class ClusterOffsets:
         self._admin_factory = admin_factory
         self._admin: Any = None
         self.last_error: str | None = None
+        reader = {**offset_reader_config(config, group, "neotool-lag-monitor"), "error_cb": self._error}
+        self._group_offsets = GroupOffsetReader(reader, timeout_s, consumer_factory)
 
     @classmethod
     def for_settings(
-        cls, settings: RunnerSettings, admin_factory: Callable[[dict[str, Any]], Any] = AdminClient
+        cls,
+        settings: RunnerSettings,
+        admin_factory: Callable[[dict[str, Any]], Any] = AdminClient,
+        consumer_factory: Callable[[dict[str, Any]], Any] = Consumer,
     ) -> ClusterOffsets:
         isolation = settings.connection.extra.get("isolation.level", "read_committed")
         config = settings.connection.client_config()
         read_committed = isolation != "read_uncommitted"
-        return cls(config, settings.group_id, read_committed=read_committed, admin_factory=admin_factory)
+        return cls(
+            config,
+            settings.group_id,
+            read_committed=read_committed,
+            admin_factory=admin_factory,
+            consumer_factory=consumer_factory,
+        )
 
     def end_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
         futures = self._client().list_offsets(
@@ -88,29 +100,12 @@ class ClusterOffsets:
         return _gather({(tp.topic, tp.partition): future for tp, future in futures.items()})
 
     def committed_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
-        request = ConsumerGroupTopicPartitions(self._group, [TopicPartition(t, p) for t, p in partitions])
-        (asked,) = self._client().list_consumer_group_offsets([request], request_timeout=self._timeout_s).values()
-        answer: Future[dict[Key, int]] = Future()
-
-        def done(future: Future[Any]) -> None:
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001 - handed to the poll thread with the answer
-                answer.set_exception(exc)
-                return
-            answer.set_result(
-                {
-                    (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else NO_OFFSET
-                    for tp in result.topic_partitions
-                    if tp.error is None
-                }
-            )
-
-        asked.add_done_callback(done)
-        return answer
+        return self._group_offsets.committed_offsets(partitions)
 
     def close(self) -> None:
-        """Drop the admin client on the calling thread (librdkafka's destroy runs where the last reference goes)."""
+        """Close the offset reader on its thread, and drop the admin client on the calling thread (librdkafka's
+        destroy runs where the last reference goes)."""
+        self._group_offsets.close()
         self._admin = None
 
     def _client(self) -> Any:
