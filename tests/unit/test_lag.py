@@ -19,6 +19,7 @@ from neotool_common.consumer.lag import LagMonitor
 from neotool_common.consumer.offset_source import NO_OFFSET, ClusterOffsets
 from neotool_common.observability.logs import configure_logging, reset_logging
 from neotool_common.observability.metrics import ConsumerMetrics
+from neotool_common.testing.harness import wait_until
 
 GROUP = "g"
 TOPIC = "bank.v1"
@@ -376,6 +377,28 @@ def test_a_failed_question_fails_its_future_and_the_next_one_asks_again() -> Non
     assert reader.committed_offsets([P0]).result(timeout=5) == {P0: 3}
     reader.close()
     assert failing.calls == ["committed", "committed", "close"]
+
+
+def test_close_does_not_wait_for_a_question_under_way_and_the_thread_closes_its_consumer_after_it() -> None:
+    """A runner's shutdown is not held up by a question waiting out its timeout on an unreachable broker."""
+    release, asked = threading.Event(), threading.Event()
+
+    class Slow(_OffsetConsumer):
+        def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+            asked.set()
+            release.wait(30)
+            return super().committed(partitions, timeout)
+
+    slow = Slow({}, {P0: 3})
+    reader = GroupOffsetReader({}, 1.0, lambda _: slow)
+    answer = reader.committed_offsets([P0])
+    assert asked.wait(5)
+    reader.close()  # returns while the question is still under way
+    assert not answer.done()
+    release.set()
+    assert answer.result(timeout=5) == {P0: 3}
+    wait_until(lambda: slow.calls[-1:] == ["close"], timeout=5, what="the thread closed its consumer")
+    assert len(set(slow.threads[1:])) == 1, "used and closed on the reader's thread"
 
 
 def test_closing_a_reader_that_never_asked_makes_no_client() -> None:

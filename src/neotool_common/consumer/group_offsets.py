@@ -26,7 +26,9 @@ __all__ = ["NO_OFFSET", "GroupOffsetReader"]
 
 # The group has no committed offset for the partition.
 NO_OFFSET: Final = -1
-# How long close() waits for the thread to finish the question it is on and close its consumer.
+# How long close() waits for an idle thread to close its consumer. A thread that is inside a question is not
+# waited for (the question may wait out its timeout on an unreachable broker): it closes its consumer itself once
+# the question returns.
 _CLOSE_WAIT_S: Final = 10.0
 
 Key = tuple[str, int]
@@ -48,6 +50,8 @@ class GroupOffsetReader:
         self._questions: queue.SimpleQueue[_Question | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._asking = threading.Event()  # set while the thread is inside a question
+        self._closed = threading.Event()  # questions still queued then are cancelled, not asked
 
     def committed_offsets(self, partitions: Sequence[Key]) -> Future[dict[Key, int]]:
         """The group's committed offset of each partition, :data:`NO_OFFSET` where it has none."""
@@ -64,17 +68,22 @@ class GroupOffsetReader:
         """Stop the thread; it closes its consumer (if it made one) on itself before it ends."""
         with self._lock:
             thread, self._thread = self._thread, None
+        self._closed.set()
         if thread is not None:
             self._questions.put(None)
-            thread.join(_CLOSE_WAIT_S)
+            if not self._asking.is_set():
+                thread.join(_CLOSE_WAIT_S)
 
     def _run(self) -> None:
         consumer: Any = None
         try:
             while (question := self._questions.get()) is not None:
                 partitions, answer = question
+                if self._closed.is_set():
+                    answer.cancel()
                 if not answer.set_running_or_notify_cancel():
                     continue
+                self._asking.set()
                 try:
                     if consumer is None:
                         consumer = self._factory(self._config)
@@ -82,6 +91,8 @@ class GroupOffsetReader:
                 except Exception as exc:  # noqa: BLE001 - handed to the asker with the answer
                     answer.set_exception(exc)
                     continue
+                finally:
+                    self._asking.clear()
                 answer.set_result(
                     {
                         (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else NO_OFFSET
