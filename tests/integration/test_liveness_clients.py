@@ -53,7 +53,8 @@ def test_a_transactional_topic_with_an_aborted_transaction_is_committed_to_its_e
             producer.produce(topic, key=record_id.encode(), value=envelope(record_id), partition=0)
         producer.flush(30)
         (producer.commit_transaction if commit else producer.abort_transaction)(30)
-    assert end_offsets(kafka.bootstrap_servers, topic, 1) == {0: 33}, "precondition: markers take offsets"
+    # the coordinator writes the last commit marker after commit_transaction() returns: await it
+    wait_until(lambda: end_offsets(kafka.bootstrap_servers, topic, 1) == {0: 33}, what="markers take offsets")
     runner = RecordingConsumer(settings_for(kafka.bootstrap_servers, topic))
 
     with running(runner):
