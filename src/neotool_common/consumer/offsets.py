@@ -18,32 +18,28 @@ __all__ = ["PartitionOffsets"]
 
 
 class PartitionOffsets:
-    __slots__ = ("_held", "_highest_done", "_pending", "committed")
+    __slots__ = ("_highest_done", "_pending", "_records", "committed")
 
     def __init__(self) -> None:
-        self._pending: dict[int, None] = {}  # insertion-ordered, so the first key is the lowest offset
+        # offset -> how many records came before it; insertion-ordered, so the first key is the lowest offset
+        self._pending: dict[int, int] = {}
         self._highest_done = -1
-        self._held = 0  # records completed while something below them was still pending
+        self._records = 0  # records delivered so far, done or begun: the sequence number of the next one
         self.committed = -1  # the last offset whose commit the coordinator acknowledged (or -1)
 
     def done(self, offset: int) -> None:
         """``offset`` completed without ever being pending."""
         self._highest_done = offset
-        if self._pending:
-            self._held += 1
+        self._records += 1
 
     def begin(self, offset: int) -> None:
         """``offset`` will complete later; nothing at or above it is committable until it does."""
-        self._pending[offset] = None
+        self._pending[offset] = self._records
+        self._records += 1
 
     def finish(self, offset: int) -> None:
-        pending = self._pending
-        del pending[offset]
+        del self._pending[offset]
         self._highest_done = max(self._highest_done, offset)
-        if not pending:
-            self._held = 0
-        elif offset > next(iter(pending)):
-            self._held += 1
 
     def is_pending(self, offset: int) -> bool:
         return offset in self._pending
@@ -72,9 +68,9 @@ class PartitionOffsets:
     def held(self) -> int:
         """How many records wait behind the lowest pending one, pending or complete (for backpressure).
 
-        Records, not offsets: gaps left by compaction or transaction markers hold nothing. An upper bound
-        once the lowest pending record completes while others are still out; exact again (0) when nothing is
-        pending.
+        Records, not offsets: gaps left by compaction or transaction markers hold nothing. Exact at every
+        moment, also while writes overlap without end (a dead-letter every hundred records, each acknowledged
+        after the next one went out): only what is behind the oldest write still out counts.
         """
         pending = self._pending
-        return len(pending) - 1 + self._held if pending else 0
+        return self._records - pending[next(iter(pending))] - 1 if pending else 0
