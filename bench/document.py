@@ -22,6 +22,12 @@ SCHEMA_VERSION = 1
 CHART_SCRIPT = Path(__file__).with_name("chart.py")
 
 
+def _label(variant: Variant, records: int) -> str:
+    if variant.max_records and variant.max_records < records:
+        return f"{variant.label}; reads the topic's first {variant.max_records:,} records"
+    return variant.label
+
+
 def build_document(
     *,
     args: argparse.Namespace,
@@ -38,7 +44,10 @@ def build_document(
     default_records: int,
     load_at_start: list[float],
 ) -> dict[str, Any]:
-    summaries = {v.name: {"number": v.number, "label": v.label, **summarize_variant(rounds[v.name])} for v in variants}
+    summaries = {
+        v.name: {"number": v.number, "label": _label(v, args.records), **summarize_variant(rounds[v.name])}
+        for v in variants
+    }
     for name, summary in summaries.items():
         summary["ratio_to_raw"] = ratio(rounds, name, "raw")
     host = machine.describe()

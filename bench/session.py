@@ -77,6 +77,7 @@ class Session:
     ) -> dict[str, Any]:
         """One throughput run of ``variant`` over all of ``topic``; a dict with ``error`` when it failed."""
         group, out, log = self._names(variant, label)
+        topic = topic.head(variant.max_records)
         command = [*self.command(variant, topic.name, group, topic.records, topic.poison, out), *extra]
         if profile is not None:
             command = [*pyspy.command(profile), *command]
