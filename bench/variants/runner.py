@@ -201,8 +201,9 @@ def main() -> None:
         "dead_lettered": dead,
         "commits_total": int(runner.commits()),
     }
-    if isinstance(runner, FailOnceConsumer):
-        extra.update(tier_failed=runner.failed, tier_returned=runner.returned, all_back_s=runner.all_back_s)
+    if isinstance(runner, FailOnceConsumer):  # processed: calls of process() that returned, from either topic
+        extra.update(processed=runner.seen - runner.failed + runner.returned, tier_failed=runner.failed)
+        extra.update(tier_returned=runner.returned, all_back_s=runner.all_back_s)
     meter.extra.update(extra)
     name = "runner-group" if grouped else "runner-poison" if args.invalid else NAMES[payload]
     if settings.retry_topics.enabled:
