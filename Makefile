@@ -64,7 +64,7 @@ $(BIN)/py-spy: $(STAMP)
 	$(BIN)/pip install --quiet "py-spy>=0.3.14"
 
 bench: kafka-jars $(PEERS_STAMP) $(BIN)/py-spy
-	$(BIN)/python -m bench.run --records $(BENCH_RECORDS) --rounds 3 --rss-check --scaling --profile runner,runner-schema,runner-pydantic,runner-poison \
+	$(BIN)/python -m bench.run --records $(BENCH_RECORDS) --rounds 3 --rss-check --scaling --profile runner,runner-schema,runner-pydantic,runner-poison,runner-tier-fail \
 		--note "$(BENCH_NOTE)"
 
 # The throughput modes (docs/throughput.md): I/O-bound and no-op handlers, sequential against key-ordered,

@@ -28,7 +28,13 @@ class Variant:
     # first second and whose whole-topic run would take most of a round's time (FastStream: 5 minutes of
     # 1,000,000 records at ~3,000/s, three times over), so that `make bench` stays near an hour.
     max_records: int = 0
+    # Delay tiers (RETRY_TOPIC_DELAYS_MS): the harness creates their topics for each run's fresh group first.
+    retry_delays_ms: tuple[int, ...] = ()
+    failing: bool = False  # 1% of the records fail once, on their first attempt, and pass through the tier
 
+
+# The one tier of 3t and 4t: short, so the failed records of 4t come back while the source is still read.
+TIER_DELAY_MS = 1000
 
 VARIANTS = (
     Variant("1", "raw", "confluent-kafka consume() loop, counting only", Interpreter.MAIN, "bench.variants.raw"),
@@ -73,6 +79,26 @@ VARIANTS = (
         "bench.variants.runner",
         poison=True,
         profile_focus="Engine._loop",
+    ),
+    Variant(
+        "3t",
+        "runner-tier",
+        "as 3 with one retry tier enabled (RETRY_TOPIC_DELAYS_MS=1000); no record fails",
+        Interpreter.MAIN,
+        "bench.variants.runner",
+        profile_focus="Engine._loop",
+        retry_delays_ms=(TIER_DELAY_MS,),
+    ),
+    Variant(
+        "4t",
+        "runner-tier-fail",
+        "as 3t with 1% of the records failing once (first attempt): through the tier, then processed; source rate",
+        Interpreter.MAIN,
+        "bench.variants.runner",
+        env=(("RETRY_MAX_ATTEMPTS", "1"),),
+        profile_focus="Engine._loop",
+        retry_delays_ms=(TIER_DELAY_MS,),
+        failing=True,
     ),
     Variant(
         "5",

@@ -99,6 +99,30 @@ def _commits(document: Mapping[str, Any]) -> list[str]:
     return rows if len(rows) > 2 else []
 
 
+def _tiers(document: Mapping[str, Any]) -> list[str]:
+    """The failing-tier variant: its window is the source partition's; the run ends once every record is back."""
+    runs = document["rounds"].get("runner-tier-fail") or []
+    if not runs:
+        return []
+    rows = [
+        "`runner-tier-fail` (4t): records/s is the source partition's (its first record to its last). The run ends "
+        "only once every record that failed came back from the tier and was processed; the last column is the time "
+        "from the first source record to that point (the tier's delay included).",
+        "",
+        "| round | source records/s | failed once | came back, processed | first record to the last one back, s |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        if "error" in run:
+            rows.append(f"| {run.get('round', '-')} | failed: {run['error']} | | | |")
+            continue
+        rows.append(
+            f"| {run['round']} | {_num(run.get('records_per_s'))} | {_num(run.get('tier_failed'))} "
+            f"| {_num(run.get('tier_returned'))} | {_num(run.get('all_back_s'), 2)} |"
+        )
+    return rows
+
+
 def _latency(document: Mapping[str, Any]) -> list[str]:
     if not document["latency"]:
         return []
@@ -250,6 +274,10 @@ def render(document: Mapping[str, Any]) -> str:
         "## Commits",
         "",
         *(_commits(document) or ["No variant with counted commits ran."]),
+        "",
+        "## Retry tiers",
+        "",
+        *(_tiers(document) or ["`runner-tier-fail` did not run."]),
         "",
         "## End-to-end latency",
         "",

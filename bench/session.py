@@ -16,7 +16,9 @@ from bench import kafka_perf, pyspy
 from bench.catalogue import Interpreter, Variant
 from bench.prefill import Topic, prefill
 from bench.processes import Child, pin_process, spawn, stop, wait
+from bench.records import poison_count
 from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.policies.retry_topics import retry_topics
 from neotool_common.testing.kafka import KafkaEndpoint, kafka_classpath
 
 __all__ = ["Session", "Settings"]
@@ -81,8 +83,20 @@ class Session:
         command = [*self.command(variant, topic.name, group, topic.records, topic.poison, out), *extra]
         if profile is not None:
             command = [*pyspy.command(profile), *command]
-        child = spawn(command, log=log, cores=self.consumer_cores, cwd=ROOT, env={**child_env(), **dict(variant.env)})
+        env = {**child_env(), **dict(variant.env), **self._tiers(variant, topic.name, group)}
+        child = spawn(command, log=log, cores=self.consumer_cores, cwd=ROOT, env=env)
         return self._finish(variant, child, out, topic)
+
+    def _tiers(self, variant: Variant, source: str, group: str) -> dict[str, str]:
+        """A variant with delay tiers: its fresh group's tier topics, created before it starts, and their env."""
+        if not variant.retry_delays_ms:
+            return {}
+        for name in retry_topics(source, group, variant.retry_delays_ms):
+            self.endpoint.create_topic(name, 1)
+        env = {"RETRY_TOPIC_DELAYS_MS": ",".join(str(delay) for delay in variant.retry_delays_ms)}
+        if variant.failing:
+            env["BENCH_FAIL_ONCE"] = "1"
+        return env
 
     def _names(self, variant: Variant, label: str) -> tuple[str, Path, Path]:
         group = f"bench-{variant.name}-{label}-{uuid.uuid4().hex[:6]}"
@@ -119,7 +133,11 @@ class Session:
         else:
             result = json.loads(out.read_text())
         result.update(process_cpu_s=finished.cpu_s, process_wall_s=finished.wall_s)
-        return derive(result, topic)
+        result = derive(result, topic)
+        if variant.failing:  # every record that failed once came back from the tier and was processed
+            expected = poison_count(topic.records)
+            result["complete"] &= result.get("tier_failed") == result.get("tier_returned") == expected
+        return result
 
     # -- latency -------------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
-"""Variants 3, 3s, 3p and 4: :class:`~neotool_common.consumer_base.KafkaConsumerRunner` with a no-op ``process()``.
+"""Variants 3, 3s, 3p, 3t, 4 and 4t: :class:`~neotool_common.consumer_base.KafkaConsumerRunner`, no-op ``process()``.
 
 Configured the way it runs in production: from the environment, envelope validation, the metrics server on a
 free port, JSON logs at INFO on stderr. On the poison topic (``--invalid``) the schema-invalid records go to
 the ``.dlq`` topic; the run ends at the last valid record, and the dead-letter writes are drained at shutdown.
 ``BENCH_PAYLOAD=schema`` declares the example consumer's payload JSON Schema (``institution.v1.json``),
 ``BENCH_PAYLOAD=model`` the same rules as a pydantic model; each is compiled once, when the runner starts.
+With ``RETRY_TOPIC_DELAYS_MS`` the runner reads its group's tier topics too (the harness created them);
+``BENCH_FAIL_ONCE=1`` makes 1% of the source records fail once (:class:`FailOnceConsumer`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pydantic
 from prometheus_client import CollectorRegistry
 
 from bench.meter import Meter, VariantArgs, parse_variant_args
+from bench.records import is_poison
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.observability.logs import configure_logging
@@ -105,6 +108,52 @@ class ModelConsumer(BenchConsumer):
     payload_model: ClassVar[type[pydantic.BaseModel]] = Institution
 
 
+class DownstreamBlip(Exception):
+    """A transient failure: the record is retried (here through the tier), not dead-lettered."""
+
+
+class FailOnceConsumer(BenchConsumer):
+    """The source records at the poison topic's positions (1%, bench/records.py) raise a transient error on their
+    first attempt; with ``RETRY_MAX_ATTEMPTS=1`` each goes to the tier at once and passes when it comes back.
+
+    The measured window is the source partition's: its first record to its last. The run goes on until every
+    failed record came back from the tier and was processed, so the counts are of the whole run."""
+
+    def __init__(self, settings: RunnerSettings, args: VariantArgs, meter: Meter) -> None:
+        super().__init__(settings, args, meter)
+        self.source = args.topic
+        self.failed = 0
+        self.returned = 0
+        self.source_done = False
+        self.started_at = 0.0
+        self.all_back_s: float | None = None
+
+    def process(self, message: Message) -> None:
+        if message.topic != self.source:
+            self.returned += 1
+            self._stop_when_all_back()
+            return
+        self.seen += 1
+        if self.seen == 1:
+            self.started_at = time.perf_counter()
+            self.meter.first(1)
+            self.commits_at_first = self.commits()
+        fails = is_poison(message.offset, self.total)
+        self.failed += fails
+        if self.seen == self.total:
+            self.meter.last(self.total)
+            self.meter.extra["commits_in_window"] = self.commits() - self.commits_at_first
+            self.source_done = True
+            self._stop_when_all_back()
+        if fails:
+            raise DownstreamBlip(f"downstream unavailable for offset {message.offset}")
+
+    def _stop_when_all_back(self) -> None:
+        if self.source_done and self.returned >= self.failed:
+            self.all_back_s = time.perf_counter() - self.started_at
+            self.stop()
+
+
 class GroupConsumer(BenchConsumer):
     """One member of a group (bench/scaling.py): held at ``setup()`` until every member is there, marks the end
     of its window at the last record of each partition it finishes, and runs until SIGTERM."""
@@ -138,7 +187,9 @@ def main() -> None:
     meter = Meter(args.warmup)
     payload = os.environ.get("BENCH_PAYLOAD", "")
     grouped = "BENCH_GROUP_BARRIER" in os.environ
-    runner = (GroupConsumer if grouped else CONSUMERS[payload])(settings, args, meter)
+    failing = os.environ.get("BENCH_FAIL_ONCE") == "1"
+    kind = GroupConsumer if grouped else FailOnceConsumer if failing else CONSUMERS[payload]
+    runner = kind(settings, args, meter)
     if grouped:
         signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     if args.rss_every:
@@ -150,8 +201,13 @@ def main() -> None:
         "dead_lettered": dead,
         "commits_total": int(runner.commits()),
     }
+    if isinstance(runner, FailOnceConsumer):  # processed: calls of process() that returned, from either topic
+        extra.update(processed=runner.seen - runner.failed + runner.returned, tier_failed=runner.failed)
+        extra.update(tier_returned=runner.returned, all_back_s=runner.all_back_s)
     meter.extra.update(extra)
     name = "runner-group" if grouped else "runner-poison" if args.invalid else NAMES[payload]
+    if settings.retry_topics.enabled:
+        name = "runner-tier-fail" if failing else "runner-tier"
     if grouped and not meter.started:  # a member the group gave no record to (the other one was faster)
         args.out.write_text(json.dumps({"variant": name, "counted": 0, **meter.extra}))
         return

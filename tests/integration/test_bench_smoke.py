@@ -42,6 +42,12 @@ def test_in_tree_variants_count_every_record_and_results_have_their_shape(kafka:
     poison = document["rounds"]["runner-poison"][0]
     assert poison["dead_lettered"] == RECORDS // 100  # 1% poison
     assert poison["processed"] + poison["dead_lettered"] == RECORDS
+    # 1% of the clean topic failed once, went through the tier, and every one of them came back and was processed
+    tier = document["rounds"]["runner-tier-fail"][0]
+    assert tier["tier_failed"] == tier["tier_returned"] == RECORDS // 100
+    assert tier["dead_lettered"] == 0
+    assert tier["processed"] == RECORDS
+    assert "## Retry tiers" in (tmp_path / "latest.md").read_text()
     assert {g["goal"] for g in document["goals"]} >= {"runner (3) >= 0.9 x hand-written (2)"}
     assert all(g["met"] is None or isinstance(g["met"], bool) for g in document["goals"])
     assert {run["variant"] for run in document["latency"]} == {"handwritten", "runner"}
