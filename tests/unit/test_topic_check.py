@@ -1,4 +1,5 @@
-"""Missing topics keep ``/readyz`` not ready, each named as what it is: a source topic or a retry tier topic."""
+"""Topics the runner cannot use, each named as what it is (a source topic or a retry tier topic): missing ones keep
+``/readyz`` not ready; a refused READ ends the run naming the topic."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import urllib.request
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import structlog
+from confluent_kafka import KafkaError
 from prometheus_client import CollectorRegistry
 
 from neotool_common.clock import SystemClock
 from neotool_common.config.settings import RunnerSettings
+from neotool_common.consumer.client_events import ClientEvents
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.topic_check import SourceTopics
 from neotool_common.deadletter.circuit import CircuitBreaker
@@ -84,3 +88,18 @@ def test_without_tiers_a_missing_source_reads_as_before() -> None:
     SourceTopics(ctx, Cluster()).check(0.0)
     _, body = readyz(ctx.health)
     assert body["reason"] == f"source topics do not exist: {SOURCE}"
+
+
+@pytest.mark.parametrize(
+    ("topic", "named"),
+    [
+        pytest.param(TIER, f"READ on topic {TIER} (a retry tier topic of the group)", id="tier"),
+        pytest.param(SOURCE, f"READ on topic {SOURCE} (a source topic)", id="source"),
+        pytest.param(None, "READ on the source topics", id="no topic given"),
+    ],
+)
+def test_a_refused_read_is_fatal_and_names_the_topic_and_what_it_is(topic: str | None, named: str) -> None:
+    events = ClientEvents(context(RETRY_TOPIC_DELAYS_MS="30000"))
+    events.on_message_error(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "Topic authorization failed"), topic)
+    assert events.fatal is not None
+    assert f"the principal needs {named} " in str(events.fatal)
