@@ -112,6 +112,7 @@ def test_dlq_write_denied_while_running_holds_commits_alarms_and_recovers_once_g
         refused = [e for e in events if e["event"].startswith("dead-letter write failed")]
         assert refused, "the refusal is in the logs"
         assert "authorization" in refused[0]["error"].lower()
+        assert refused[0]["needs"] == f"WRITE on topic {dlq}"
 
         user.grant([write_topic(dlq)])
         (dead,) = read_topic_as(admin, dlq, expect=1)

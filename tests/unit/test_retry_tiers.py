@@ -260,3 +260,23 @@ def test_a_record_in_a_retry_topic_with_an_undecodable_header_name_is_handed_on_
     p = parts()
     p.gate(p.state(TIER_1), UndecodableHeaderName(TIER_1, 0, 3, b"{}"), 0.0)
     assert (p.holds, p.handled) == ([], [(TIER_1, 3)])
+
+
+def test_key_order_a_replay_for_another_group_whose_key_waits_is_handed_on_to_be_skipped_not_followed() -> None:
+    p = parts(key_order=True)
+    p.exhausted(message(SOURCE, 0, b"k"))
+    replay = [("dlq.replay.count", b"1"), ("dlq.replay.group", b"audit")]
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k", replay), 0.0)
+    assert p.handled == [(SOURCE, 1)]  # the handler skips it (replay scope); no hop into a tier
+    assert [topic for topic, _ in p.written()] == [TIER_1]
+    own = [("dlq.replay.count", b"1"), ("dlq.replay.group", b"g")]
+    p.gate(p.state(SOURCE), message(SOURCE, 2, b"k", own), 0.0)  # a replay for this group still follows its key
+    assert [topic for topic, _ in p.written()] == [TIER_1, TIER_1]
+
+
+def test_a_retry_record_replayed_for_another_group_is_handed_on_to_be_skipped_not_held() -> None:
+    p = parts()
+    due = str(int(NOW_S * 1000) + 60_000).encode()
+    headers = [(rh.RETRY_DUE_AT, due), ("dlq.replay.group", b"audit")]
+    p.gate(p.state(TIER_1), message(TIER_1, 4, b"k", headers), 0.0)
+    assert (p.holds, p.handled) == ([], [(TIER_1, 4)])

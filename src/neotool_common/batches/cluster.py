@@ -224,6 +224,8 @@ class TopicTail:
                 self._next[partition] = max(self._next[partition], message.offset())
                 pending.discard(partition)
                 return
+            if error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED:
+                return  # the reader's group.id is never used (assign only): no ACL on it is needed
             raise ConfigurationError(self.topic, f"cannot read partition {partition}: {error.str()}")
         if message.offset() < self._next[partition]:
             return  # fetched before a seek moved past it

@@ -25,7 +25,7 @@ class Batches:
         self,
         ctx: RunContext,
         handle_record: Callable[[PartitionState, KafkaMessage, float], None],
-        on_error: Callable[[KafkaError], None],
+        on_error: Callable[[KafkaError, str | None], None],  # an error consume() returned, and its topic
         stopping: Callable[[], bool],
         budget_s: float,
     ) -> None:
@@ -60,7 +60,7 @@ class Batches:
                     return
                 error = msg.error()
                 if error is not None:
-                    on_error(error)
+                    on_error(error, msg.topic())
                     continue
                 state = partitions.get((msg.topic(), msg.partition()))
                 if state is None or state.blocked:

@@ -60,13 +60,15 @@ class ClientEvents:
         else:
             self._ctx.log.warning("Kafka client error", **_fields(err, repeat))
 
-    def on_message_error(self, err: KafkaError) -> None:
-        """An error ``consume()`` returned in place of a record."""
+    def on_message_error(self, err: KafkaError, topic: str | None = None) -> None:
+        """An error ``consume()`` returned in place of a record (``topic``: the topic it is about, if any)."""
         if err.fatal() or err.code() == KafkaError._FATAL:
             self.failed(err)
             return
         needed = _NOT_AUTHORIZED.get(err.code())
         if needed is not None:
+            if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and topic:
+                needed = f"READ on topic {topic} ({self._kind_of(topic)})"
             if self.fatal is None:
                 self.fatal = FatalClientError(
                     f"not authorized ({err.name()}): {err.str()}; the principal needs {needed} "
@@ -76,6 +78,9 @@ class ClientEvents:
         repeat = self._repeats.admit(("consume", err.code()))
         if repeat is not None:
             self._ctx.log.warning("consumer error", **_fields(err, repeat))
+
+    def _kind_of(self, topic: str) -> str:
+        return "a source topic" if topic in self._ctx.settings.topics else "a retry tier topic of the group"
 
     def failed(self, err: KafkaError) -> None:
         """Remember the first fatal error; the loop stops at its next turn and :meth:`raise_if_fatal` ends it."""

@@ -131,14 +131,17 @@ class DeadLetters:
         state = self._ctx.partitions.get((letter.topic, letter.partition))
         if state is not None:
             state.metrics.dlq_write_failures.inc()
+        tier = letter.reason == "retry"  # a write to a retry tier's topic (consumer/tiers/writes.py)
+        refused = {"needs": f"WRITE on topic {letter.dlq_topic}"} if "TOPIC_AUTHORIZATION_FAILED" in error else {}
         self._ctx.log.warning(
-            "dead-letter write failed; will retry, committing nothing past this record",
-            dlq_topic=letter.dlq_topic,
+            f"{'retry-topic' if tier else 'dead-letter'} write failed; will retry, committing nothing past this record",
+            **{"retry_topic" if tier else "dlq_topic": letter.dlq_topic},
             topic=letter.topic,
             partition=letter.partition,
             offset=letter.offset,
             error=error,
             failed_writes=letter.failed_writes,
+            **refused,
         )
 
     def apply_backpressure(self, state: PartitionState) -> None:

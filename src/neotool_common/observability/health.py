@@ -59,10 +59,11 @@ class Readiness:
     assigned_partitions: int
     reason: str | None = None  # why not connected, when known (authentication refused, say)
     missing_topics: tuple[str, ...] = ()  # source topics that do not exist: nothing to consume from them
+    missing_tier_topics: tuple[str, ...] = ()  # the group's retry tier topics that do not exist
 
     @property
     def ok(self) -> bool:
-        return self.connected and self.running and not self.missing_topics
+        return self.connected and self.running and not self.missing_topics and not self.missing_tier_topics
 
 
 class HealthState:
@@ -88,6 +89,7 @@ class HealthState:
         self._connected = False
         self._reason: str | None = None
         self._missing_topics: tuple[str, ...] = ()
+        self._missing_tier_topics: tuple[str, ...] = ()
         self._assigned = 0
 
     def poll_tick(self, now: float) -> None:
@@ -106,9 +108,10 @@ class HealthState:
         self._connected = connected
         self._reason = None if connected else reason
 
-    def set_missing_topics(self, topics: tuple[str, ...]) -> None:
-        """The source topics that do not exist (none: all of them do)."""
+    def set_missing_topics(self, topics: tuple[str, ...], tier_topics: tuple[str, ...] = ()) -> None:
+        """The source topics and the retry tier topics that do not exist (none: all of them do)."""
         self._missing_topics = topics
+        self._missing_tier_topics = tier_topics
 
     def set_assignment(self, partitions: int) -> None:
         """The number of partitions currently assigned to this member (0 while idle in the group)."""
@@ -125,7 +128,10 @@ class HealthState:
         return Liveness("stalled" if stalled else "ok", age)
 
     def readiness(self) -> Readiness:
-        return Readiness(self._connected, self._running, self._assigned, self._reason, self._missing_topics)
+        return Readiness(
+            self._connected, self._running, self._assigned, self._reason, self._missing_topics,
+            self._missing_tier_topics,
+        )  # fmt: skip
 
 
 def _liveness_body(live: Liveness) -> dict[str, Any]:
@@ -144,9 +150,14 @@ def _readiness_body(ready: Readiness) -> dict[str, Any]:
 
 
 def _reason(ready: Readiness) -> str | None:
-    if ready.missing_topics and ready.connected:
-        return f"source topics do not exist: {', '.join(ready.missing_topics)}"
-    return ready.reason
+    if not ready.connected or not (ready.missing_topics or ready.missing_tier_topics):
+        return ready.reason
+    missing = [
+        f"{kind} do not exist: {', '.join(topics)}"
+        for kind, topics in (("source topics", ready.missing_topics), ("retry tier topics", ready.missing_tier_topics))
+        if topics
+    ]
+    return "; ".join(missing)
 
 
 class _ProbeHTTPServer(ThreadingHTTPServer):

@@ -1,7 +1,10 @@
 """Before a record is handled: a retry record not yet due holds its partition; a record whose key waits follows it.
 
 Records of source topics go straight to the handler unless the key-order option finds their key waiting in a
-tier. A record of a tier is handed to the handler once its ``retry.due_at`` has passed (counted as leaving the
+tier. A record replayed for another group (:mod:`..replay_scope`) is handed to the handler, which skips it,
+before anything else is decided: it never follows a key into a tier, nor holds a partition.
+
+A record of a tier is handed to the handler once its ``retry.due_at`` has passed (counted as leaving the
 tier, with how late). Before that its partition is held at it: sought back, paused (``RETRY_DUE``) and resumed
 by the loop when due (:meth:`~neotool_common.consumer.retries.Retries.hold`), never slept on. Nothing at or
 past the head record is committed meanwhile (the partition is *blocked*: its position is not committable). A
@@ -19,6 +22,7 @@ from confluent_kafka import Message as KafkaMessage
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.raw import headers_of
+from neotool_common.consumer.replay_scope import ReplayScope
 from neotool_common.consumer.tiers.keys import WaitingKeys
 from neotool_common.consumer.tiers.topology import TierMap
 from neotool_common.consumer.tiers.writes import TierWrites
@@ -43,6 +47,14 @@ def _due_ms(headers: list[tuple[str, bytes | None]]) -> tuple[int, str, int]:
     return due, rh.header_text(headers, rh.RETRY_ORIGINAL_TOPIC) or "", source_partition
 
 
+def _headers(msg: KafkaMessage) -> list[tuple[str, bytes | None]]:
+    """The record's headers; none when a name does not decode (the handler dead-letters such a record)."""
+    try:
+        return list(headers_of(msg))
+    except DecodeError:
+        return []
+
+
 class TierGate:
     def __init__(
         self, ctx: RunContext, tiers: TierMap, hold: Hold, writes: TierWrites, keys: WaitingKeys | None,
@@ -56,6 +68,7 @@ class TierGate:
         self._keys = keys
         self._handle = handle
         self._group = ctx.metrics.group
+        self._scope = ReplayScope(ctx.settings.group_id)
 
     def handler(self) -> Handle:
         """The function the batches hand each record to; a source record costs one set lookup more than before."""
@@ -81,12 +94,15 @@ class TierGate:
 
         return gate_keys
 
+    def _for_other_group(self, headers: list[tuple[str, bytes | None]]) -> bool:
+        return bool(headers) and self._scope.other_group(headers) is not None
+
     def _from_source(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
         key, keys = msg.key(), self._keys
         waiting = None
         if key is not None and keys is not None:
             waiting = keys.leader((state.topic, state.partition, key), self._now_ms())
-        if waiting is not None:
+        if waiting is not None and not self._for_other_group(_headers(msg)):
             self._writes.follow(state, msg, received, waiting.tier, waiting.due_ms)
         else:
             self._handle(state, msg, received)
@@ -98,6 +114,9 @@ class TierGate:
         try:
             headers = list(headers_of(msg))
         except DecodeError:  # not a copy the runner wrote: the handler dead-letters it (decode, $headers)
+            self._handle(state, msg, received)
+            return
+        if self._for_other_group(headers):  # the handler skips it: not held, not followed
             self._handle(state, msg, received)
             return
         due_ms, source_topic, source_partition = _due_ms(headers)
