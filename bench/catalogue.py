@@ -80,6 +80,16 @@ VARIANTS = (
         poison=True,
         profile_focus="Engine._loop",
     ),
+    # Not in the issue: what the runner's prefetch bound (16 MiB, docs/throughput.md "Memory") costs in records/s,
+    # against librdkafka's own default.
+    Variant(
+        "3m",
+        "runner-prefetch64",
+        "as 3 with librdkafka's default prefetch bound (queued.max.messages.kbytes=65536, the runner's is 16384)",
+        Interpreter.MAIN,
+        "bench.variants.runner",
+        env=(("KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES", "65536"),),
+    ),
     Variant(
         "3t",
         "runner-tier",
