@@ -23,6 +23,8 @@ variable                          default    meaning
 ``LOG_LEVEL``                     INFO       DEBUG, INFO, WARNING, ERROR
 ``LOG_FORMAT``                    json       json or console
 ``PROGRESS_INTERVAL_MS``          30000      how often the INFO progress line is logged
+``LOG_RECORD_WARNINGS_PER_S``     10         per-record WARNING lines (dead-letters, retry-tier writes) written
+                                             in full each second; the rest are counted in one line (0: all)
 ``MAX_CONCURRENCY``               class (1)  records handled at once (see :mod:`.throughput`)
 ``ORDERING``                      class      ``partition`` (default), ``key`` or ``unordered``
 ``BATCH_SIZE``                    class      most records in one ``process_batch()`` call (100)
@@ -92,6 +94,7 @@ class RunnerSettings:
     log_level: str = "INFO"
     log_format: str = "json"
     progress_interval_s: float = 30.0
+    record_warnings_per_s: int = 10
     poll_timeout_s: float = 0.2
     batch_size: int = 1000
 
@@ -155,6 +158,7 @@ class RunnerSettings:
             "log_level": (reader.text("LOG_LEVEL") or "INFO").upper(),
             "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
             "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
+            "record_warnings_per_s": reader.number("LOG_RECORD_WARNINGS_PER_S", 10, int, minimum=0),
             "throughput": reader.collect(lambda: throughput_policy(reader, defaults_from), ThroughputPolicy()),
             "retry_topics": reader.collect(lambda: retry_topic_policy(reader, defaults_from), RetryTopicPolicy()),
         }

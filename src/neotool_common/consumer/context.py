@@ -17,6 +17,7 @@ from neotool_common.consumer.ownership import Ownership
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.deadletter.circuit import CircuitBreaker
 from neotool_common.observability.health import HealthState
+from neotool_common.observability.line_budget import LineBudget
 from neotool_common.observability.logs import trace_id_from_traceparent
 from neotool_common.observability.metrics import ConsumerMetrics
 from neotool_common.records.message import Message
@@ -48,9 +49,19 @@ class RunContext:
     tally: Tally = field(default_factory=Tally)
     closing: bool = False  # inside close(): the revoke it runs must not wait out the DLQ a second time
     ownership: Ownership = field(init=False)  # the assignment as other threads see it
+    record_lines: LineBudget = field(init=False)  # LOG_RECORD_WARNINGS_PER_S: the per-record WARNING lines
 
     def __post_init__(self) -> None:
         self.ownership = Ownership(lambda: self.partitions)
+        self.record_lines = LineBudget(self.settings.record_warnings_per_s, self.clock.monotonic, self._held_back)
+
+    def _held_back(self, held: dict[str, int], window_s: float) -> None:
+        self.log.warning(
+            "more records failed than are logged one by one; counted here by kind (LOG_RECORD_WARNINGS_PER_S)",
+            not_logged=held,
+            records=sum(held.values()),
+            window_s=window_s,
+        )
 
     @property
     def debug(self) -> bool:

@@ -113,15 +113,16 @@ class DeadLetters:
             state.topic, state.partition, offset, msg.key(), msg.value(), msg.timestamp()[1], headers, str(reason),
             attempts, acked, destination=dlq_topic_for(origin.topic),
         )  # fmt: skip
-        ctx.record_log(message, msg, error).warning(
-            "dead-lettering record",
-            reason=str(reason),
-            attempts=attempts,
-            exception_type=qualified(error),
-            error=self._redact(str(error)),
-            path=str(getattr(error, "path", "")),
-            dlq_topic=letter.dlq_topic,
-        )
+        if ctx.record_lines.allow(f"dead-lettered: {reason}"):
+            ctx.record_log(message, msg, error).warning(
+                "dead-lettering record",
+                reason=str(reason),
+                attempts=attempts,
+                exception_type=qualified(error),
+                error=self._redact(str(error)),
+                path=str(getattr(error, "path", "")),
+                dlq_topic=letter.dlq_topic,
+            )
         self.publisher.send(letter)
         ctx.tally.dead_lettered += 1
         ctx.tally.turn_dead += 1

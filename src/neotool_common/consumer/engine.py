@@ -1,9 +1,9 @@
 """The engine of :class:`~neotool_common.consumer_base.KafkaConsumerRunner`: the poll loop and its lifecycle.
 
-One loop turn: resume partitions whose retry is due, serve dead-letter acknowledgements, ``consume()`` a
-batch (rebalance callbacks run inside it), hand each record to the :class:`RecordHandler`, apply the
-workers' completions, then the after-batch work: counters, backpressure, readiness, lag, commits, progress.
-The parts it composes each own one concern; see ``docs/architecture.md`` for the table.
+One loop turn: resume partitions whose retry is due, serve dead-letter acknowledgements, ``consume()`` a batch
+(rebalance callbacks run inside it), hand each record to the :class:`RecordHandler`, apply the workers' completions,
+then the after-batch work: counters, backpressure, readiness, lag, commits, progress, the held-back log lines. The
+parts it composes each own one concern; see ``docs/architecture.md`` for the table.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from neotool_common.records.validation import EnvelopeReader
 
 __all__ = ["Engine"]
 
-# While workers hold records, consume() blocks no longer than this, so that their completions are applied soon.
-PARALLEL_POLL_TIMEOUT_S = 0.005
+PARALLEL_POLL_TIMEOUT_S = 0.005  # while workers hold records: consume() blocks no longer, so completions apply soon
 # After a broker outage, how often the loop asks the cluster whether it is back.
 RECONNECT_PROBE_S = 5.0
 
@@ -180,6 +179,7 @@ class Engine:
         finally:
             if self.workers is not None:
                 self.workers.close(max(1.0, left()))
+        ctx.record_lines.tick(ctx.clock.monotonic(), final=True)
         ctx.log.info(
             "consumer stopped",
             records_processed=ctx.tally.processed,
@@ -271,8 +271,8 @@ class Engine:
         tally.since_commit += completed
         ctx.circuit.observe(completed + tally.turn_dead, tally.turn_dead)
         tally.turn_dead = 0
-        publisher = self.dead_letters.publisher
-        ctx.metrics.dlq_pending_child.set(publisher.pending)
+        ctx.metrics.dlq_pending_child.set((publisher := self.dead_letters.publisher).pending)
+        ctx.record_lines.tick(now)
         self._refresh_readiness(now)
         self.source_topics.maybe_check(now)
         self.lag.tick(now, ctx.partitions)

@@ -76,15 +76,16 @@ class TierWrites:
         if attempts > 1:
             state.clear_retry()
         self._send(state, msg, carried, headers, tier + 1, due_ms, received, new=tier == 0)
-        self._ctx.record_log(message, msg, error).warning(
-            "processing failed; retrying through a retry topic",
-            attempts=attempts,
-            retry_topic=self._tiers.topic(source, tier + 1),
-            tier=tier + 1,
-            due_in_s=round((due_ms - now_ms) / 1000, 3),
-            exception_type=qualified(error),
-            error=self._redact(str(error)),
-        )
+        if self._ctx.record_lines.allow(f"sent to retry tier {tier + 1}"):
+            self._ctx.record_log(message, msg, error).warning(
+                "processing failed; retrying through a retry topic",
+                attempts=attempts,
+                retry_topic=self._tiers.topic(source, tier + 1),
+                tier=tier + 1,
+                due_in_s=round((due_ms - now_ms) / 1000, 3),
+                exception_type=qualified(error),
+                error=self._redact(str(error)),
+            )
         return True
 
     def origin(self, state: PartitionState, msg: Any, error: BaseException, attempts: int) -> Origin | None:
