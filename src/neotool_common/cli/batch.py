@@ -21,7 +21,6 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
 
 from neotool_common.batches.cluster import BatchCluster
 from neotool_common.batches.manifest import manifest_topic_for
@@ -29,30 +28,26 @@ from neotool_common.batches.render import dlq_command, render_list, render_statu
 from neotool_common.batches.settings import BatchSettings
 from neotool_common.batches.status import summaries
 from neotool_common.batches.summary import BatchState, BatchSummary
+from neotool_common.cli.usage import UsageParser, configured, parse
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 
 __all__ = ["main"]
 
 PROG = "neotool-batch"
-EXIT_COMPLETE, EXIT_REJECTS, EXIT_USAGE, EXIT_UNSETTLED = 0, 1, 2, 3
+EXIT_COMPLETE, EXIT_REJECTS, EXIT_UNSETTLED = 0, 1, 3
 _WAIT_STEP_S = 1.0
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False, allow_abbrev=False)
+    common = UsageParser(add_help=False, allow_abbrev=False)
     common.add_argument("--topic", action="append", help="the batches' topic (repeatable); default $KAFKA_TOPICS")
     common.add_argument("--group", help="the consumer group; default $KAFKA_GROUP_ID")
     common.add_argument("--brokers", help="host:port[,...]; default $KAFKA_BROKERS (security from KAFKA_* vars)")
     common.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the cluster")
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    parser = _Parser(prog=PROG, description="Reconcile batches for a consumer group.", allow_abbrev=False)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = UsageParser(prog=PROG, description="Reconcile batches for a consumer group.", allow_abbrev=False)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=UsageParser)
     commands.add_parser("list", help="every batch and its state", parents=[common], allow_abbrev=False)
     status = commands.add_parser("status", help="one batch in full", parents=[common], allow_abbrev=False)
     status.add_argument("batch_id", metavar="BATCH_ID")
@@ -61,15 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stopped:
-        return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
-    try:
-        return cmd_list(args) if args.command == "list" else cmd_status(args)
-    except ConfigurationError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    args = parse(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    return configured(PROG, lambda: cmd_list(args) if args.command == "list" else cmd_status(args))
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from neotool_common.cli.dlq_options import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 # Importable from here, where the tests have always found it.
 from neotool_common.cli.dlq_replay import PAUSE_AFTER_ACKS_ENV as PAUSE_AFTER_ACKS_ENV  # noqa: PLC0414
 from neotool_common.cli.dlq_replay import cmd_replay
+from neotool_common.cli.usage import parse
 from neotool_common.errors import ConfigurationError
 from neotool_common.observability.logs import configure_logging
 
@@ -55,10 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    try:
-        args = build_parser(PROG).parse_args(argv)
-    except SystemExit as stopped:
-        return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
+    args = parse(build_parser(PROG), argv)
+    if isinstance(args, int):
+        return args
     # librdkafka's own lines (--verbose) and any warning: JSON on stderr, like every other log of the project.
     configure_logging("INFO" if args.verbose else "WARNING", "json")
     try:

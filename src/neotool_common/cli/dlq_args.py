@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 
+from neotool_common.cli.usage import EXIT_USAGE, UsageParser
 from neotool_common.deadletter.headers import DlqReason
 from neotool_common.dlqtool.replay import ReplayTuning
 
 __all__ = ["EXIT_USAGE", "build_parser"]
-
-EXIT_USAGE = 2
 
 REPLAY_SCOPE = (
     "Who processes a replayed record: by default only the consumer group that dead-lettered it (its "
@@ -23,22 +21,17 @@ REPLAY_SCOPE = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """The ``neotool-dlq`` parser; usage errors exit 2 with one line."""
-    common = _Parser(add_help=False, allow_abbrev=False)
+    common = UsageParser(add_help=False, allow_abbrev=False)
     common.add_argument("--brokers", help="host:port[,...]; default $KAFKA_BROKERS (security from KAFKA_* vars)")
     common.add_argument("--timeout", type=_positive_float, default=15.0, help="seconds to wait for the cluster")
     common.add_argument("-v", "--verbose", action="store_true", help="show librdkafka's own log lines")
     filters = _filter_options()
-    parser = _Parser(
+    parser = UsageParser(
         prog=prog, description="Inspect, explain and safely replay dead-lettered records.", allow_abbrev=False
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=UsageParser)
     for name, help_text, parents in (
         ("list", "one row per record", [common, filters]),
         ("show", "one record in full: headers, stack trace, payload", [common]),
@@ -51,8 +44,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _filter_options() -> _Parser:
-    filters = _Parser(add_help=False, allow_abbrev=False)
+def _filter_options() -> UsageParser:
+    filters = UsageParser(add_help=False, allow_abbrev=False)
     group = filters.add_argument_group("filters (all must match)")
     reasons = ", ".join(reason.value for reason in DlqReason)
     group.add_argument("--reason", action="append", metavar="REASON", help=f"repeatable; one of {reasons}")

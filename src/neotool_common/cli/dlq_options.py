@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from neotool_common.batches.cluster import BatchCluster
 from neotool_common.batches.manifest import PartitionSpan
 from neotool_common.batches.reconcile import merge_spans
+from neotool_common.cli.usage import EXIT_USAGE
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.deadletter.headers import DLQ_SUFFIX
 from neotool_common.dlqtool import render
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 PROG = "neotool-dlq"
-EXIT_OK, EXIT_NOT_REPLAYED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_NOT_REPLAYED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def open_topic(args: argparse.Namespace) -> tuple[DlqCluster, TopicInfo]:

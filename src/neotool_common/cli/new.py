@@ -12,18 +12,16 @@ stderr, nothing written).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from neotool_common.errors import ConfigurationError
+from neotool_common.cli.usage import EXIT_USAGE, configured, parse
 from neotool_common.scaffold.names import ConsumerNames
 from neotool_common.scaffold.render import write_consumer
 
 __all__ = ["EXIT_USAGE", "PROG", "main"]
 
 PROG = "neotool-new"
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,17 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run once; returns the exit code (usage errors included, never raises them)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stopped:
-        return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
-    try:
-        names = ConsumerNames.of(args.name, args.topic, args.group)
-        directory: Path = args.dir or Path(names.name)
-        written = write_consumer(names, directory)
-    except ConfigurationError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    args = parse(build_parser(), argv)
+    return args if isinstance(args, int) else configured(PROG, lambda: _write(args))
+
+
+def _write(args: argparse.Namespace) -> int:
+    names = ConsumerNames.of(args.name, args.topic, args.group)
+    directory: Path = args.dir or Path(names.name)
+    written = write_consumer(names, directory)
     print(f"Wrote {len(written)} files of {names.name} to {directory}:")
     print("\n".join(f"  {path}" for path in written))
     print(f"Next: cd {directory} and read README.md (tests: pytest; topics: neotool-topics --dry-run).")

@@ -24,10 +24,10 @@ import argparse
 import importlib
 import os
 import shlex
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from neotool_common.cli.usage import EXIT_USAGE, configured, parse
 from neotool_common.config.connection import KafkaConnection
 from neotool_common.errors import ConfigurationError
 from neotool_common.policies.retry_topics import RetryTopicPolicy, parse_delays
@@ -40,7 +40,6 @@ __all__ = [
 ]  # fmt: skip
 
 PROG = "neotool-topics"
-EXIT_USAGE = 2
 _DAY_MS = 24 * 3600 * 1000
 _BOOTSTRAP = '--bootstrap-server "$KAFKA_BROKERS"'
 
@@ -64,26 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run once; returns the exit code (usage errors included, never raises them)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as stopped:
-        return stopped.code if isinstance(stopped.code, int) else EXIT_USAGE
-    try:
-        connection = KafkaConnection.from_env()
-        request = ProvisionRequest(
-            sources=topics_of(args.consumer, os.environ),
-            with_source=args.with_source,
-            with_batches=args.with_batches,
-            partitions=args.partitions,
-            replication_factor=args.replication_factor,
-            dlq_retention_ms=round(args.dlq_retention_days * _DAY_MS),
-            dry_run=args.dry_run,
-            **retry_tiers_of(args.consumer, os.environ),
-        )
-        report = provision(request, KafkaTopicAdmin(connection, timeout_s=args.timeout))
-    except ConfigurationError as error:
-        print(f"{PROG}: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    args = parse(build_parser(), argv)
+    return args if isinstance(args, int) else configured(PROG, lambda: _provision(args))
+
+
+def _provision(args: argparse.Namespace) -> int:
+    connection = KafkaConnection.from_env()
+    request = ProvisionRequest(
+        sources=topics_of(args.consumer, os.environ),
+        with_source=args.with_source,
+        with_batches=args.with_batches,
+        partitions=args.partitions,
+        replication_factor=args.replication_factor,
+        dlq_retention_ms=round(args.dlq_retention_days * _DAY_MS),
+        dry_run=args.dry_run,
+        **retry_tiers_of(args.consumer, os.environ),
+    )
+    report = provision(request, KafkaTopicAdmin(connection, timeout_s=args.timeout))
     print(render(report, connection.brokers, dry_run=args.dry_run))
     return report.exit_code
 
