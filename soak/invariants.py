@@ -186,10 +186,12 @@ def _out_of_order(ledger: Ledger, topic: str) -> list[str]:
 
 
 def _commits_past_incomplete_work(ledger: Ledger, topic: str) -> list[str]:
-    """A commit of offset c requested before some offset below c was completed is an at-least-once violation."""
+    """A commit of offset c requested before some offset below c was completed is an at-least-once violation.
+
+    Completed: processed, or its dead-letter or retry-tier copy acknowledged (both logged at the source position)."""
     completed: dict[int, dict[int, int]] = defaultdict(dict)  # partition -> offset -> seq of first completion
     commits = []
-    for event in ledger.events(EventKind.PROCESSED, EventKind.DLQ_ACKED, EventKind.COMMIT):
+    for event in ledger.events(EventKind.PROCESSED, EventKind.DLQ_ACKED, EventKind.TIER_ACKED, EventKind.COMMIT):
         if event.topic != topic:
             continue
         assert event.partition is not None
