@@ -21,11 +21,15 @@ from soak.nemesis.schedule import describe
 from soak.report import NemesisRow, Report
 from soak.scenario import ScenarioRun
 
+TIERS = "tiers-key-order"
 QUICK_CASES = [Case(5, "classic-cooperative", "key", size=QUICK), Case(2, "consumer", "sequential", size=QUICK)]
 FULL_CASES = [
     Case(100 + i, list(PROTOCOLS)[i % 3], list(MODES)[(i // 3) % 4], brokers=3 if i % 5 == 4 else 1, cuts=i % 5 != 4)
     for i in range(30)
+] + [  # the retry tiers with key order: every protocol on one node (with cuts), and one seed on three
+    Case(130 + i, list(PROTOCOLS)[i % 3], TIERS, brokers=3 if i == 3 else 1, cuts=i != 3) for i in range(4)
 ]  # the single-node ones with network cuts (their broker has a listener for each member's proxy)
+DEBUG_CASES = [Case(7, "classic-eager", TIERS, size=QUICK)]
 
 
 def _cases(config: pytest.Config) -> list[pytest.param]:  # type: ignore[valid-type]
@@ -34,7 +38,7 @@ def _cases(config: pytest.Config) -> list[pytest.param]:  # type: ignore[valid-t
         return [pytest.param(c, id=c.id, marks=pytest.mark.soak_quick) for c in QUICK_CASES] + [
             pytest.param(c, id=c.id) for c in FULL_CASES
         ]
-    known = {c.seed: c for c in QUICK_CASES + FULL_CASES}
+    known = {c.seed: c for c in QUICK_CASES + FULL_CASES + DEBUG_CASES}
     case = known.get(seed, Case(seed, "classic-cooperative", "sequential"))
     case = dataclasses.replace(
         case,

@@ -7,6 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from neotool_common.policies.retry_topics import parse_delays, retry_topics
 from neotool_common.provisioning.plan import Role, plan_topics
 from neotool_common.testing.harness import read_topic
 from neotool_common.testing.kafka import KafkaEndpoint
@@ -17,7 +18,7 @@ from soak.nemesis.control import Control
 from soak.nemesis.liveness import Outcome, await_liveness, stop_and_check_exits
 from soak.nemesis.proxy import CuttableProxy
 from soak.nemesis.schedule import Nemesis, describe, draw_schedule
-from soak.nemesis.workload import Producers, WorkloadPlan, plan_records
+from soak.nemesis.workload import TIERED, Producers, WorkloadPlan, plan_records
 from soak.scenario import ScenarioRun
 
 __all__ = ["MODES", "PROTOCOLS", "Case", "Size", "run_case"]
@@ -34,8 +35,20 @@ MODES: dict[str, dict[str, str]] = {
     "key": {"ORDERING": "key", "MAX_CONCURRENCY": "4"},
     "async": {"SOAK_MODE": "async", "ORDERING": "key", "MAX_CONCURRENCY": "8"},
     "batch": {"SOAK_MODE": "batch", "BATCH_SIZE": "20", "MAX_CONCURRENCY": "2"},
+    # the sequential runner with two short delay tiers and the key-order option (docs/retry-topics.md)
+    "tiers-key-order": {
+        "RETRY_TOPIC_DELAYS_MS": "300,1500",
+        "RETRY_TOPIC_KEY_ORDER": "true",
+        "RETRY_MAX_ATTEMPTS": "2",
+        "RETRY_BACKOFF_INITIAL_MS": "20",
+        "RETRY_BACKOFF_MAX_MS": "100",
+    },
 }
 PARTITION_ORDER = {"sequential", "batch"}  # the modes that promise per-partition order (all promise key order)
+
+
+def tier_delays(mode: str) -> tuple[int, ...]:
+    return parse_delays(MODES[mode].get("RETRY_TOPIC_DELAYS_MS", ""))
 
 
 def in_flight_limit(mode: str) -> int:
@@ -80,20 +93,17 @@ class Case:
 def member_env(
     case: Case, bootstrap: str, topics: list[str], scenario: ScenarioRun, control: Control
 ) -> dict[str, str]:
-    env = consumer_env(
-        bootstrap,
-        ",".join(topics),
-        scenario.group,
-        scenario.ledger.path,
-        SOAK_CONTROL=str(control.folder),
-        SOAK_WORK_MS="1",
-        RETRY_MAX_ATTEMPTS="4",
-        CIRCUIT_MAX_CONSECUTIVE_DLQ="0",  # an outage dead-letters in bulk: the breaker is scenario 6's subject
-        CIRCUIT_MAX_DLQ_RATIO="1.0",
-        KAFKA_CONFIG_MAX_POLL_INTERVAL_MS=str(MAX_POLL_INTERVAL_MS),
+    settings = {
+        "SOAK_CONTROL": str(control.folder),
+        "SOAK_WORK_MS": "1",
+        "RETRY_MAX_ATTEMPTS": "4",
+        "CIRCUIT_MAX_CONSECUTIVE_DLQ": "0",  # an outage dead-letters in bulk: the breaker is scenario 6's subject
+        "CIRCUIT_MAX_DLQ_RATIO": "1.0",
+        "KAFKA_CONFIG_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS),
         **PROTOCOLS[case.protocol],
         **MODES[case.mode],
-    )
+    }
+    env = consumer_env(bootstrap, ",".join(topics), scenario.group, scenario.ledger.path, **settings)
     if case.protocol == "consumer":  # the broker owns session and heartbeat, and refuses the client settings
         env.pop("KAFKA_CONFIG_SESSION_TIMEOUT_MS")
         env.pop("KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS")
@@ -117,11 +127,14 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
     bootstrap = endpoint.bootstrap_servers
     suffix = scenario.group.rsplit("-", 1)[-1]
     topics = [f"nemesis.{suffix}.plain", f"nemesis.{suffix}.tx"]
-    dlq_writable = _create_topics(endpoint, topics, case.brokers)
+    delays = tier_delays(case.mode)
+    tiers = [tier for topic in topics for tier in retry_topics(topic, scenario.group, delays)]
+    dlq_writable = _create_topics(endpoint, topics, case.brokers, scenario.group, delays)
     scenario.restart_clock()
     rng = random.Random(case.seed)
-    plain = plan_records(rng, "p", size.plain_records, PARTITIONS, WorkloadPlan())
-    transactional = plan_records(rng, "t", size.transactional_records, PARTITIONS, WorkloadPlan())
+    mix = TIERED if delays else WorkloadPlan()
+    plain = plan_records(rng, "p", size.plain_records, PARTITIONS, mix)
+    transactional = plan_records(rng, "t", size.transactional_records, PARTITIONS, mix)
     control = Control(scenario.workdir / "control")
     env = member_env(case, bootstrap, topics, scenario, control)
     rate = (size.plain_records + size.transactional_records) / 2 / size.phase_s
@@ -142,7 +155,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
             return member
 
         hits = random.Random(case.seed + 1)
-        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, hits, start_member, dlq_writable)
+        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, hits, start_member, dlq_writable, tiers)
         outcome = Outcome(Findings(), schedule, nemesis.log)
         try:
             start_member()
@@ -153,7 +166,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
                 traffic = producers.join(180)
             traffic.place(lambda topic: read_topic(bootstrap, topic, timeout=20))
             quiet_since = time.monotonic()
-            await_liveness(outcome, fleet, nemesis, bootstrap, scenario.group, topics, size.drain_s)
+            await_liveness(outcome, fleet, nemesis, bootstrap, scenario.group, topics + tiers, size.drain_s)
             outcome.drain_s = time.monotonic() - quiet_since
             stop_and_check_exits(outcome, fleet, nemesis)
         finally:
@@ -166,6 +179,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         topics,
         partition_order=case.mode in PARTITION_ORDER,
         in_flight_limit=in_flight_limit(case.mode),
+        tiers=tiers,
     )
     safety.violations = outcome.findings.violations + safety.violations
     if outcome.aborted and safety.lost:  # an abort is a fault (exit -6, the process restarts) only if it lost nothing
@@ -183,18 +197,30 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         in_flight_at_hand_over=safety.in_flight,
         stuck=len(outcome.stuck),
         drain_s=round(outcome.drain_s, 1),
+        **({"tier_hops": safety.tier_hops, "key_order_pairs": safety.key_order_pairs} if tiers else {}),
     )
     return outcome
 
 
-def _create_topics(endpoint: KafkaEndpoint, topics: list[str], brokers: int) -> str:
-    """Sources, then their DLQs as ``neotool-topics`` plans them (``max.message.bytes`` with room for the
-    ``dlq.*`` headers); returns the DLQs' writable ``max.message.bytes``, which the ``dlq`` fault restores."""
-    specs = plan_topics(topics, {}, with_source=True, partitions=PARTITIONS, replication_factor=min(brokers, 3))
+def _create_topics(
+    endpoint: KafkaEndpoint, topics: list[str], brokers: int, group: str, delays: tuple[int, ...]
+) -> str:
+    """Sources, then their DLQs and the group's retry tiers (if ``delays``) as ``neotool-topics`` plans them
+    (``max.message.bytes`` with room for the ``dlq.*``/``retry.*`` headers); returns the DLQs' writable
+    ``max.message.bytes``, which the ``dlq`` fault restores."""
+    specs = plan_topics(
+        topics,
+        {},
+        with_source=True,
+        partitions=PARTITIONS,
+        replication_factor=min(brokers, 3),
+        retry_group=group,
+        retry_delays_ms=delays,
+    )
     source_config = {"min.insync.replicas": "2"} if brokers > 1 else {}
     for spec in specs:
         if spec.role is Role.SOURCE:
             endpoint.create_topic(spec.name, spec.partitions, spec.replication_factor, config=source_config)
-        elif spec.role is Role.DLQ:
+        elif spec.role in (Role.DLQ, Role.RETRY):
             endpoint.create_topic(spec.name, spec.partitions, spec.replication_factor, config=spec.configs)
     return next(spec.configs["max.message.bytes"] for spec in specs if spec.role is Role.DLQ)

@@ -16,7 +16,8 @@ kind           what it does (expected exit of the member it ends)
 ``spike``      every ``process()`` that starts in the next ``duration`` s lasts until then: past
                ``max.poll.interval.ms`` (the sequential poll thread is blocked, the member is evicted)
 ``outage``     every ``process()`` fails transiently for ``duration`` s: longer than the in-place retries
-``dlq``        the DLQ topics refuse every write (``max.message.bytes=512``) for ``duration`` s
+``dlq``        the DLQ topics (and the retry tiers, where the group has them) refuse every write
+               (``max.message.bytes=512``) for ``duration`` s
 ``leader``     (3 nodes) the leader of a source partition stopped (clean or SIGKILL), restarted after ``duration``
 ``coordinator``  (3 nodes) the group coordinator stopped (clean or SIGKILL), restarted after ``duration``
 ``cut``        (1 node, with proxies) the network between one member and the broker cut for ``duration`` s (its
@@ -67,6 +68,7 @@ class Nemesis:
     rng: random.Random
     start_member: Callable[[], Member]
     dlq_writable: str  # the DLQ topics' max.message.bytes as provisioned (the source's limit plus headroom)
+    tiers: list[str] = field(default_factory=list)  # the group's retry tiers: refuse writes with the DLQs
     proxies: dict[str, CuttableProxy] = field(default_factory=dict)  # member -> the proxy it connects through
     expected_exits: dict[str, int] = field(default_factory=dict)
     applied: Counter[str] = field(default_factory=Counter)
@@ -169,7 +171,7 @@ class Nemesis:
             return (fault.duration, "outage-over", None)
         if fault.kind == "dlq":
             self._dlq_limit(DLQ_REFUSING)
-            self._note(now, f"DLQ unwritable for {fault.duration}s")
+            self._note(now, f"DLQ{' and retry tiers' if self.tiers else ''} unwritable for {fault.duration}s")
             return (fault.duration, "dlq-writable", None)
         node = self._node_of(fault.kind)
         assert isinstance(self.endpoint, LocalKafkaCluster)
@@ -212,8 +214,8 @@ class Nemesis:
 
     def _dlq_limit(self, value: str) -> None:
         resources = []
-        for topic in self.topics:
-            resource = ConfigResource(ResourceType.TOPIC, topic + ".dlq")
+        for topic in [t + ".dlq" for t in self.topics] + self.tiers:  # tier topics have the DLQs' configs
+            resource = ConfigResource(ResourceType.TOPIC, topic)
             resource.add_incremental_config(
                 ConfigEntry("max.message.bytes", value, incremental_operation=AlterConfigOpType.SET)
             )
