@@ -87,6 +87,7 @@ def test_the_same_overtaking_across_an_assignment_change_of_the_keys_partitions_
     found = judge_tier_key_order(ledger, _traffic(), [SOURCE], [TIER])
 
     assert (found.pairs, found.excused, found.violations) == (0, 1, [])
+    assert found.excused_tier_moves == (moved[0] == TIER)
 
 
 @pytest.mark.soak_quick

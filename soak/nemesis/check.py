@@ -157,7 +157,10 @@ def _judge_tiers(found: Findings, ledger: Ledger, traffic: Traffic, topics: list
     """Key order through the tiers; returns the tier copies beyond one per source record and tier topic
     (acknowledged, or reported failed: maybe stored): each may be processed, or dead-lettered, once more."""
     order = judge_tier_key_order(ledger, traffic, topics, tiers)
-    found.key_order_pairs = f"{order.pairs} held, {order.excused} out of order across assignment changes"
+    found.key_order_pairs = (
+        f"{order.pairs} held, {order.excused} out of order across assignment changes "
+        f"({order.excused_tier_moves} of them with the source partition staying put)"
+    )
     found.violations += order.violations[:10]
     found.tier_hops = ledger.count(EventKind.TIER_ACKED)
     copies = Counter((e.topic, e.partition, e.offset, (e.detail or "").split(":")[0]) for e in

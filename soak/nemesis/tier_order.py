@@ -46,6 +46,7 @@ class KeyOrder:
 
     pairs: int = 0  # pairs the guarantee covered (no assignment change between)
     excused: int = 0  # pairs out of order across an assignment change (not guaranteed)
+    excused_tier_moves: int = 0  # of those, across a change of a tier partition only (the source stayed put)
     violations: list[str] = field(default_factory=list)
 
 
@@ -102,7 +103,8 @@ _NEVER = 1 << 62
 def _judge_chain(found: KeyOrder, facts: _Facts, chain: tuple[str, int, str], offsets: list[int]) -> None:
     """One key of one source partition: each record that went into a tier against each later record."""
     topic, partition, key = chain
-    involved = {(topic, partition), *facts.tier_partitions.get(chain, set())}
+    involved_source = (topic, partition)
+    involved = {involved_source, *facts.tier_partitions.get(chain, set())}
     for index, offset in enumerate(offsets):
         entered = facts.entered.get((topic, partition, offset))
         if entered is None:
@@ -113,8 +115,10 @@ def _judge_chain(found: KeyOrder, facts: _Facts, chain: tuple[str, int, str], of
             if processed is None:
                 continue
             seq, member = processed
-            if _changed_between(facts, involved, min(seq, entered), max(seq, entered)):
+            low, high = min(seq, entered), max(seq, entered)
+            if _changed_between(facts, involved, low, high):
                 found.excused += seq < left
+                found.excused_tier_moves += seq < left and not _changed_between(facts, {involved_source}, low, high)
                 continue
             found.pairs += 1
             if seq < left:
