@@ -250,7 +250,7 @@ def test_a_record_without_a_key_never_follows(key_order: bool) -> None:
 
 def test_waiting_keys_expire_when_every_tier_they_could_pass_is_over() -> None:
     keys = WaitingKeys()
-    keys.entered((SOURCE, 0, b"k"), 1, due_ms=1000, expires_ms=5000, new=True)
+    keys.entered((SOURCE, 0, b"k"), 7, 1, due_ms=1000, expires_ms=5000)
     assert keys.leader((SOURCE, 0, b"k"), 4999) is not None
     assert keys.leader((SOURCE, 0, b"k"), 5000) is None
     assert len(keys) == 0
@@ -260,3 +260,36 @@ def test_a_record_in_a_retry_topic_with_an_undecodable_header_name_is_handed_on_
     p = parts()
     p.gate(p.state(TIER_1), UndecodableHeaderName(TIER_1, 0, 3, b"{}"), 0.0)
     assert (p.holds, p.handled) == ([], [(TIER_1, 3)])
+
+
+def _copy(p: Parts, index: int, offset: int) -> FakeMessage:
+    """The ``index``-th copy ``p`` wrote, as read back from its retry topic at ``offset``."""
+    produced = p.producer.log[index]
+    return FakeMessage(produced.topic, 0, offset, produced.value, produced.key, produced.headers)
+
+
+def test_key_order_a_member_reading_only_the_tiers_keeps_a_key_waiting_while_any_record_it_moved_on_is_in_them() -> (
+    None
+):
+    # Found by the nemesis (seed 130, classic-eager, tiers-key-order): member a owned the source partition and
+    # member b the tier partitions, nothing moved. b moved the key's leader and a follower on to tier 2, processed
+    # the leader there, forgot the key although the follower was still in tier 2, and processed a later record
+    # from tier 1 before it. b counted the records it moved on as one, however many, and each processing as one.
+    a, b = parts(key_order=True), parts(key_order=True)
+    a.exhausted(message(SOURCE, 0, b"k"))  # the leader into tier 1
+    a.gate(a.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # follows it
+    b.clock.now += 1
+    b.exhausted(_copy(a, 0, offset=10))  # b: the leader fails in tier 1, on to tier 2
+    b.gate(b.state(TIER_1), _copy(a, 1, offset=11), 0.0)  # b: the follower follows it there
+    a.gate(a.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)  # a still sees the key in tier 1: follows it there
+    b.clock.now += 5
+    b.gate(b.state(TIER_2), _copy(b, 0, offset=20), 0.0)  # b: the leader, processed from tier 2
+    b.gate(b.state(TIER_1), _copy(a, 2, offset=12), 0.0)  # b: record 2 read from tier 1, record 1 still in tier 2
+
+    assert b.handled == [(TIER_2, 20)]
+    assert [topic for topic, _ in b.written()] == [TIER_2, TIER_2, TIER_2]
+    b.gate(b.state(TIER_2), _copy(b, 1, offset=21), 0.0)  # record 1
+    b.gate(b.state(TIER_2), _copy(b, 2, offset=22), 0.0)  # record 2
+    assert b.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
+    assert b.keys is not None
+    assert len(b.keys) == 0

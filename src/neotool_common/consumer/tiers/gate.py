@@ -31,16 +31,22 @@ Handle = Callable[[PartitionState, KafkaMessage, float], None]
 Hold = Callable[[PartitionState, int, float], None]  # hold a partition at an offset for so many seconds
 
 
-def _due_ms(headers: list[tuple[str, bytes | None]]) -> tuple[int, str, int]:
-    """(due time, source topic, source partition) from a retry copy's headers; due 0 when it has none."""
-    text = rh.header_text(headers, rh.RETRY_DUE_AT)
-    partition = rh.header_text(headers, rh.RETRY_ORIGINAL_PARTITION)
+def _int(text: str | None, default: int) -> int:
     try:
-        due = int(text) if text else 0
-        source_partition = int(partition) if partition else -1
+        return int(text) if text else default
     except ValueError:
-        due, source_partition = 0, -1
-    return due, rh.header_text(headers, rh.RETRY_ORIGINAL_TOPIC) or "", source_partition
+        return default
+
+
+def _due_ms(headers: list[tuple[str, bytes | None]]) -> tuple[int, str, int, int]:
+    """(due time, source topic, partition, offset) from a retry copy's headers; due 0 when it has none."""
+    text = rh.header_text
+    source = text(headers, rh.RETRY_ORIGINAL_TOPIC) or ""
+    partition, offset = (
+        _int(text(headers, rh.RETRY_ORIGINAL_PARTITION), -1),
+        _int(text(headers, rh.RETRY_ORIGINAL_OFFSET), -1),
+    )
+    return _int(text(headers, rh.RETRY_DUE_AT), 0), source, partition, offset
 
 
 class TierGate:
@@ -100,7 +106,7 @@ class TierGate:
         except DecodeError:  # not a copy the runner wrote: the handler dead-letters it (decode, $headers)
             self._handle(state, msg, received)
             return
-        due_ms, source_topic, source_partition = _due_ms(headers)
+        due_ms, source_topic, source_partition, source_offset = _due_ms(headers)
         now_ms = self._now_ms()
         offset = cast(int, msg.offset())
         if due_ms > now_ms:
@@ -123,4 +129,4 @@ class TierGate:
             return
         self._handle(state, msg, received)
         if not state.blocked and not state.offsets.is_pending(offset):
-            keys.left(source_key)  # processed: handled on this thread (key order needs the sequential runner)
+            keys.left(source_key, source_offset)  # processed: handled on this thread (key order: sequential runner)

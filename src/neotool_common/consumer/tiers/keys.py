@@ -1,9 +1,12 @@
 """The key-order option: which keys of a source partition have a record waiting in the tiers, in memory.
 
-A key *waits* from the moment one of its records is written to a tier from the source partition until this
-process handles the last of them from a tier (processed, or dead-lettered). While it waits, its later records
-from the source, and those read from an earlier tier than the key's latest, follow it into that tier with its
-due time (so they sit behind it in the same partition of the same topic: one key, one partition).
+A key *waits* from the moment this process writes one of its records to a tier (from the source partition, or on
+from an earlier tier) until it has handled each of the records it wrote from a tier (processed, or dead-lettered):
+the records are known by their source offsets, so a record moved on from tier to tier is one record, and a
+member that reads only the tiers keeps the key waiting while any record it moved on is still in them. While it
+waits, its later records from the source, and those read from an earlier tier than the key's latest, follow it
+into that tier with its due time (so they sit behind it in the same partition of the same topic: one key, one
+partition).
 
 Kept in memory only and not rebuilt: a restart, or the source partition moving to another member, forgets
 which keys wait, and a later record may then be processed before an earlier one still in a tier. An entry whose
@@ -21,10 +24,14 @@ SourceKey = tuple[str, int, bytes]  # source topic, source partition, record key
 
 @dataclass
 class Waiting:
-    records: int  # records of the key somewhere in the tiers
+    offsets: set[int]  # source offsets of the key's records this process wrote to a tier and has not seen leave
     tier: int  # the latest tier one of them entered
     due_ms: int  # that record's due time
     expires_ms: int
+
+    @property
+    def records(self) -> int:
+        return len(self.offsets)
 
 
 class WaitingKeys:
@@ -41,21 +48,21 @@ class WaitingKeys:
             return None
         return waiting
 
-    def entered(self, source: SourceKey, tier: int, due_ms: int, expires_ms: int, *, new: bool) -> None:
-        """A record of the key went into ``tier`` (``new``: from the source partition, not from another tier)."""
+    def entered(self, source: SourceKey, offset: int, tier: int, due_ms: int, expires_ms: int) -> None:
+        """The key's record at source ``offset`` went into ``tier`` (from the source partition or another tier)."""
         waiting = self.waiting.get(source)
         if waiting is None:
-            self.waiting[source] = Waiting(1, tier, due_ms, expires_ms)
+            self.waiting[source] = Waiting({offset}, tier, due_ms, expires_ms)
             return
-        waiting.records += new
+        waiting.offsets.add(offset)
         if tier >= waiting.tier:
             waiting.tier, waiting.due_ms = tier, max(due_ms, waiting.due_ms)
         waiting.expires_ms = max(waiting.expires_ms, expires_ms)
 
-    def left(self, source: SourceKey) -> None:
-        """A record of the key left the tiers here (processed from one, or dead-lettered)."""
+    def left(self, source: SourceKey, offset: int) -> None:
+        """The key's record at source ``offset`` left the tiers here (processed from one, or dead-lettered)."""
         waiting = self.waiting.get(source)
         if waiting is not None:
-            waiting.records -= 1
-            if waiting.records <= 0:
+            waiting.offsets.discard(offset)
+            if not waiting.offsets:
                 del self.waiting[source]

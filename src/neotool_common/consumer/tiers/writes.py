@@ -75,7 +75,7 @@ class TierWrites:
         due_ms = now_ms + self._tiers.delay_ms(tier + 1)
         if attempts > 1:
             state.clear_retry()
-        self._send(state, msg, carried, headers, tier + 1, due_ms, received, new=tier == 0)
+        self._send(state, msg, carried, headers, tier + 1, due_ms, received)
         self._ctx.record_log(message, msg, error).warning(
             "processing failed; retrying through a retry topic",
             attempts=attempts,
@@ -97,7 +97,7 @@ class TierWrites:
         carried.failed(tier, attempts, self._now_ms(), error, self._redact)
         key = msg.key()
         if self._keys is not None and key is not None:
-            self._keys.left((carried.topic, carried.partition, key))
+            self._keys.left((carried.topic, carried.partition, key), carried.offset)
         copy = carried.headers(headers, None, None, self._ctx.settings.group_id)
         return Origin(source, carried.partition, carried.offset, carried.timestamp_ms, copy, carried.attempts)
 
@@ -108,16 +108,15 @@ class TierWrites:
         source, here = self._tiers.place(state.topic)
         headers = list(msg.headers() or ())
         carried = self._carried(state, msg, source, here, headers)
-        self._send(state, msg, carried, headers, tier, due_ms, received, new=here == 0)
+        self._send(state, msg, carried, headers, tier, due_ms, received)
         if self._ctx.debug:
             self._ctx.record_log(None, msg).debug("record follows its key into a retry topic", tier=tier)
 
     # -- the write ------------------------------------------------------------------------------------
 
     def _send(
-        self, state: PartitionState, msg: Any, carried: Carried, headers: Any, tier: int, due_ms: int,
-        received: float, *, new: bool,
-    ) -> None:  # fmt: skip
+        self, state: PartitionState, msg: Any, carried: Carried, headers: Any, tier: int, due_ms: int, received: float
+    ) -> None:
         ctx = self._ctx
         offset = cast(int, msg.offset())
         entered = ctx.metrics.retry.entered.labels(topic=carried.topic, group=ctx.metrics.group, tier=str(tier))
@@ -138,5 +137,5 @@ class TierWrites:
         if self._keys is not None and key is not None:
             tiers = self._tiers
             expires = due_ms + tiers.later_delays_ms(tier) + (tiers.last - tier + 1) * self._in_place_ms + _KEY_GRACE_MS
-            self._keys.entered((carried.topic, carried.partition, key), tier, due_ms, expires, new=new)
+            self._keys.entered((carried.topic, carried.partition, key), carried.offset, tier, due_ms, expires)
         self._publisher.send(letter)
