@@ -251,8 +251,8 @@ def test_a_record_without_a_key_never_follows(key_order: bool) -> None:
 def test_waiting_keys_expire_when_every_tier_they_could_pass_is_over() -> None:
     keys = WaitingKeys()
     keys.entered((SOURCE, 0, b"k"), 7, 1, due_ms=1000, expires_ms=5000)
-    assert keys.leader((SOURCE, 0, b"k"), 4999) is not None
-    assert keys.leader((SOURCE, 0, b"k"), 5000) is None
+    assert keys.leader((SOURCE, 0, b"k"), 8, 4999) is not None
+    assert keys.leader((SOURCE, 0, b"k"), 8, 5000) is None
     assert len(keys) == 0
 
 
@@ -293,3 +293,28 @@ def test_key_order_a_member_reading_only_the_tiers_keeps_a_key_waiting_while_any
     assert b.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
     assert b.keys is not None
     assert len(b.keys) == 0
+
+
+def test_key_order_a_record_follows_its_keys_newest_waiting_record_not_the_furthest_one() -> None:
+    # Found by the nemesis (seed 131, classic-cooperative, tiers-key-order), one member owning everything: the
+    # leader moved on to tier 2 while a follower was still in tier 1; a later source record followed straight
+    # into tier 2, and the tier-1 follower, moved on behind it there, was processed after it.
+    p = parts(key_order=True)
+    p.exhausted(message(SOURCE, 0, b"k"))  # the leader into tier 1
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # record 1 follows it
+    p.clock.now += 1
+    p.exhausted(_copy(p, 0, offset=10))  # the leader fails in tier 1, on to tier 2
+    p.gate(p.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)  # record 2, while record 1 is still in tier 1
+    p.gate(p.state(TIER_1), _copy(p, 1, offset=11), 0.0)  # record 1 read from tier 1: on to tier 2
+    p.gate(p.state(TIER_1), _copy(p, 3, offset=12), 0.0)  # record 2, if it waits in tier 1 behind record 1
+
+    order = [int(h[rh.RETRY_ORIGINAL_OFFSET]) for topic, h in p.written() if topic == TIER_2]
+    assert order == [0, 1, 2]  # tier 2 holds them in offset order
+    p.clock.now += 5
+    for offset, index in ((20, 2), (21, 4), (22, 5)):
+        p.gate(p.state(TIER_2), _copy(p, index, offset=offset), 0.0)
+    handled = [p.producer.log[i] for i in (2, 4, 5)]
+    assert [h[rh.RETRY_ORIGINAL_OFFSET] for h in (dict(c.headers) for c in handled)] == [b"0", b"1", b"2"]
+    assert p.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
+    assert p.keys is not None
+    assert len(p.keys) == 0

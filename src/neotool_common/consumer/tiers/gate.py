@@ -91,7 +91,7 @@ class TierGate:
         key, keys = msg.key(), self._keys
         waiting = None
         if key is not None and keys is not None:
-            waiting = keys.leader((state.topic, state.partition, key), self._now_ms())
+            waiting = keys.leader((state.topic, state.partition, key), cast(int, msg.offset()), self._now_ms())
         if waiting is not None:
             self._writes.follow(state, msg, received, waiting.tier, waiting.due_ms)
         else:
@@ -123,7 +123,7 @@ class TierGate:
             self._handle(state, msg, received)
             return
         source_key = (source_topic or source, source_partition, key)
-        waiting = keys.leader(source_key, now_ms)
+        waiting = keys.leader(source_key, source_offset, now_ms)
         if waiting is not None and waiting.tier > tier:
             self._writes.follow(state, msg, received, waiting.tier, waiting.due_ms)
             return
