@@ -61,6 +61,7 @@ class WorkloadPlan:
         ("invalid", 2),
         ("undecodable", 2),
     )
+    flaky_max: int = 2  # a flaky record fails 1 to this many times: fewer than the in-place attempts
 
 
 # The retry-tier modes' mix: 6 % pass through one or two tiers, 1 % through both and on to the DLQ.
@@ -75,6 +76,7 @@ TIERED = WorkloadPlan(
         ("invalid", 2),
         ("undecodable", 2),
     ),
+    flaky_max=1,  # a flaky record that follows its key into the last tier untried has RETRY_MAX_ATTEMPTS=2 there
 )
 
 
@@ -88,7 +90,7 @@ def plan_records(rng: random.Random, prefix: str, count: int, partitions: int, p
         record_id = f"{prefix}-{seq:06}"
         payload: dict[str, Any] = {"seq": seq}
         if kind == "flaky":
-            payload["fail_times"] = rng.randint(1, 2)
+            payload["fail_times"] = rng.randint(1, plan.flaky_max)
         elif kind == "tiered":
             payload["fail_until_tier"] = rng.randint(1, 2)
         elif kind == "exhausted":
