@@ -65,6 +65,11 @@ class Parts:
         failure = error or ConnectionError("directory down")
         self.dead_letters.route(state, msg, failure, DlqReason.RETRIES_EXHAUSTED, attempts, 0.0)
 
+    def settle(self) -> None:
+        """The broker answers every write out (a key's next copy to a tier goes out once the one before is in)."""
+        while self.producer.queue:
+            self.dead_letters.publisher.poll()
+
     def written(self) -> list[tuple[str, dict[str, str]]]:
         return [(topic, {k: (v or b"").decode() for k, v in h.items()}) for topic, _, h in self.producer.produced]
 
@@ -203,9 +208,12 @@ def test_the_history_stays_within_its_bounds_however_many_hops_and_says_what_it_
 def test_key_order_later_records_of_a_waiting_key_follow_it_and_other_keys_flow() -> None:
     p = parts(key_order=True)
     p.exhausted(message(SOURCE, 0, b"k"))
+    p.settle()
     leader_due = p.written()[0][1][rh.RETRY_DUE_AT]
     p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)
+    p.settle()
     p.gate(p.state(SOURCE), message(SOURCE, 2, b"other"), 0.0)
+    p.settle()
     assert p.handled == [(SOURCE, 2)]
     follower = p.written()[1]
     assert (follower[0], follower[1][rh.RETRY_DUE_AT], follower[1][rh.RETRY_ATTEMPTS]) == (TIER_1, leader_due, "0")
@@ -214,11 +222,15 @@ def test_key_order_later_records_of_a_waiting_key_follow_it_and_other_keys_flow(
 def test_key_order_a_follower_read_from_an_earlier_tier_follows_its_key_into_the_later_one() -> None:
     p = parts(key_order=True)
     p.exhausted(message(SOURCE, 0, b"k"))
+    p.settle()
     p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)
+    p.settle()
     leader, follower = retry_copy(p, 0), retry_copy(p, 1)
     p.clock.now += 1
     p.exhausted(leader)  # the leader fails in tier 1 and moves to tier 2
+    p.settle()
     p.gate(p.state(TIER_1), follower, 0.0)
+    p.settle()
     assert p.handled == []
     assert [topic for topic, _ in p.written()] == [TIER_1, TIER_1, TIER_2, TIER_2]
     p.clock.now += 5
@@ -228,6 +240,7 @@ def test_key_order_a_follower_read_from_an_earlier_tier_follows_its_key_into_the
     assert p.keys is not None
     assert len(p.keys) == 0
     p.gate(p.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)
+    p.settle()
     assert p.handled[-1] == (SOURCE, 2)
 
 
@@ -277,19 +290,28 @@ def test_key_order_a_member_reading_only_the_tiers_keeps_a_key_waiting_while_any
     # from tier 1 before it. b counted the records it moved on as one, however many, and each processing as one.
     a, b = parts(key_order=True), parts(key_order=True)
     a.exhausted(message(SOURCE, 0, b"k"))  # the leader into tier 1
+    a.settle()
     a.gate(a.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # follows it
+    a.settle()
     b.clock.now += 1
     b.exhausted(_copy(a, 0, offset=10))  # b: the leader fails in tier 1, on to tier 2
+    b.settle()
     b.gate(b.state(TIER_1), _copy(a, 1, offset=11), 0.0)  # b: the follower follows it there
+    b.settle()
     a.gate(a.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)  # a still sees the key in tier 1: follows it there
+    a.settle()
     b.clock.now += 5
     b.gate(b.state(TIER_2), _copy(b, 0, offset=20), 0.0)  # b: the leader, processed from tier 2
+    b.settle()
     b.gate(b.state(TIER_1), _copy(a, 2, offset=12), 0.0)  # b: record 2 read from tier 1, record 1 still in tier 2
+    b.settle()
 
     assert b.handled == [(TIER_2, 20)]
     assert [topic for topic, _ in b.written()] == [TIER_2, TIER_2, TIER_2]
     b.gate(b.state(TIER_2), _copy(b, 1, offset=21), 0.0)  # record 1
+    b.settle()
     b.gate(b.state(TIER_2), _copy(b, 2, offset=22), 0.0)  # record 2
+    b.settle()
     assert b.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
     assert b.keys is not None
     assert len(b.keys) == 0
@@ -301,20 +323,47 @@ def test_key_order_a_record_follows_its_keys_newest_waiting_record_not_the_furth
     # into tier 2, and the tier-1 follower, moved on behind it there, was processed after it.
     p = parts(key_order=True)
     p.exhausted(message(SOURCE, 0, b"k"))  # the leader into tier 1
+    p.settle()
     p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # record 1 follows it
+    p.settle()
     p.clock.now += 1
     p.exhausted(_copy(p, 0, offset=10))  # the leader fails in tier 1, on to tier 2
+    p.settle()
     p.gate(p.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)  # record 2, while record 1 is still in tier 1
+    p.settle()
     p.gate(p.state(TIER_1), _copy(p, 1, offset=11), 0.0)  # record 1 read from tier 1: on to tier 2
+    p.settle()
     p.gate(p.state(TIER_1), _copy(p, 3, offset=12), 0.0)  # record 2, if it waits in tier 1 behind record 1
+    p.settle()
 
     order = [int(h[rh.RETRY_ORIGINAL_OFFSET]) for topic, h in p.written() if topic == TIER_2]
     assert order == [0, 1, 2]  # tier 2 holds them in offset order
     p.clock.now += 5
     for offset, index in ((20, 2), (21, 4), (22, 5)):
         p.gate(p.state(TIER_2), _copy(p, index, offset=offset), 0.0)
+        p.settle()
     handled = [p.producer.log[i] for i in (2, 4, 5)]
     assert [h[rh.RETRY_ORIGINAL_OFFSET] for h in (dict(c.headers) for c in handled)] == [b"0", b"1", b"2"]
     assert p.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
     assert p.keys is not None
     assert len(p.keys) == 0
+
+
+def test_key_order_a_follower_is_written_only_after_its_keys_earlier_copy_to_that_tier_is_acknowledged() -> None:
+    # Found by the nemesis (seed 132, consumer, tiers-key-order; the dlq fault makes the tier topics refuse writes):
+    # the leader's tier write failed and was sent again after its backoff; the followers' writes, sent meanwhile,
+    # were stored first, so they sat ahead of the leader in the tier and were processed before it.
+    p = parts(key_order=True)
+    p.producer.failing = {TIER_1}
+    p.exhausted(message(SOURCE, 0, b"k"))  # the leader's write ...
+    p.dead_letters.publisher.poll()  # ... fails: sent again after a backoff
+    p.producer.failing = set()
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # a follower, while the leader's write is pending
+    p.dead_letters.publisher.poll()
+    p.clock.mono += 60
+    p.dead_letters.publisher.poll()  # the leader sent again
+    p.settle()  # acknowledged; then the follower
+
+    stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log[1:]]
+    assert stored == [0, 1]  # after the failed first write: the leader, then its follower
+    assert p.state(SOURCE).offsets.committable() == 2

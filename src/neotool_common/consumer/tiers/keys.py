@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Place", "Waiting", "WaitingKeys"]
+__all__ = ["Place", "SourceKey", "Waiting", "WaitingKeys"]
 
 SourceKey = tuple[str, int, bytes]  # source topic, source partition, record key
 
