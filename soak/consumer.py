@@ -51,6 +51,7 @@ from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.deadletter import retry_headers as rh
 from neotool_common.deadletter.headers import DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION
 from neotool_common.errors import PoisonMessageError
+from neotool_common.policies.retry_topics import RETRY_INFIX
 from neotool_common.records.message import Message
 from soak.ledger import EventKind, Ledger
 
@@ -93,12 +94,21 @@ class FaultHook:
         return self.point == point and (self.partition, self.offset) == (partition, offset)
 
 
-class RecordingConsumer:
-    """The librdkafka consumer, writing commits, commit results and assignment changes to the ledger."""
+Position = tuple[str, int, int]
 
-    def __init__(self, config: dict[str, Any], ledger: Ledger, member: str) -> None:
+
+class RecordingConsumer:
+    """The librdkafka consumer, writing commits, commit results and assignment changes to the ledger.
+
+    It also remembers, in ``read_at``, where it last read each source record that came from a retry tier (source
+    position -> tier position): the tier write the runner makes next for that record is logged with it."""
+
+    def __init__(
+        self, config: dict[str, Any], ledger: Ledger, member: str, read_at: dict[Position, Position] | None = None
+    ) -> None:
         self._ledger = ledger
         self._member = member
+        self.read_at: dict[Position, Position] = {} if read_at is None else read_at
         runner_on_commit = config["on_commit"]
 
         def on_commit(err: Any, partitions: list[TopicPartition]) -> None:
@@ -109,6 +119,22 @@ class RecordingConsumer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        messages = self._consumer.consume(num_messages, timeout)
+        for msg in messages:
+            if msg.error() is None and RETRY_INFIX in msg.topic():
+                headers = dict(msg.headers() or ())
+                try:
+                    source = (
+                        headers[rh.RETRY_ORIGINAL_TOPIC].decode(),
+                        int(headers[rh.RETRY_ORIGINAL_PARTITION]),
+                        int(headers[rh.RETRY_ORIGINAL_OFFSET]),
+                    )
+                except (KeyError, ValueError, AttributeError):
+                    continue
+                self.read_at[source] = (msg.topic(), msg.partition(), msg.offset())
+        return list(messages)
 
     def subscribe(self, topics: list[str], *, on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
         self._consumer.subscribe(
@@ -168,7 +194,15 @@ class RecordingConsumer:
 class RecordingProducer:
     """The DLQ producer, writing each dead-letter write and its acknowledgement to the ledger; fault hooks."""
 
-    def __init__(self, config: dict[str, Any], ledger: Ledger, member: str, fault: FaultHook) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        ledger: Ledger,
+        member: str,
+        fault: FaultHook,
+        read_at: dict[Position, Position] | None = None,
+    ) -> None:
+        self._read_at = {} if read_at is None else read_at
         self._producer = Producer(config)
         self._ledger = ledger
         self._member = member
@@ -216,7 +250,9 @@ class RecordingProducer:
             self._ledger.record(self._member, kind, source, partition, offset, record_id, detail)
             runner_on_delivery(err, msg)
 
-        self._ledger.record(self._member, EventKind.TIER_SENT, source, partition, offset, record_id, topic)
+        read = self._read_at.get((source, partition, offset), (source, partition, offset))  # else: from the source
+        detail = f"{topic} from {':'.join(map(str, read))}"
+        self._ledger.record(self._member, EventKind.TIER_SENT, source, partition, offset, record_id, detail)
         self._producer.produce(topic, **{**kwargs, "on_delivery": on_delivery})
 
     def _die(self, partition: int, offset: int) -> None:
@@ -271,10 +307,11 @@ class SoakConsumer(KafkaConsumerRunner):
         self.work_s = int(os.environ.get("SOAK_WORK_MS", "0")) / 1000
         self.fault = FaultHook.parse(os.environ.get("SOAK_FAULT", ""))
         self.handled_here = 0
+        read_at: dict[Position, Position] = {}  # shared by the consumer and the producer wrappers
         super().__init__(
             settings,
-            consumer_factory=lambda config: RecordingConsumer(config, self.ledger, self.member),
-            producer_factory=lambda config: RecordingProducer(config, self.ledger, self.member, self.fault),
+            consumer_factory=lambda config: RecordingConsumer(config, self.ledger, self.member, read_at),
+            producer_factory=lambda config: RecordingProducer(config, self.ledger, self.member, self.fault, read_at),
             **kwargs,
         )
 

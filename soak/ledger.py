@@ -56,7 +56,8 @@ class EventKind:
     DLQ_ACKED = "dlq_acked"  # the broker acknowledged that write
     DLQ_FAILED = "dlq_failed"  # the broker refused it (the runner sends it again)
     # a copy written to a retry tier (a move on, or a follower of its key): topic/partition/offset are the SOURCE
-    # record's (``retry.original.*``), detail the tier topic (and, acknowledged, ``topic:partition`` it landed in)
+    # record's (``retry.original.*``); detail the tier topic and where the record was read (``<tier> from
+    # topic:partition:offset``), acknowledged ``topic:partition`` it landed in, failed ``topic: error``
     TIER_SENT = "tier_sent"
     TIER_ACKED = "tier_acked"
     TIER_FAILED = "tier_failed"

@@ -35,7 +35,7 @@ def _traffic() -> Traffic:
 
 
 def _into_tier(ledger: Ledger, member: str, offset: int) -> None:
-    ledger.record(member, EventKind.TIER_SENT, SOURCE, 0, offset, f"r{offset}", TIER)
+    ledger.record(member, EventKind.TIER_SENT, SOURCE, 0, offset, f"r{offset}", f"{TIER} from {SOURCE}:0:{offset}")
     ledger.record(member, EventKind.TIER_ACKED, SOURCE, 0, offset, f"r{offset}", f"{TIER}:{TIER_PARTITION}")
 
 
@@ -135,3 +135,24 @@ def test_judge_safety_reports_the_break_and_counts_a_tier_processing_for_its_sou
     assert (found.lost, found.processed, found.duplicates, found.tier_hops) == (0, 2, 0, 1)
     assert [v for v in found.violations if v.startswith("key order through the tiers")] == found.violations
     assert len(found.violations) == 1
+
+
+@pytest.mark.soak_quick
+def test_a_tier_write_no_commit_covered_bounds_one_more_processing_of_its_record(ledger: Ledger) -> None:
+    # a writes offset 0 to the tier and is gone before committing it; b, the next owner, reads it again and
+    # processes it (the failure is over), commits; c processes the tier copy, commits: two processings, one
+    # duplicate, which only a's uncovered tier write explains
+    ledger.record("a", EventKind.ASSIGNED, SOURCE, 0, -1)
+    _into_tier(ledger, "a", 0)
+    ledger.record("b", EventKind.ASSIGNED, SOURCE, 0, -1)
+    ledger.record_processed("b", SOURCE, 0, 0, "r0")
+    ledger.record_processed("b", SOURCE, 0, 1, "r1")
+    ledger.record("b", EventKind.COMMIT_OK, SOURCE, 0, 2)
+    ledger.record("c", EventKind.ASSIGNED, TIER, TIER_PARTITION, -1)
+    _from_tier(ledger, "c", 0, tier_offset=0)
+    ledger.record("c", EventKind.COMMIT_OK, TIER, TIER_PARTITION, 1)
+
+    found = judge_safety(_traffic(), ledger, [], [SOURCE], partition_order=False, in_flight_limit=1, tiers=[TIER])
+
+    assert (found.duplicates, found.duplicate_bound) == (1, 1)
+    assert found.violations == []

@@ -30,6 +30,7 @@ Liveness (after the last fault is over, within ``drain_s``)
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -142,20 +143,18 @@ def judge_safety(
     if aborted:
         found.add(f"records of aborted transactions processed or dead-lettered: {_first_by_partition(aborted)}")
     _judge_dead_letters(found, traffic, reasons, outage_failed)
-    extra_copies = 0
     if tiers:
-        extra_copies = _judge_tiers(found, ledger, traffic, topics, tiers)
+        _judge_tiers(found, ledger, traffic, topics, tiers)
     else:
         _judge_order(found, ledger, traffic, topics, partition_order)
     found.violations += _commits_past_incomplete_work(ledger, topics[0])
 
-    _judge_duplicates(found, ledger, topics + tiers, deliveries, dead, in_flight_limit, extra_copies)
+    _judge_duplicates(found, ledger, topics + tiers, deliveries, dead, in_flight_limit, tiers=bool(tiers))
     return found
 
 
-def _judge_tiers(found: Findings, ledger: Ledger, traffic: Traffic, topics: list[str], tiers: list[str]) -> int:
-    """Key order through the tiers; returns the tier copies beyond one per source record and tier topic
-    (acknowledged, or reported failed: maybe stored): each may be processed, or dead-lettered, once more."""
+def _judge_tiers(found: Findings, ledger: Ledger, traffic: Traffic, topics: list[str], tiers: list[str]) -> None:
+    """Key order through the tiers (:func:`judge_tier_key_order`)."""
     order = judge_tier_key_order(ledger, traffic, topics, tiers)
     found.key_order_pairs = (
         f"{order.pairs} held, {order.excused} out of order across assignment changes "
@@ -163,9 +162,23 @@ def _judge_tiers(found: Findings, ledger: Ledger, traffic: Traffic, topics: list
     )
     found.violations += order.violations[:10]
     found.tier_hops = ledger.count(EventKind.TIER_ACKED)
-    copies = Counter((e.topic, e.partition, e.offset, (e.detail or "").split(":")[0]) for e in
-                     ledger.events(EventKind.TIER_ACKED, EventKind.TIER_FAILED))  # fmt: skip
-    return sum(n - 1 for n in copies.values())
+
+
+def _tier_writes(ledger: Ledger) -> list[Event]:
+    """Each retry-tier write as a completion at the position its record was read from (its ``detail`` says
+    where): one no accepted commit covered is redone by the next owner, written again or processed at once.
+    Resends of a failed write are left out (each failed write counts once more on its own)."""
+    writes, failed = [], set()
+    for event in ledger.events(EventKind.TIER_SENT, EventKind.TIER_FAILED):
+        destination, _, read = (event.detail or "").partition(" from ")
+        copy = (event.member, event.topic, event.partition, event.offset, destination.split(":")[0])
+        if event.kind == EventKind.TIER_FAILED or copy in failed:  # a resend: counted with the failed writes
+            failed.add(copy)
+            continue
+        topic, partition, offset = read.rsplit(":", 2)
+        writes.append(dataclasses.replace(event, kind=EventKind.PROCESSED, topic=topic, partition=int(partition),
+                                          offset=int(offset)))  # fmt: skip
+    return writes
 
 
 def _judge_duplicates(
@@ -175,16 +188,22 @@ def _judge_duplicates(
     deliveries: Counter[Position],
     dead: Counter[Position],
     in_flight_limit: int,
-    extra_copies: int = 0,
+    *,
+    tiers: bool = False,
 ) -> None:
-    """``extra_copies``: retry-tier copies written more than once, each processed or dead-lettered once more."""
+    """``tiers``: the tier writes count in the windows of the partitions their records were read from (redone,
+    each is one more processing or DLQ copy), and each tier write reported failed (it may have been stored, and
+    is sent again) once more."""
     found.duplicates = sum(n - 1 for n in deliveries.values())
     found.dlq_copies = sum(n - 1 for n in dead.values())
-    windows = {topic: handoff_windows(ledger, topic) for topic in topics}
-    found.duplicate_bound = sum(w.bound for w in windows.values()) + extra_copies
+    writes = _tier_writes(ledger) if tiers else []
+    windows = {topic: handoff_windows(ledger, topic, writes) for topic in topics}
+    failed = ledger.count(EventKind.TIER_FAILED)
+    tier_slack = sum(w.bound for w in windows.values()) - sum(handoff_windows(ledger, t).bound for t in topics)
+    found.duplicate_bound = sum(w.bound for w in windows.values()) + failed
     found.in_flight = sum(sum(w.in_flight.values()) for w in windows.values())
     found.dlq_copy_bound = (
-        sum(w.dead_letters for w in windows.values()) + ledger.count(EventKind.DLQ_FAILED) + extra_copies
+        sum(w.dead_letters for w in windows.values()) + ledger.count(EventKind.DLQ_FAILED) + failed + tier_slack
     )
     for topic, window in windows.items():
         for (member, partition, seq), late in sorted(window.in_flight.items()):
