@@ -123,7 +123,11 @@ class RecordingConsumer:
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
         messages = self._consumer.consume(num_messages, timeout)
         for msg in messages:
-            if msg.error() is None and RETRY_INFIX in msg.topic():
+            if msg.error() is not None:
+                continue
+            if RETRY_INFIX not in msg.topic():  # read from the source (again): its next tier write is from there
+                self.read_at.pop((msg.topic(), msg.partition(), msg.offset()), None)
+            else:
                 headers = dict(msg.headers() or ())
                 try:
                     source = (
