@@ -367,3 +367,22 @@ def test_key_order_a_follower_is_written_only_after_its_keys_earlier_copy_to_tha
     stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log[1:]]
     assert stored == [0, 1]  # after the failed first write: the leader, then its follower
     assert p.state(SOURCE).offsets.committable() == 2
+
+
+def test_key_order_copies_waiting_for_an_earlier_one_are_dropped_when_their_partition_is_revoked_or_lost() -> None:
+    # Found by the nemesis (seed 132, consumer, tiers-key-order, a long network cut): a member's followers waited
+    # behind their leader's unacknowledged write; the member lost its partitions, then, once the network was back
+    # and the leader's write went through, wrote 267 copies of records its successor was handling again.
+    p = parts(key_order=True)
+    p.producer.failing = {TIER_1}
+    p.exhausted(message(SOURCE, 0, b"k"))  # the leader's write fails: sent again after a backoff
+    p.dead_letters.publisher.poll()
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # a follower waits behind it
+    p.dead_letters.forget([p.state(SOURCE)])  # the partition is lost
+    p.producer.failing = set()
+    p.clock.mono += 60
+    p.dead_letters.publisher.poll()
+    p.settle()
+
+    stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log]
+    assert stored == [0, 0]  # the leader, failed then sent again (a write out is not taken back); no follower

@@ -107,6 +107,17 @@ class TierWrites:
         copy = carried.headers(headers, None, None, self._ctx.settings.group_id)
         return Origin(source, carried.partition, carried.offset, carried.timestamp_ms, copy, carried.attempts)
 
+    def forget(self, states: list[PartitionState]) -> None:
+        """Partitions revoked or lost: their records' copies still waiting behind a key's earlier copy are not
+        written (the records are redelivered to the next owner); a copy already out is not taken back."""
+        gone = {state.key for state in states}
+        for queue in self._chains.values():
+            if len(queue) > 1 and any((letter.topic, letter.partition) in gone for letter in queue):
+                head = queue.popleft()
+                kept = [letter for letter in queue if (letter.topic, letter.partition) not in gone]
+                queue.clear()
+                queue.extend([head, *kept])
+
     # -- key order ------------------------------------------------------------------------------------
 
     def follow(self, state: PartitionState, msg: Any, received: float, tier: int, due_ms: int) -> None:
