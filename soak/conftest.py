@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--soak-report", default="", help="write the soak report table (markdown) to this file")
     parser.addoption("--nemesis-seed", type=int, default=None, help="nemesis: run (replay) this seed only")
     parser.addoption("--nemesis-protocol", default=None, help="nemesis: classic-eager, classic-cooperative or consumer")
-    parser.addoption("--nemesis-mode", default=None, help="nemesis: sequential, key, async or batch")
+    parser.addoption("--nemesis-mode", default=None, help="nemesis: sequential, key, async, batch or tiers-key-order")
     parser.addoption("--nemesis-brokers", type=int, default=None, choices=(1, 3), help="nemesis: 1 or 3 nodes")
     parser.addoption("--soak-seed", type=int, default=20_261_122, help="seed of the soak fault schedules")
 

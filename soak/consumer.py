@@ -23,7 +23,8 @@ environment (``KAFKA_BROKERS``, ``KAFKA_TOPICS``, ``KAFKA_GROUP_ID``, ``COMMIT_*
 
 What the handler does with a record is written in its payload (:mod:`soak.workload`): ``poison`` raises
 ``PoisonMessageError``; ``fixable`` too, unless the handler is ``fixed``; ``fail_times: n`` raises a transient
-``ConnectionError`` on the first n attempts; ``slow_first_ms`` sleeps that long on the first delivery only.
+``ConnectionError`` on the first n attempts; ``fail_until_tier: t`` raises one whenever the record is read from
+the source or a retry tier below t (``retry.tier``); ``slow_first_ms`` sleeps that long on the first delivery only.
 
 The hooks observe the runner from outside its code: the librdkafka consumer and the DLQ producer are
 given to the runner through its ``consumer_factory`` and ``producer_factory`` parameters, wrapped to write
@@ -47,8 +48,10 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.deadletter import retry_headers as rh
 from neotool_common.deadletter.headers import DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION
 from neotool_common.errors import PoisonMessageError
+from neotool_common.policies.retry_topics import RETRY_INFIX
 from neotool_common.records.message import Message
 from soak.ledger import EventKind, Ledger
 
@@ -60,6 +63,7 @@ PAYLOAD_SCHEMA: dict[str, Any] = {
         "poison": {"type": "boolean"},
         "fixable": {"type": "boolean"},
         "fail_times": {"type": "integer", "minimum": 0},
+        "fail_until_tier": {"type": "integer", "minimum": 0},
         "slow_first_ms": {"type": "integer", "minimum": 0},
         "pad": {"type": "string"},
     },
@@ -90,12 +94,21 @@ class FaultHook:
         return self.point == point and (self.partition, self.offset) == (partition, offset)
 
 
-class RecordingConsumer:
-    """The librdkafka consumer, writing commits, commit results and assignment changes to the ledger."""
+Position = tuple[str, int, int]
 
-    def __init__(self, config: dict[str, Any], ledger: Ledger, member: str) -> None:
+
+class RecordingConsumer:
+    """The librdkafka consumer, writing commits, commit results and assignment changes to the ledger.
+
+    It also remembers, in ``read_at``, where it last read each source record that came from a retry tier (source
+    position -> tier position): the tier write the runner makes next for that record is logged with it."""
+
+    def __init__(
+        self, config: dict[str, Any], ledger: Ledger, member: str, read_at: dict[Position, Position] | None = None
+    ) -> None:
         self._ledger = ledger
         self._member = member
+        self.read_at: dict[Position, Position] = {} if read_at is None else read_at
         runner_on_commit = config["on_commit"]
 
         def on_commit(err: Any, partitions: list[TopicPartition]) -> None:
@@ -106,6 +119,26 @@ class RecordingConsumer:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._consumer, name)
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        messages = self._consumer.consume(num_messages, timeout)
+        for msg in messages:
+            if msg.error() is not None:
+                continue
+            if RETRY_INFIX not in msg.topic():  # read from the source (again): its next tier write is from there
+                self.read_at.pop((msg.topic(), msg.partition(), msg.offset()), None)
+            else:
+                headers = dict(msg.headers() or ())
+                try:
+                    source = (
+                        headers[rh.RETRY_ORIGINAL_TOPIC].decode(),
+                        int(headers[rh.RETRY_ORIGINAL_PARTITION]),
+                        int(headers[rh.RETRY_ORIGINAL_OFFSET]),
+                    )
+                except (KeyError, ValueError, AttributeError):
+                    continue
+                self.read_at[source] = (msg.topic(), msg.partition(), msg.offset())
+        return list(messages)
 
     def subscribe(self, topics: list[str], *, on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
         self._consumer.subscribe(
@@ -165,7 +198,15 @@ class RecordingConsumer:
 class RecordingProducer:
     """The DLQ producer, writing each dead-letter write and its acknowledgement to the ledger; fault hooks."""
 
-    def __init__(self, config: dict[str, Any], ledger: Ledger, member: str, fault: FaultHook) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        ledger: Ledger,
+        member: str,
+        fault: FaultHook,
+        read_at: dict[Position, Position] | None = None,
+    ) -> None:
+        self._read_at = {} if read_at is None else read_at
         self._producer = Producer(config)
         self._ledger = ledger
         self._member = member
@@ -176,10 +217,13 @@ class RecordingProducer:
 
     def produce(self, topic: str, value: Any = None, key: Any = None, **kwargs: Any) -> None:
         headers = dict(kwargs.get("headers") or ())
+        record_id = key.decode("utf-8", "replace") if isinstance(key, bytes) else None
+        if not topic.endswith(".dlq"):  # a retry tier's copy: logged with the source record's coordinates
+            self._produce_tier_copy(topic, record_id, value=value, key=key, **kwargs)
+            return
         partition = int(headers[DLQ_ORIGINAL_PARTITION])
         offset = int(headers[DLQ_ORIGINAL_OFFSET])
         source = topic.removesuffix(".dlq")
-        record_id = key.decode("utf-8", "replace") if isinstance(key, bytes) else None
         runner_on_delivery = kwargs["on_delivery"]
 
         def on_delivery(err: Any, msg: Any) -> None:
@@ -196,11 +240,39 @@ class RecordingProducer:
         if self._fault.matches("dlq-sent", partition, offset):
             self._die(partition, offset)  # handed to the producer, not yet acknowledged
 
+    def _produce_tier_copy(self, topic: str, record_id: str | None, **kwargs: Any) -> None:
+        headers = dict(kwargs["headers"])
+        source = headers[rh.RETRY_ORIGINAL_TOPIC].decode()
+        partition = int(headers[rh.RETRY_ORIGINAL_PARTITION])
+        offset = int(headers[rh.RETRY_ORIGINAL_OFFSET])
+        runner_on_delivery = kwargs["on_delivery"]
+
+        def on_delivery(err: Any, msg: Any) -> None:
+            kind, detail = (EventKind.TIER_ACKED, f"{topic}:{msg.partition()}") if err is None else (
+                EventKind.TIER_FAILED, f"{topic}: {err}"
+            )  # fmt: skip
+            self._ledger.record(self._member, kind, source, partition, offset, record_id, detail)
+            runner_on_delivery(err, msg)
+
+        read = self._read_at.get((source, partition, offset), (source, partition, offset))  # else: from the source
+        detail = f"{topic} from {':'.join(map(str, read))}"
+        self._ledger.record(self._member, EventKind.TIER_SENT, source, partition, offset, record_id, detail)
+        self._producer.produce(topic, **{**kwargs, "on_delivery": on_delivery})
+
     def _die(self, partition: int, offset: int) -> None:
         """SIGKILL this process at the hook; the ledger's FAULT event names it as ``SOAK_FAULT`` did."""
         hook = f"{self._fault.point}@{partition}:{offset}"
         self._ledger.record(self._member, EventKind.FAULT, None, partition, offset, None, hook)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _source(message: Message) -> tuple[str, int, int]:
+    """The source record's position: the message's own, or, read from a retry tier, its ``retry.original.*``."""
+    topic = message.header(rh.RETRY_ORIGINAL_TOPIC)
+    partition, offset = message.header(rh.RETRY_ORIGINAL_PARTITION), message.header(rh.RETRY_ORIGINAL_OFFSET)
+    if topic is None or partition is None or offset is None:
+        return (message.topic, message.partition, message.offset)
+    return (topic, int(partition), int(offset))
 
 
 class ThreadLedger:
@@ -239,10 +311,11 @@ class SoakConsumer(KafkaConsumerRunner):
         self.work_s = int(os.environ.get("SOAK_WORK_MS", "0")) / 1000
         self.fault = FaultHook.parse(os.environ.get("SOAK_FAULT", ""))
         self.handled_here = 0
+        read_at: dict[Position, Position] = {}  # shared by the consumer and the producer wrappers
         super().__init__(
             settings,
-            consumer_factory=lambda config: RecordingConsumer(config, self.ledger, self.member),
-            producer_factory=lambda config: RecordingProducer(config, self.ledger, self.member, self.fault),
+            consumer_factory=lambda config: RecordingConsumer(config, self.ledger, self.member, read_at),
+            producer_factory=lambda config: RecordingProducer(config, self.ledger, self.member, self.fault, read_at),
             **kwargs,
         )
 
@@ -264,18 +337,14 @@ class SoakConsumer(KafkaConsumerRunner):
         if payload.get("poison"):
             raise PoisonMessageError("poison record", "$.payload.poison")
         if self.control is not None and (self.control / "outage").exists():
-            self.ledger.record(
-                self.member,
-                EventKind.ATTEMPT_FAILED,
-                message.topic,
-                message.partition,
-                message.offset,
-                message.record_id,
-                "outage",
-            )
+            self.ledger.record(self.member, EventKind.ATTEMPT_FAILED, *_source(message), message.record_id, "outage")
             raise ConnectionError("downstream outage")
         if payload.get("fail_times"):
             self._fail_transiently(message, int(payload["fail_times"]))
+        tier = int(message.header(rh.RETRY_TIER) or 0)
+        if tier < payload.get("fail_until_tier", 0):
+            self.ledger.record(self.member, EventKind.ATTEMPT_FAILED, *_source(message), message.record_id, "tier")
+            raise ConnectionError(f"enrichment service unavailable until retry tier {payload['fail_until_tier']}")
 
     def _delay_s(self, message: Message) -> float:
         """How long handling this record takes: its own slowness, a latency spike, the simulated work."""
@@ -292,7 +361,11 @@ class SoakConsumer(KafkaConsumerRunner):
         return delay
 
     def _done(self, message: Message) -> None:
-        self.ledger.record_processed(self.member, message.topic, message.partition, message.offset, message.record_id)
+        source = _source(message)
+        tier = None if source == (message.topic, message.partition, message.offset) else ":".join(map(str, source))
+        self.ledger.record_processed(
+            self.member, message.topic, message.partition, message.offset, message.record_id, tier
+        )
         self.handled_here += 1
         if self.fault.point == "stop-after" and self.handled_here == self.fault.count:
             self.ledger.record(
@@ -311,13 +384,7 @@ class SoakConsumer(KafkaConsumerRunner):
         if failed < fail_times:
             attempt = failed + 1
             self.ledger.record(
-                self.member,
-                EventKind.ATTEMPT_FAILED,
-                message.topic,
-                message.partition,
-                message.offset,
-                message.record_id,
-                str(attempt),
+                self.member, EventKind.ATTEMPT_FAILED, *_source(message), message.record_id, str(attempt)
             )
             raise ConnectionError(f"enrichment service unavailable (attempt {attempt})")
 

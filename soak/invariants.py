@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from neotool_common.deadletter.headers import (
@@ -186,10 +187,12 @@ def _out_of_order(ledger: Ledger, topic: str) -> list[str]:
 
 
 def _commits_past_incomplete_work(ledger: Ledger, topic: str) -> list[str]:
-    """A commit of offset c requested before some offset below c was completed is an at-least-once violation."""
+    """A commit of offset c requested before some offset below c was completed is an at-least-once violation.
+
+    Completed: processed, or its dead-letter or retry-tier copy acknowledged (both logged at the source position)."""
     completed: dict[int, dict[int, int]] = defaultdict(dict)  # partition -> offset -> seq of first completion
     commits = []
-    for event in ledger.events(EventKind.PROCESSED, EventKind.DLQ_ACKED, EventKind.COMMIT):
+    for event in ledger.events(EventKind.PROCESSED, EventKind.DLQ_ACKED, EventKind.TIER_ACKED, EventKind.COMMIT):
         if event.topic != topic:
             continue
         assert event.partition is not None
@@ -251,7 +254,7 @@ class HandoffWindows:
         return self.processings + sum(self.in_flight.values())
 
 
-def handoff_windows(ledger: Ledger, topic: str) -> HandoffWindows:
+def handoff_windows(ledger: Ledger, topic: str, extra: Iterable[Event] = ()) -> HandoffWindows:
     """Processings and dead-letter writes no accepted commit of their member covered while it held the partition.
 
     Only these can be repeated by whoever gets the partition next. A member's *tenure* of a partition runs from
@@ -261,6 +264,9 @@ def handoff_windows(ledger: Ledger, topic: str) -> HandoffWindows:
     record that was inside the handler then: the runner cannot take a running ``process()`` back, it only drops
     the records that had not started. It counts too, however it is committed later, and the caller checks that
     there are no more of them per hand-over than the mode has records inside the handler at once.
+
+    ``extra``: more completions to count as processings, placed in the ledger's order by their ``seq`` (the
+    nemesis's retry-tier writes, at the position the record was read from: redone, each is one more processing).
     """
     tenures = _Tenures()
     kinds = (
@@ -271,7 +277,11 @@ def handoff_windows(ledger: Ledger, topic: str) -> HandoffWindows:
         EventKind.REVOKED,
         EventKind.LOST,
     )
-    for event in ledger.events(*kinds):
+    events = ledger.events(*kinds)
+    more = [e for e in extra if e.topic == topic]
+    if more:
+        events = sorted(events + more, key=lambda e: e.seq)
+    for event in events:
         if event.topic == topic and event.partition is not None:
             tenures.feed(event, (event.member, event.partition))
     windows = tenures.windows

@@ -55,6 +55,12 @@ class EventKind:
     DLQ_SENT = "dlq_sent"  # a dead-letter write handed to the producer; partition/offset are the source's
     DLQ_ACKED = "dlq_acked"  # the broker acknowledged that write
     DLQ_FAILED = "dlq_failed"  # the broker refused it (the runner sends it again)
+    # a copy written to a retry tier (a move on, or a follower of its key): topic/partition/offset are the SOURCE
+    # record's (``retry.original.*``); detail the tier topic and where the record was read (``<tier> from
+    # topic:partition:offset``), acknowledged ``topic:partition`` it landed in, failed ``topic: error``
+    TIER_SENT = "tier_sent"
+    TIER_ACKED = "tier_acked"
+    TIER_FAILED = "tier_failed"
     COMMIT = "commit"  # an offset commit requested; offset is the committed position
     COMMIT_OK = "commit_ok"  # the coordinator accepted it
     COMMIT_FAILED = "commit_failed"  # it was refused; detail = the error
@@ -104,15 +110,20 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record_processed(self, member: str, topic: str, partition: int, offset: int, record_id: str) -> int:
-        """Upsert the record and log the processing, atomically; returns its deliveries so far (1 the first time)."""
+    def record_processed(
+        self, member: str, topic: str, partition: int, offset: int, record_id: str, detail: str | None = None
+    ) -> int:
+        """Upsert the record and log the processing, atomically; returns its deliveries so far (1 the first time).
+
+        A record read from a retry tier is logged at its tier position, ``detail`` naming its source position
+        (``topic:partition:offset``)."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO processed (record_id, deliveries) VALUES (?, 1) "
                 "ON CONFLICT (record_id) DO UPDATE SET deliveries = deliveries + 1",
                 (record_id,),
             )
-            self._insert(db, member, EventKind.PROCESSED, topic, partition, offset, record_id, None)
+            self._insert(db, member, EventKind.PROCESSED, topic, partition, offset, record_id, detail)
             (deliveries,) = db.execute("SELECT deliveries FROM processed WHERE record_id = ?", (record_id,)).fetchone()
         return int(deliveries)
 

@@ -1,8 +1,9 @@
 """Scenario 14, the nemesis: seeded schedules of overlapping faults, then safety and liveness (soak/README.md).
 
-``make test`` (profile quick) runs the two fixed seeds of :data:`QUICK_CASES` on the single broker;
-``make soak`` (profile full) runs them and the 30 seeds of :data:`FULL_CASES` across the three group protocols,
-the four throughput modes and, every fifth seed, the 3-node cluster. ``--nemesis-seed=N`` runs only seed N
+``make test`` (profile quick) runs the three fixed seeds of :data:`QUICK_CASES` on the single broker;
+``make soak`` (profile full) runs them and the 34 seeds of :data:`FULL_CASES`: 30 across the three group
+protocols, the four throughput modes and, every fifth seed, the 3-node cluster; then 4 of the retry tiers with
+key order (``tiers-key-order``), each protocol on one node and one on three. ``--nemesis-seed=N`` runs only seed N
 (with its protocol, mode and brokers unless ``--nemesis-protocol``, ``--nemesis-mode``, ``--nemesis-brokers``
 say otherwise): every failure prints the command that replays it.
 """
@@ -21,10 +22,17 @@ from soak.nemesis.schedule import describe
 from soak.report import NemesisRow, Report
 from soak.scenario import ScenarioRun
 
-QUICK_CASES = [Case(5, "classic-cooperative", "key", size=QUICK), Case(2, "consumer", "sequential", size=QUICK)]
+TIERS = "tiers-key-order"
+QUICK_CASES = [
+    Case(5, "classic-cooperative", "key", size=QUICK),
+    Case(2, "consumer", "sequential", size=QUICK),
+    Case(7, "classic-eager", TIERS, size=QUICK),
+]
 FULL_CASES = [
     Case(100 + i, list(PROTOCOLS)[i % 3], list(MODES)[(i // 3) % 4], brokers=3 if i % 5 == 4 else 1, cuts=i % 5 != 4)
     for i in range(30)
+] + [  # the retry tiers with key order: every protocol on one node (with cuts), and one seed on three
+    Case(130 + i, list(PROTOCOLS)[i % 3], TIERS, brokers=3 if i == 3 else 1, cuts=i != 3) for i in range(4)
 ]  # the single-node ones with network cuts (their broker has a listener for each member's proxy)
 
 

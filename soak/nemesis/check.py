@@ -30,6 +30,7 @@ Liveness (after the last fault is over, within ``drain_s``)
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from neotool_common.deadletter.headers import (
 from neotool_common.testing.harness import ReadRecord
 from soak.invariants import _commits_past_incomplete_work, handoff_windows
 from soak.ledger import Event, EventKind, Ledger
+from soak.nemesis.tier_order import judge_tier_key_order, source_position
 from soak.nemesis.workload import PROCESS, Position, Traffic
 
 __all__ = ["Findings", "judge_safety"]
@@ -59,6 +61,8 @@ class Findings:
     in_flight: int = 0  # of the bound: completions after a hand-over (records inside the handler then)
     dlq_copies: int = 0
     dlq_copy_bound: int = 0
+    tier_hops: int = 0  # acknowledged tier writes (moves on and followers)
+    key_order_pairs: str = ""  # with tiers: pairs the key-order guarantee covered, and those excused
     violations: list[str] = field(default_factory=list)
 
     def add(self, problem: str) -> None:
@@ -88,6 +92,15 @@ def _dlq_position(record: ReadRecord) -> Position | None:
     return (topic, int(partition), int(offset))
 
 
+def _deliveries(ledger: Ledger, topics: list[str], tiers: list[str]) -> Counter[Position]:
+    """Processings per source position (those read from a retry tier count for their source record)."""
+    deliveries: Counter[Position] = Counter()
+    for event in ledger.events(EventKind.PROCESSED):
+        if event.topic in topics or event.topic in tiers:
+            deliveries[source_position(event, set(tiers)) or _position(event)] += 1
+    return deliveries
+
+
 def judge_safety(
     traffic: Traffic,
     ledger: Ledger,
@@ -96,12 +109,13 @@ def judge_safety(
     *,
     partition_order: bool,
     in_flight_limit: int,
+    tiers: list[str] | None = None,
 ) -> Findings:
+    """``tiers``: the group's retry topics; a processing read from one counts for its source record, and key
+    order is judged as the key-order option guarantees it (:mod:`soak.nemesis.tier_order`)."""
+    tiers = tiers or []
     found = Findings(records=len(traffic.acked))
-    processed_events = [e for e in ledger.events(EventKind.PROCESSED) if e.topic in topics]
-    deliveries: Counter[Position] = Counter()
-    for event in processed_events:
-        deliveries[_position(event)] += 1
+    deliveries = _deliveries(ledger, topics, tiers)
     dead: Counter[Position] = Counter()
     reasons: dict[Position, set[str]] = defaultdict(set)
     for record in dead_letters:
@@ -129,11 +143,42 @@ def judge_safety(
     if aborted:
         found.add(f"records of aborted transactions processed or dead-lettered: {_first_by_partition(aborted)}")
     _judge_dead_letters(found, traffic, reasons, outage_failed)
-    _judge_order(found, ledger, traffic, topics, partition_order)
+    if tiers:
+        _judge_tiers(found, ledger, traffic, topics, tiers)
+    else:
+        _judge_order(found, ledger, traffic, topics, partition_order)
     found.violations += _commits_past_incomplete_work(ledger, topics[0])
 
-    _judge_duplicates(found, ledger, topics, deliveries, dead, in_flight_limit)
+    _judge_duplicates(found, ledger, topics + tiers, deliveries, dead, in_flight_limit, tiers=bool(tiers))
     return found
+
+
+def _judge_tiers(found: Findings, ledger: Ledger, traffic: Traffic, topics: list[str], tiers: list[str]) -> None:
+    """Key order through the tiers (:func:`judge_tier_key_order`)."""
+    order = judge_tier_key_order(ledger, traffic, topics, tiers)
+    found.key_order_pairs = (
+        f"{order.pairs} held, {order.excused} out of order across assignment changes "
+        f"({order.excused_tier_moves} of them with the source partition staying put)"
+    )
+    found.violations += order.violations[:10]
+    found.tier_hops = ledger.count(EventKind.TIER_ACKED)
+
+
+def _tier_writes(ledger: Ledger) -> list[Event]:
+    """Each retry-tier write as a completion at the position its record was read from (its ``detail`` says
+    where): one no accepted commit covered is redone by the next owner, written again or processed at once.
+    Resends of a failed write are left out (each failed write counts once more on its own)."""
+    writes, failed = [], set()
+    for event in ledger.events(EventKind.TIER_SENT, EventKind.TIER_FAILED):
+        destination, _, read = (event.detail or "").partition(" from ")
+        copy = (event.member, event.topic, event.partition, event.offset, destination.split(":")[0])
+        if event.kind == EventKind.TIER_FAILED or copy in failed:  # a resend: counted with the failed writes
+            failed.add(copy)
+            continue
+        topic, partition, offset = read.rsplit(":", 2)
+        writes.append(dataclasses.replace(event, kind=EventKind.PROCESSED, topic=topic, partition=int(partition),
+                                          offset=int(offset)))  # fmt: skip
+    return writes
 
 
 def _judge_duplicates(
@@ -143,13 +188,23 @@ def _judge_duplicates(
     deliveries: Counter[Position],
     dead: Counter[Position],
     in_flight_limit: int,
+    *,
+    tiers: bool = False,
 ) -> None:
+    """``tiers``: the tier writes count in the windows of the partitions their records were read from (redone,
+    each is one more processing or DLQ copy), and each tier write reported failed (it may have been stored, and
+    is sent again) once more."""
     found.duplicates = sum(n - 1 for n in deliveries.values())
     found.dlq_copies = sum(n - 1 for n in dead.values())
-    windows = {topic: handoff_windows(ledger, topic) for topic in topics}
-    found.duplicate_bound = sum(w.bound for w in windows.values())
+    writes = _tier_writes(ledger) if tiers else []
+    windows = {topic: handoff_windows(ledger, topic, writes) for topic in topics}
+    failed = ledger.count(EventKind.TIER_FAILED)
+    tier_slack = sum(w.bound for w in windows.values()) - sum(handoff_windows(ledger, t).bound for t in topics)
+    found.duplicate_bound = sum(w.bound for w in windows.values()) + failed
     found.in_flight = sum(sum(w.in_flight.values()) for w in windows.values())
-    found.dlq_copy_bound = sum(w.dead_letters for w in windows.values()) + ledger.count(EventKind.DLQ_FAILED)
+    found.dlq_copy_bound = (
+        sum(w.dead_letters for w in windows.values()) + ledger.count(EventKind.DLQ_FAILED) + failed + tier_slack
+    )
     for topic, window in windows.items():
         for (member, partition, seq), late in sorted(window.in_flight.items()):
             if late > in_flight_limit:

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import random
-import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from neotool_common.policies.retry_topics import parse_delays, retry_topics
 from neotool_common.provisioning.plan import Role, plan_topics
-from neotool_common.testing.harness import committed_offsets, read_topic
+from neotool_common.testing.harness import read_topic
 from neotool_common.testing.kafka import KafkaEndpoint
 from neotool_common.testing.kafka.cluster import free_port
-from soak.faults import Fleet, Member, consumer_env, metric, scrape_metrics
+from soak.faults import Fleet, Member, consumer_env
 from soak.nemesis.check import Findings, judge_safety
 from soak.nemesis.control import Control
+from soak.nemesis.liveness import Outcome, await_liveness, stop_and_check_exits
 from soak.nemesis.proxy import CuttableProxy
-from soak.nemesis.schedule import Fault, Nemesis, describe, draw_schedule
-from soak.nemesis.workload import Producers, WorkloadPlan, plan_records
+from soak.nemesis.schedule import Nemesis, describe, draw_schedule
+from soak.nemesis.workload import TIERED, Producers, WorkloadPlan, plan_records
 from soak.scenario import ScenarioRun
-from soak.steps import end_offsets
 
 __all__ = ["MODES", "PROTOCOLS", "Case", "Size", "run_case"]
 
@@ -36,8 +35,20 @@ MODES: dict[str, dict[str, str]] = {
     "key": {"ORDERING": "key", "MAX_CONCURRENCY": "4"},
     "async": {"SOAK_MODE": "async", "ORDERING": "key", "MAX_CONCURRENCY": "8"},
     "batch": {"SOAK_MODE": "batch", "BATCH_SIZE": "20", "MAX_CONCURRENCY": "2"},
+    # the sequential runner with two short delay tiers and the key-order option (docs/retry-topics.md)
+    "tiers-key-order": {
+        "RETRY_TOPIC_DELAYS_MS": "300,1500",
+        "RETRY_TOPIC_KEY_ORDER": "true",
+        "RETRY_MAX_ATTEMPTS": "2",
+        "RETRY_BACKOFF_INITIAL_MS": "20",
+        "RETRY_BACKOFF_MAX_MS": "100",
+    },
 }
 PARTITION_ORDER = {"sequential", "batch"}  # the modes that promise per-partition order (all promise key order)
+
+
+def tier_delays(mode: str) -> tuple[int, ...]:
+    return parse_delays(MODES[mode].get("RETRY_TOPIC_DELAYS_MS", ""))
 
 
 def in_flight_limit(mode: str) -> int:
@@ -79,33 +90,20 @@ class Case:
         )
 
 
-@dataclass
-class Outcome:
-    findings: Findings
-    schedule: list[Fault]
-    nemesis_log: list[str] = field(default_factory=list)
-    stuck: dict[str, tuple[int, int]] = field(default_factory=dict)
-    aborted: list[str] = field(default_factory=list)  # members that ended in abort() (SIGABRT, exit -6)
-    drain_s: float = 0.0
-
-
 def member_env(
     case: Case, bootstrap: str, topics: list[str], scenario: ScenarioRun, control: Control
 ) -> dict[str, str]:
-    env = consumer_env(
-        bootstrap,
-        ",".join(topics),
-        scenario.group,
-        scenario.ledger.path,
-        SOAK_CONTROL=str(control.folder),
-        SOAK_WORK_MS="1",
-        RETRY_MAX_ATTEMPTS="4",
-        CIRCUIT_MAX_CONSECUTIVE_DLQ="0",  # an outage dead-letters in bulk: the breaker is scenario 6's subject
-        CIRCUIT_MAX_DLQ_RATIO="1.0",
-        KAFKA_CONFIG_MAX_POLL_INTERVAL_MS=str(MAX_POLL_INTERVAL_MS),
+    settings = {
+        "SOAK_CONTROL": str(control.folder),
+        "SOAK_WORK_MS": "1",
+        "RETRY_MAX_ATTEMPTS": "4",
+        "CIRCUIT_MAX_CONSECUTIVE_DLQ": "0",  # an outage dead-letters in bulk: the breaker is scenario 6's subject
+        "CIRCUIT_MAX_DLQ_RATIO": "1.0",
+        "KAFKA_CONFIG_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS),
         **PROTOCOLS[case.protocol],
         **MODES[case.mode],
-    )
+    }
+    env = consumer_env(bootstrap, ",".join(topics), scenario.group, scenario.ledger.path, **settings)
     if case.protocol == "consumer":  # the broker owns session and heartbeat, and refuses the client settings
         env.pop("KAFKA_CONFIG_SESSION_TIMEOUT_MS")
         env.pop("KAFKA_CONFIG_HEARTBEAT_INTERVAL_MS")
@@ -129,11 +127,14 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
     bootstrap = endpoint.bootstrap_servers
     suffix = scenario.group.rsplit("-", 1)[-1]
     topics = [f"nemesis.{suffix}.plain", f"nemesis.{suffix}.tx"]
-    dlq_writable = _create_topics(endpoint, topics, case.brokers)
+    delays = tier_delays(case.mode)
+    tiers = [tier for topic in topics for tier in retry_topics(topic, scenario.group, delays)]
+    dlq_writable = _create_topics(endpoint, topics, case.brokers, scenario.group, delays)
     scenario.restart_clock()
     rng = random.Random(case.seed)
-    plain = plan_records(rng, "p", size.plain_records, PARTITIONS, WorkloadPlan())
-    transactional = plan_records(rng, "t", size.transactional_records, PARTITIONS, WorkloadPlan())
+    mix = TIERED if delays else WorkloadPlan()
+    plain = plan_records(rng, "p", size.plain_records, PARTITIONS, mix)
+    transactional = plan_records(rng, "t", size.transactional_records, PARTITIONS, mix)
     control = Control(scenario.workdir / "control")
     env = member_env(case, bootstrap, topics, scenario, control)
     rate = (size.plain_records + size.transactional_records) / 2 / size.phase_s
@@ -154,7 +155,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
             return member
 
         hits = random.Random(case.seed + 1)
-        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, hits, start_member, dlq_writable)
+        nemesis = Nemesis(fleet, endpoint, control, topics, scenario.group, hits, start_member, dlq_writable, tiers)
         outcome = Outcome(Findings(), schedule, nemesis.log)
         try:
             start_member()
@@ -165,9 +166,9 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
                 traffic = producers.join(180)
             traffic.place(lambda topic: read_topic(bootstrap, topic, timeout=20))
             quiet_since = time.monotonic()
-            _await_liveness(outcome, fleet, nemesis, bootstrap, scenario.group, topics, size.drain_s)
+            await_liveness(outcome, fleet, nemesis, bootstrap, scenario.group, topics + tiers, size.drain_s)
             outcome.drain_s = time.monotonic() - quiet_since
-            _stop_and_check_exits(outcome, fleet, nemesis)
+            stop_and_check_exits(outcome, fleet, nemesis)
         finally:
             nemesis.undo_everything()
     dead = [r for topic in topics for r in read_topic(bootstrap, topic + ".dlq", timeout=60)]
@@ -178,6 +179,7 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         topics,
         partition_order=case.mode in PARTITION_ORDER,
         in_flight_limit=in_flight_limit(case.mode),
+        tiers=tiers,
     )
     safety.violations = outcome.findings.violations + safety.violations
     if outcome.aborted and safety.lost:  # an abort is a fault (exit -6, the process restarts) only if it lost nothing
@@ -195,104 +197,30 @@ def run_case(case: Case, endpoint: KafkaEndpoint, scenario: ScenarioRun) -> Outc
         in_flight_at_hand_over=safety.in_flight,
         stuck=len(outcome.stuck),
         drain_s=round(outcome.drain_s, 1),
+        **({"tier_hops": safety.tier_hops, "key_order_pairs": safety.key_order_pairs} if tiers else {}),
     )
     return outcome
 
 
-def _create_topics(endpoint: KafkaEndpoint, topics: list[str], brokers: int) -> str:
-    """Sources, then their DLQs as ``neotool-topics`` plans them (``max.message.bytes`` with room for the
-    ``dlq.*`` headers); returns the DLQs' writable ``max.message.bytes``, which the ``dlq`` fault restores."""
-    specs = plan_topics(topics, {}, with_source=True, partitions=PARTITIONS, replication_factor=min(brokers, 3))
+def _create_topics(
+    endpoint: KafkaEndpoint, topics: list[str], brokers: int, group: str, delays: tuple[int, ...]
+) -> str:
+    """Sources, then their DLQs and the group's retry tiers (if ``delays``) as ``neotool-topics`` plans them
+    (``max.message.bytes`` with room for the ``dlq.*``/``retry.*`` headers); returns the DLQs' writable
+    ``max.message.bytes``, which the ``dlq`` fault restores."""
+    specs = plan_topics(
+        topics,
+        {},
+        with_source=True,
+        partitions=PARTITIONS,
+        replication_factor=min(brokers, 3),
+        retry_group=group,
+        retry_delays_ms=delays,
+    )
     source_config = {"min.insync.replicas": "2"} if brokers > 1 else {}
     for spec in specs:
         if spec.role is Role.SOURCE:
             endpoint.create_topic(spec.name, spec.partitions, spec.replication_factor, config=source_config)
-        elif spec.role is Role.DLQ:
+        elif spec.role in (Role.DLQ, Role.RETRY):
             endpoint.create_topic(spec.name, spec.partitions, spec.replication_factor, config=spec.configs)
     return next(spec.configs["max.message.bytes"] for spec in specs if spec.role is Role.DLQ)
-
-
-def _abort_reason(tail: str) -> str:
-    """The assertion that aborted a member, from the end of its log (librdkafka prints it to stderr)."""
-    failed = [line.strip() for line in tail.splitlines() if "Assertion" in line or "assert" in line]
-    return failed[-1] if failed else "abort() without an assertion in its log"
-
-
-def _stuck(bootstrap: str, group: str, topics: list[str]) -> dict[str, tuple[int, int]]:
-    """``topic[p]`` -> (committed, end) for every partition whose committed offset is not its end offset."""
-    stuck = {}
-    for topic in topics:
-        ends = end_offsets(bootstrap, topic)
-        committed = committed_offsets(bootstrap, group, topic, len(ends))
-        for partition, end in ends.items():
-            if max(committed[partition], 0) != end:
-                stuck[f"{topic}[{partition}]"] = (committed[partition], end)
-    return stuck
-
-
-def _survivors(fleet: Fleet, nemesis: Nemesis) -> list[Member]:
-    return [m for m in fleet.alive() if m.name not in nemesis.expected_exits]
-
-
-def _gauges(members: list[Member]) -> dict[str, float]:
-    """Lag summed, and paused series set, over the survivors' /metrics; unreachable ones count as lag."""
-    lag = paused = 0.0
-    for member in members:
-        try:
-            samples = scrape_metrics(member.metrics_port)
-        except OSError:
-            lag += 1  # not serving (yet): not evidence of a drained consumer
-            continue
-        lag += metric(samples, "neotool_consumer_lag_records")
-        paused += metric(samples, "neotool_consumer_partition_paused")
-    return {"lag": lag, "paused": paused}
-
-
-def _await_liveness(
-    outcome: Outcome, fleet: Fleet, nemesis: Nemesis, bootstrap: str, group: str, topics: list[str], drain_s: float
-) -> None:
-    deadline = time.monotonic() + drain_s
-    stuck = _stuck(bootstrap, group, topics)
-    gauges: Mapping[str, float] = {"lag": -1, "paused": -1}
-    while time.monotonic() < deadline:
-        stuck = _stuck(bootstrap, group, topics)
-        if not stuck:
-            gauges = _gauges(_survivors(fleet, nemesis))
-            if gauges["lag"] == 0 and gauges["paused"] == 0:
-                return
-        time.sleep(0.5)  # polling the brokers and /metrics: there is no event to await from outside
-    outcome.stuck = stuck
-    if stuck:
-        first = ", ".join(f"{tp} committed {c} of {e}" for tp, (c, e) in sorted(stuck.items()))
-        outcome.findings.add(f"liveness: {drain_s:.0f}s after the last fault, stuck partitions: {first}")
-    else:
-        outcome.findings.add(f"liveness: committed to the end, but the survivors' gauges read {dict(gauges)}")
-
-
-def _ended_on_their_own(outcome: Outcome, fleet: Fleet, nemesis: Nemesis) -> None:
-    """Members no fault ended that are gone: an abort (SIGABRT, -6: librdkafka's assertions) is judged with
-    safety (accepted only if nothing is lost); any other exit is a violation."""
-    for member in fleet.members:
-        if member.name in nemesis.expected_exits or member.alive():
-            continue
-        if member.process.returncode == -signal.SIGABRT:
-            outcome.aborted.append(f"{member.name}: {_abort_reason(member.tail())}")
-        else:
-            outcome.findings.add(f"{member.name} exited on its own ({member.process.returncode})\n{member.tail()}")
-
-
-def _stop_and_check_exits(outcome: Outcome, fleet: Fleet, nemesis: Nemesis) -> None:
-    _ended_on_their_own(outcome, fleet, nemesis)
-    survivors = _survivors(fleet, nemesis)
-    for member in survivors:
-        fleet.fault(member, "SIGTERM")
-        member.process.send_signal(signal.SIGTERM)
-    for member in survivors:
-        code = fleet.wait(member, 60)
-        if code != 0:
-            outcome.findings.add(f"{member.name} exited {code} on SIGTERM\n{member.tail()}")
-    for name, expected in nemesis.expected_exits.items():
-        member = next(m for m in fleet.members if m.name == name)
-        code = fleet.wait(member, 60)
-        if code != expected:
-            outcome.findings.add(f"{name} exited {code}, its fault implies {expected}\n{member.tail()}")

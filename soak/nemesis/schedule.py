@@ -16,7 +16,8 @@ kind           what it does (expected exit of the member it ends)
 ``spike``      every ``process()`` that starts in the next ``duration`` s lasts until then: past
                ``max.poll.interval.ms`` (the sequential poll thread is blocked, the member is evicted)
 ``outage``     every ``process()`` fails transiently for ``duration`` s: longer than the in-place retries
-``dlq``        the DLQ topics refuse every write (``max.message.bytes=512``) for ``duration`` s
+``dlq``        the DLQ topics (and the retry tiers, where the group has them) refuse every write
+               (``max.message.bytes=512``) for ``duration`` s
 ``leader``     (3 nodes) the leader of a source partition stopped (clean or SIGKILL), restarted after ``duration``
 ``coordinator``  (3 nodes) the group coordinator stopped (clean or SIGKILL), restarted after ``duration``
 ``cut``        (1 node, with proxies) the network between one member and the broker cut for ``duration`` s (its
@@ -44,6 +45,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from neotool_common.testing.kafka import KafkaEndpoint, LocalKafkaCluster
 from soak.faults import Fleet, Member
 from soak.nemesis.control import Control
+from soak.nemesis.draw import Fault, describe, draw_schedule
 from soak.nemesis.proxy import CuttableProxy
 
 __all__ = ["Fault", "Nemesis", "describe", "draw_schedule"]
@@ -52,79 +54,6 @@ Undo = tuple[float, str, object]  # (seconds from now, what, on whom)
 
 MAX_MEMBERS = 3
 DLQ_REFUSING = "512"
-MEMBER_FAULTS = ("kill", "term", "stop", "join")
-HANDLER_FAULTS = ("spike", "outage", "dlq")
-NODE_FAULTS = ("leader", "coordinator")
-NETWORK_FAULTS = ("cut",)
-
-
-@dataclass(frozen=True)
-class Fault:
-    at: float
-    kind: str
-    duration: float = 0.0
-    hard: bool = False  # node faults: SIGKILL instead of a clean stop
-
-    def __str__(self) -> str:
-        lasting = f" for {self.duration:.1f}s" if self.duration else ""
-        how = " (SIGKILL)" if self.kind in NODE_FAULTS and self.hard else ""
-        return f"t+{self.at:5.1f}s {self.kind}{how}{lasting}"
-
-
-CUTS = 2  # network cuts per schedule, where the run has proxies
-
-
-def draw_schedule(
-    seed: int,
-    phase_s: float,
-    faults: int,
-    *,
-    nodes: int,
-    session_s: float,
-    poll_interval_s: float,
-    cuts: bool = False,
-) -> list[Fault]:
-    """``faults`` faults at random times in ``[0, phase_s]`` (and, with ``cuts``, :data:`CUTS` network cuts, half
-    shorter than the session timeout, half longer); every fault is over by ``phase_s`` + 12 s."""
-    rng = random.Random(seed)
-    kinds = [*MEMBER_FAULTS, *MEMBER_FAULTS[:2], *HANDLER_FAULTS] + ([*NODE_FAULTS] * 2 if nodes > 1 else [])
-    drawn: list[Fault] = []
-    node_free_at = 0.0
-    for _ in range(faults):
-        kind = rng.choice(kinds)
-        at = round(rng.uniform(0.0, phase_s), 1)
-        duration = 0.0
-        if kind == "stop":
-            duration = session_s + rng.uniform(1.0, 4.0)
-        elif kind == "spike":
-            duration = poll_interval_s + rng.uniform(1.0, 3.0)
-        elif kind == "outage":
-            duration = rng.uniform(2.0, 5.0)
-        elif kind == "dlq":
-            duration = rng.uniform(2.0, 8.0)
-        elif kind in NODE_FAULTS:
-            at = max(at, node_free_at)
-            duration = rng.uniform(3.0, 8.0)
-            node_free_at = at + duration + 15.0  # restarted and back in sync before the next node fault
-            if at > phase_s:
-                continue
-        drawn.append(Fault(at, kind, round(duration, 1), hard=rng.random() < 0.5))
-    drawn += _draw_cuts(random.Random(seed + 2), phase_s, session_s, CUTS * cuts)
-    return sorted(drawn, key=lambda f: f.at)
-
-
-def _draw_cuts(rng: random.Random, phase_s: float, session_s: float, count: int) -> list[Fault]:
-    """``count`` network cuts: the even ones shorter than the session (the member reconnects and stays), the
-    odd ones longer (it is evicted, loses its partitions and joins again once healed)."""
-    cuts = []
-    for index in range(count):
-        duration = rng.uniform(1.0, session_s) if index % 2 == 0 else session_s + rng.uniform(1.0, 4.0)
-        cuts.append(Fault(round(rng.uniform(0.0, phase_s), 1), "cut", round(duration, 1)))
-    return cuts
-
-
-def describe(schedule: list[Fault]) -> str:
-    return "\n".join(f"  {fault}" for fault in schedule) or "  (no faults)"
 
 
 @dataclass
@@ -139,6 +68,7 @@ class Nemesis:
     rng: random.Random
     start_member: Callable[[], Member]
     dlq_writable: str  # the DLQ topics' max.message.bytes as provisioned (the source's limit plus headroom)
+    tiers: list[str] = field(default_factory=list)  # the group's retry tiers: refuse writes with the DLQs
     proxies: dict[str, CuttableProxy] = field(default_factory=dict)  # member -> the proxy it connects through
     expected_exits: dict[str, int] = field(default_factory=dict)
     applied: Counter[str] = field(default_factory=Counter)
@@ -241,7 +171,7 @@ class Nemesis:
             return (fault.duration, "outage-over", None)
         if fault.kind == "dlq":
             self._dlq_limit(DLQ_REFUSING)
-            self._note(now, f"DLQ unwritable for {fault.duration}s")
+            self._note(now, f"DLQ{' and retry tiers' if self.tiers else ''} unwritable for {fault.duration}s")
             return (fault.duration, "dlq-writable", None)
         node = self._node_of(fault.kind)
         assert isinstance(self.endpoint, LocalKafkaCluster)
@@ -284,8 +214,8 @@ class Nemesis:
 
     def _dlq_limit(self, value: str) -> None:
         resources = []
-        for topic in self.topics:
-            resource = ConfigResource(ResourceType.TOPIC, topic + ".dlq")
+        for topic in [t + ".dlq" for t in self.topics] + self.tiers:  # tier topics have the DLQs' configs
+            resource = ConfigResource(ResourceType.TOPIC, topic)
             resource.add_incremental_config(
                 ConfigEntry("max.message.bytes", value, incremental_operation=AlterConfigOpType.SET)
             )

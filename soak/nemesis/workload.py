@@ -8,6 +8,9 @@ always goes to the same partition. Each good record has a unique ``record_id`` (
 Kinds and what must become of them (``expect``): ``good``, ``flaky`` (``fail_times`` 1-2, under
 ``RETRY_MAX_ATTEMPTS``), ``slow`` (``slow_first_ms``) -> processed; ``poison`` -> D with ``poison``;
 ``invalid`` (payload schema) -> D with ``validation``; ``undecodable`` (not JSON) -> D with ``decode``.
+With retry tiers (:data:`TIERED`): ``tiered`` (``fail_until_tier`` 1-2) fails transiently until it is read
+from that tier, so it passes through one or both tiers, then is processed (also when it entered a tier untried,
+following its key); ``exhausted`` always fails transiently -> D with ``retries_exhausted`` after the last tier.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from neotool_common.testing.harness import ReadRecord
 from soak.workload import envelope
 
-__all__ = ["Position", "Record", "Traffic", "WorkloadPlan", "plan_records"]
+__all__ = ["TIERED", "Position", "Record", "Traffic", "WorkloadPlan", "plan_records"]
 
 Position = tuple[str, int, int]
 PROCESS = "process"
 KEYS = 97
+EXPECT = {"poison": "poison", "invalid": "validation", "undecodable": "decode", "exhausted": "retries_exhausted"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class Record:
 
     @property
     def expect(self) -> str:
-        return {"poison": "poison", "invalid": "validation", "undecodable": "decode"}.get(self.kind, PROCESS)
+        return EXPECT.get(self.kind, PROCESS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,23 @@ class WorkloadPlan:
         ("invalid", 2),
         ("undecodable", 2),
     )
+    flaky_max: int = 2  # a flaky record fails 1 to this many times: fewer than the in-place attempts
+
+
+# The retry-tier modes' mix: 6 % pass through one or two tiers, 1 % through both and on to the DLQ.
+TIERED = WorkloadPlan(
+    weights=(
+        ("good", 81),
+        ("flaky", 4),
+        ("tiered", 6),
+        ("exhausted", 1),
+        ("slow", 1),
+        ("poison", 3),
+        ("invalid", 2),
+        ("undecodable", 2),
+    ),
+    flaky_max=1,  # a flaky record that follows its key into the last tier untried has RETRY_MAX_ATTEMPTS=2 there
+)
 
 
 def plan_records(rng: random.Random, prefix: str, count: int, partitions: int, plan: WorkloadPlan) -> list[Record]:
@@ -69,7 +90,11 @@ def plan_records(rng: random.Random, prefix: str, count: int, partitions: int, p
         record_id = f"{prefix}-{seq:06}"
         payload: dict[str, Any] = {"seq": seq}
         if kind == "flaky":
-            payload["fail_times"] = rng.randint(1, 2)
+            payload["fail_times"] = rng.randint(1, plan.flaky_max)
+        elif kind == "tiered":
+            payload["fail_until_tier"] = rng.randint(1, 2)
+        elif kind == "exhausted":
+            payload["fail_until_tier"] = 99
         elif kind == "slow":
             payload["slow_first_ms"] = plan.slow_ms
         elif kind == "poison":

@@ -65,6 +65,11 @@ class Parts:
         failure = error or ConnectionError("directory down")
         self.dead_letters.route(state, msg, failure, DlqReason.RETRIES_EXHAUSTED, attempts, 0.0)
 
+    def settle(self) -> None:
+        """The broker answers every write out (a key's next copy to a tier goes out once the one before is in)."""
+        while self.producer.queue:
+            self.dead_letters.publisher.poll()
+
     def written(self) -> list[tuple[str, dict[str, str]]]:
         return [(topic, {k: (v or b"").decode() for k, v in h.items()}) for topic, _, h in self.producer.produced]
 
@@ -203,9 +208,12 @@ def test_the_history_stays_within_its_bounds_however_many_hops_and_says_what_it_
 def test_key_order_later_records_of_a_waiting_key_follow_it_and_other_keys_flow() -> None:
     p = parts(key_order=True)
     p.exhausted(message(SOURCE, 0, b"k"))
+    p.settle()
     leader_due = p.written()[0][1][rh.RETRY_DUE_AT]
     p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)
+    p.settle()
     p.gate(p.state(SOURCE), message(SOURCE, 2, b"other"), 0.0)
+    p.settle()
     assert p.handled == [(SOURCE, 2)]
     follower = p.written()[1]
     assert (follower[0], follower[1][rh.RETRY_DUE_AT], follower[1][rh.RETRY_ATTEMPTS]) == (TIER_1, leader_due, "0")
@@ -214,11 +222,15 @@ def test_key_order_later_records_of_a_waiting_key_follow_it_and_other_keys_flow(
 def test_key_order_a_follower_read_from_an_earlier_tier_follows_its_key_into_the_later_one() -> None:
     p = parts(key_order=True)
     p.exhausted(message(SOURCE, 0, b"k"))
+    p.settle()
     p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)
+    p.settle()
     leader, follower = retry_copy(p, 0), retry_copy(p, 1)
     p.clock.now += 1
     p.exhausted(leader)  # the leader fails in tier 1 and moves to tier 2
+    p.settle()
     p.gate(p.state(TIER_1), follower, 0.0)
+    p.settle()
     assert p.handled == []
     assert [topic for topic, _ in p.written()] == [TIER_1, TIER_1, TIER_2, TIER_2]
     p.clock.now += 5
@@ -228,6 +240,7 @@ def test_key_order_a_follower_read_from_an_earlier_tier_follows_its_key_into_the
     assert p.keys is not None
     assert len(p.keys) == 0
     p.gate(p.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)
+    p.settle()
     assert p.handled[-1] == (SOURCE, 2)
 
 
@@ -250,9 +263,9 @@ def test_a_record_without_a_key_never_follows(key_order: bool) -> None:
 
 def test_waiting_keys_expire_when_every_tier_they_could_pass_is_over() -> None:
     keys = WaitingKeys()
-    keys.entered((SOURCE, 0, b"k"), 1, due_ms=1000, expires_ms=5000, new=True)
-    assert keys.leader((SOURCE, 0, b"k"), 4999) is not None
-    assert keys.leader((SOURCE, 0, b"k"), 5000) is None
+    keys.entered((SOURCE, 0, b"k"), 7, 1, due_ms=1000, expires_ms=5000)
+    assert keys.leader((SOURCE, 0, b"k"), 8, 4999) is not None
+    assert keys.leader((SOURCE, 0, b"k"), 8, 5000) is None
     assert len(keys) == 0
 
 
@@ -271,6 +284,7 @@ def test_key_order_a_replay_for_another_group_whose_key_waits_is_handed_on_to_be
     assert [topic for topic, _ in p.written()] == [TIER_1]
     own = [("dlq.replay.count", b"1"), ("dlq.replay.group", b"g")]
     p.gate(p.state(SOURCE), message(SOURCE, 2, b"k", own), 0.0)  # a replay for this group still follows its key
+    p.settle()  # written once the key's earlier copy is acknowledged
     assert [topic for topic, _ in p.written()] == [TIER_1, TIER_1]
 
 
@@ -280,3 +294,116 @@ def test_a_retry_record_replayed_for_another_group_is_handed_on_to_be_skipped_no
     headers = [(rh.RETRY_DUE_AT, due), ("dlq.replay.group", b"audit")]
     p.gate(p.state(TIER_1), message(TIER_1, 4, b"k", headers), 0.0)
     assert (p.holds, p.handled) == ([], [(TIER_1, 4)])
+
+
+def _copy(p: Parts, index: int, offset: int) -> FakeMessage:
+    """The ``index``-th copy ``p`` wrote, as read back from its retry topic at ``offset``."""
+    produced = p.producer.log[index]
+    return FakeMessage(produced.topic, 0, offset, produced.value, produced.key, produced.headers)
+
+
+def test_key_order_a_member_reading_only_the_tiers_keeps_a_key_waiting_while_any_record_it_moved_on_is_in_them() -> (
+    None
+):
+    # Found by the nemesis (seed 130, classic-eager, tiers-key-order): member a owned the source partition and
+    # member b the tier partitions, nothing moved. b moved the key's leader and a follower on to tier 2, processed
+    # the leader there, forgot the key although the follower was still in tier 2, and processed a later record
+    # from tier 1 before it. b counted the records it moved on as one, however many, and each processing as one.
+    a, b = parts(key_order=True), parts(key_order=True)
+    a.exhausted(message(SOURCE, 0, b"k"))  # the leader into tier 1
+    a.settle()
+    a.gate(a.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # follows it
+    a.settle()
+    b.clock.now += 1
+    b.exhausted(_copy(a, 0, offset=10))  # b: the leader fails in tier 1, on to tier 2
+    b.settle()
+    b.gate(b.state(TIER_1), _copy(a, 1, offset=11), 0.0)  # b: the follower follows it there
+    b.settle()
+    a.gate(a.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)  # a still sees the key in tier 1: follows it there
+    a.settle()
+    b.clock.now += 5
+    b.gate(b.state(TIER_2), _copy(b, 0, offset=20), 0.0)  # b: the leader, processed from tier 2
+    b.settle()
+    b.gate(b.state(TIER_1), _copy(a, 2, offset=12), 0.0)  # b: record 2 read from tier 1, record 1 still in tier 2
+    b.settle()
+
+    assert b.handled == [(TIER_2, 20)]
+    assert [topic for topic, _ in b.written()] == [TIER_2, TIER_2, TIER_2]
+    b.gate(b.state(TIER_2), _copy(b, 1, offset=21), 0.0)  # record 1
+    b.settle()
+    b.gate(b.state(TIER_2), _copy(b, 2, offset=22), 0.0)  # record 2
+    b.settle()
+    assert b.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
+    assert b.keys is not None
+    assert len(b.keys) == 0
+
+
+def test_key_order_a_record_follows_its_keys_newest_waiting_record_not_the_furthest_one() -> None:
+    # Found by the nemesis (seed 131, classic-cooperative, tiers-key-order), one member owning everything: the
+    # leader moved on to tier 2 while a follower was still in tier 1; a later source record followed straight
+    # into tier 2, and the tier-1 follower, moved on behind it there, was processed after it.
+    p = parts(key_order=True)
+    p.exhausted(message(SOURCE, 0, b"k"))  # the leader into tier 1
+    p.settle()
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # record 1 follows it
+    p.settle()
+    p.clock.now += 1
+    p.exhausted(_copy(p, 0, offset=10))  # the leader fails in tier 1, on to tier 2
+    p.settle()
+    p.gate(p.state(SOURCE), message(SOURCE, 2, b"k"), 0.0)  # record 2, while record 1 is still in tier 1
+    p.settle()
+    p.gate(p.state(TIER_1), _copy(p, 1, offset=11), 0.0)  # record 1 read from tier 1: on to tier 2
+    p.settle()
+    p.gate(p.state(TIER_1), _copy(p, 3, offset=12), 0.0)  # record 2, if it waits in tier 1 behind record 1
+    p.settle()
+
+    order = [int(h[rh.RETRY_ORIGINAL_OFFSET]) for topic, h in p.written() if topic == TIER_2]
+    assert order == [0, 1, 2]  # tier 2 holds them in offset order
+    p.clock.now += 5
+    for offset, index in ((20, 2), (21, 4), (22, 5)):
+        p.gate(p.state(TIER_2), _copy(p, index, offset=offset), 0.0)
+        p.settle()
+    handled = [p.producer.log[i] for i in (2, 4, 5)]
+    assert [h[rh.RETRY_ORIGINAL_OFFSET] for h in (dict(c.headers) for c in handled)] == [b"0", b"1", b"2"]
+    assert p.handled == [(TIER_2, 20), (TIER_2, 21), (TIER_2, 22)]
+    assert p.keys is not None
+    assert len(p.keys) == 0
+
+
+def test_key_order_a_follower_is_written_only_after_its_keys_earlier_copy_to_that_tier_is_acknowledged() -> None:
+    # Found by the nemesis (seed 132, consumer, tiers-key-order; the dlq fault makes the tier topics refuse writes):
+    # the leader's tier write failed and was sent again after its backoff; the followers' writes, sent meanwhile,
+    # were stored first, so they sat ahead of the leader in the tier and were processed before it.
+    p = parts(key_order=True)
+    p.producer.failing = {TIER_1}
+    p.exhausted(message(SOURCE, 0, b"k"))  # the leader's write ...
+    p.dead_letters.publisher.poll()  # ... fails: sent again after a backoff
+    p.producer.failing = set()
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # a follower, while the leader's write is pending
+    p.dead_letters.publisher.poll()
+    p.clock.mono += 60
+    p.dead_letters.publisher.poll()  # the leader sent again
+    p.settle()  # acknowledged; then the follower
+
+    stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log[1:]]
+    assert stored == [0, 1]  # after the failed first write: the leader, then its follower
+    assert p.state(SOURCE).offsets.committable() == 2
+
+
+def test_key_order_copies_waiting_for_an_earlier_one_are_dropped_when_their_partition_is_revoked_or_lost() -> None:
+    # Found by the nemesis (seed 132, consumer, tiers-key-order, a long network cut): a member's followers waited
+    # behind their leader's unacknowledged write; the member lost its partitions, then, once the network was back
+    # and the leader's write went through, wrote 267 copies of records its successor was handling again.
+    p = parts(key_order=True)
+    p.producer.failing = {TIER_1}
+    p.exhausted(message(SOURCE, 0, b"k"))  # the leader's write fails: sent again after a backoff
+    p.dead_letters.publisher.poll()
+    p.gate(p.state(SOURCE), message(SOURCE, 1, b"k"), 0.0)  # a follower waits behind it
+    p.dead_letters.forget([p.state(SOURCE)])  # the partition is lost
+    p.producer.failing = set()
+    p.clock.mono += 60
+    p.dead_letters.publisher.poll()
+    p.settle()
+
+    stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log]
+    assert stored == [0, 0]  # the leader, failed then sent again (a write out is not taken back); no follower

@@ -49,6 +49,8 @@ class Diverter(Protocol):
 
     def origin(self, state: PartitionState, msg: Any, error: BaseException, attempts: int) -> Origin | None: ...
 
+    def forget(self, states: list[PartitionState]) -> None: ...
+
 
 class DeadLetters:
     def __init__(
@@ -64,6 +66,11 @@ class DeadLetters:
         self._redact = redact  # the consumer's redact_failure(): exception text may echo personal data
         self.publisher = DeadLetterPublisher(producer, ctx.settings.dlq, ctx.clock, self._write_failed, on_fatal)
         self.tiers: Diverter | None = None  # the group's retry tiers, when it has some
+
+    def forget(self, states: list[PartitionState]) -> None:
+        """Partitions revoked or lost: tier writes not yet sent for their records are dropped (redelivered)."""
+        if self.tiers is not None:
+            self.tiers.forget(states)
 
     def route(
         self,

@@ -102,6 +102,7 @@ class Rebalance:
         self._changed("partitions lost; their uncommitted records will be redelivered", partitions)
 
     def _forget(self, partitions: list[TopicPartition], states: list[PartitionState]) -> None:
+        self._dead_letters.forget(states)
         for state in states:
             self._retries.forget(state)
             del self._ctx.partitions[state.key]

@@ -35,16 +35,22 @@ Handle = Callable[[PartitionState, KafkaMessage, float], None]
 Hold = Callable[[PartitionState, int, float], None]  # hold a partition at an offset for so many seconds
 
 
-def _due_ms(headers: list[tuple[str, bytes | None]]) -> tuple[int, str, int]:
-    """(due time, source topic, source partition) from a retry copy's headers; due 0 when it has none."""
-    text = rh.header_text(headers, rh.RETRY_DUE_AT)
-    partition = rh.header_text(headers, rh.RETRY_ORIGINAL_PARTITION)
+def _int(text: str | None, default: int) -> int:
     try:
-        due = int(text) if text else 0
-        source_partition = int(partition) if partition else -1
+        return int(text) if text else default
     except ValueError:
-        due, source_partition = 0, -1
-    return due, rh.header_text(headers, rh.RETRY_ORIGINAL_TOPIC) or "", source_partition
+        return default
+
+
+def _due_ms(headers: list[tuple[str, bytes | None]]) -> tuple[int, str, int, int]:
+    """(due time, source topic, partition, offset) from a retry copy's headers; due 0 when it has none."""
+    text = rh.header_text
+    source = text(headers, rh.RETRY_ORIGINAL_TOPIC) or ""
+    partition, offset = (
+        _int(text(headers, rh.RETRY_ORIGINAL_PARTITION), -1),
+        _int(text(headers, rh.RETRY_ORIGINAL_OFFSET), -1),
+    )
+    return _int(text(headers, rh.RETRY_DUE_AT), 0), source, partition, offset
 
 
 def _headers(msg: KafkaMessage) -> list[tuple[str, bytes | None]]:
@@ -101,7 +107,7 @@ class TierGate:
         key, keys = msg.key(), self._keys
         waiting = None
         if key is not None and keys is not None:
-            waiting = keys.leader((state.topic, state.partition, key), self._now_ms())
+            waiting = keys.leader((state.topic, state.partition, key), cast(int, msg.offset()), self._now_ms())
         if waiting is not None and not self._for_other_group(_headers(msg)):
             self._writes.follow(state, msg, received, waiting.tier, waiting.due_ms)
         else:
@@ -119,7 +125,7 @@ class TierGate:
         if self._for_other_group(headers):  # the handler skips it: not held, not followed
             self._handle(state, msg, received)
             return
-        due_ms, source_topic, source_partition = _due_ms(headers)
+        due_ms, source_topic, source_partition, source_offset = _due_ms(headers)
         now_ms = self._now_ms()
         offset = cast(int, msg.offset())
         if due_ms > now_ms:
@@ -136,10 +142,10 @@ class TierGate:
             self._handle(state, msg, received)
             return
         source_key = (source_topic or source, source_partition, key)
-        waiting = keys.leader(source_key, now_ms)
+        waiting = keys.leader(source_key, source_offset, now_ms)
         if waiting is not None and waiting.tier > tier:
             self._writes.follow(state, msg, received, waiting.tier, waiting.due_ms)
             return
         self._handle(state, msg, received)
         if not state.blocked and not state.offsets.is_pending(offset):
-            keys.left(source_key)  # processed: handled on this thread (key order needs the sequential runner)
+            keys.left(source_key, source_offset)  # processed: handled on this thread (key order: sequential runner)

@@ -1,9 +1,14 @@
 """The key-order option: which keys of a source partition have a record waiting in the tiers, in memory.
 
-A key *waits* from the moment one of its records is written to a tier from the source partition until this
-process handles the last of them from a tier (processed, or dead-lettered). While it waits, its later records
-from the source, and those read from an earlier tier than the key's latest, follow it into that tier with its
-due time (so they sit behind it in the same partition of the same topic: one key, one partition).
+A key *waits* from the moment this process writes one of its records to a tier (from the source partition, or on
+from an earlier tier) until it has handled each of the records it wrote from a tier (processed, or dead-lettered).
+The records are known by their source offsets, each with the tier this process last wrote it to: a record moved
+on from tier to tier is one record, and a member that reads only the tiers keeps the key waiting while any record
+it moved on is still in them. While the key waits, a later record of it, read from the source or from a tier,
+follows the key's *newest* waiting record below it (the highest source offset under its own) into that record's
+tier, with its due time, when that tier is further on than where it was read: it sits behind that record in the
+same partition of the same topic, and everything older is in the same tier or further on. (Following the
+furthest tier instead would put it ahead of an older record still in an earlier tier.)
 
 Kept in memory only and not rebuilt: a restart, or the source partition moving to another member, forgets
 which keys wait, and a later record may then be processed before an earlier one still in a tier. An entry whose
@@ -14,16 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Waiting", "WaitingKeys"]
+__all__ = ["Place", "SourceKey", "Waiting", "WaitingKeys"]
 
 SourceKey = tuple[str, int, bytes]  # source topic, source partition, record key
 
 
+@dataclass(frozen=True)
+class Place:
+    tier: int  # the tier this process last wrote the record to
+    due_ms: int  # its due time there
+
+
 @dataclass
 class Waiting:
-    records: int  # records of the key somewhere in the tiers
-    tier: int  # the latest tier one of them entered
-    due_ms: int  # that record's due time
+    records: dict[int, Place]  # source offset -> where, of the key's records this process has not seen leave
     expires_ms: int
 
 
@@ -34,28 +43,30 @@ class WaitingKeys:
     def __len__(self) -> int:
         return len(self.waiting)
 
-    def leader(self, source: SourceKey, now_ms: int) -> Waiting | None:
-        waiting = self.waiting.get(source)
-        if waiting is not None and waiting.expires_ms <= now_ms:
-            del self.waiting[source]
-            return None
-        return waiting
-
-    def entered(self, source: SourceKey, tier: int, due_ms: int, expires_ms: int, *, new: bool) -> None:
-        """A record of the key went into ``tier`` (``new``: from the source partition, not from another tier)."""
+    def leader(self, source: SourceKey, offset: int, now_ms: int) -> Place | None:
+        """Where the key's newest waiting record below source ``offset`` is; None when none waits."""
         waiting = self.waiting.get(source)
         if waiting is None:
-            self.waiting[source] = Waiting(1, tier, due_ms, expires_ms)
+            return None
+        if waiting.expires_ms <= now_ms:
+            del self.waiting[source]
+            return None
+        below = [o for o in waiting.records if o < offset]
+        return waiting.records[max(below)] if below else None
+
+    def entered(self, source: SourceKey, offset: int, tier: int, due_ms: int, expires_ms: int) -> None:
+        """The key's record at source ``offset`` went into ``tier`` (from the source partition or another tier)."""
+        waiting = self.waiting.get(source)
+        if waiting is None:
+            self.waiting[source] = Waiting({offset: Place(tier, due_ms)}, expires_ms)
             return
-        waiting.records += new
-        if tier >= waiting.tier:
-            waiting.tier, waiting.due_ms = tier, max(due_ms, waiting.due_ms)
+        waiting.records[offset] = Place(tier, due_ms)
         waiting.expires_ms = max(waiting.expires_ms, expires_ms)
 
-    def left(self, source: SourceKey) -> None:
-        """A record of the key left the tiers here (processed from one, or dead-lettered)."""
+    def left(self, source: SourceKey, offset: int) -> None:
+        """The key's record at source ``offset`` left the tiers here (processed from one, or dead-lettered)."""
         waiting = self.waiting.get(source)
         if waiting is not None:
-            waiting.records -= 1
-            if waiting.records <= 0:
+            waiting.records.pop(offset, None)
+            if not waiting.records:
                 del self.waiting[source]

@@ -3,12 +3,15 @@
 A tier write is a dead-letter write to another topic: the record's offset is pending until the broker
 acknowledges the copy (nothing is committed past it meanwhile), failed writes are sent again without limit, and
 records held behind it count for backpressure. Only ``retries_exhausted`` moves a record on; after the last tier
-it is dead-lettered to the *source* topic's DLQ, with the source coordinates and the whole history.
+it is dead-lettered to the *source* topic's DLQ, with the source coordinates and the whole history. With key
+order, a key's copies to one tier topic are written one after the other, each once the one before is
+acknowledged, so that a failed write sent again is never overtaken by a later copy of its key.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -17,7 +20,7 @@ from neotool_common.consumer.deadletters import DeadLetters, Origin
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.raw import dlq_copy_headers, qualified
 from neotool_common.consumer.tiers.carried import Carried
-from neotool_common.consumer.tiers.keys import WaitingKeys
+from neotool_common.consumer.tiers.keys import SourceKey, WaitingKeys
 from neotool_common.consumer.tiers.topology import TierMap
 from neotool_common.deadletter.headers import DlqReason
 from neotool_common.deadletter.publisher import DeadLetter
@@ -42,6 +45,9 @@ class TierWrites:
         self._tiers = tiers
         self._keys = keys
         self._redact = redact
+        # key order: per key and tier topic, the copies not yet acknowledged, in order; only the first is out, so a
+        # failed write sent again after its backoff is never overtaken by a later copy of its key
+        self._chains: dict[tuple[SourceKey, str], deque[DeadLetter]] = {}
         retry = ctx.settings.retry
         self._in_place_ms = int(retry.max_attempts * retry.max_backoff_s * 1000)
 
@@ -75,7 +81,7 @@ class TierWrites:
         due_ms = now_ms + self._tiers.delay_ms(tier + 1)
         if attempts > 1:
             state.clear_retry()
-        self._send(state, msg, carried, headers, tier + 1, due_ms, received, new=tier == 0)
+        self._send(state, msg, carried, headers, tier + 1, due_ms, received)
         if self._ctx.record_lines.allow(f"sent to retry tier {tier + 1}"):
             self._ctx.record_log(message, msg, error).warning(
                 "processing failed; retrying through a retry topic",
@@ -98,9 +104,20 @@ class TierWrites:
         carried.failed(tier, attempts, self._now_ms(), error, self._redact)
         key = msg.key()
         if self._keys is not None and key is not None:
-            self._keys.left((carried.topic, carried.partition, key))
+            self._keys.left((carried.topic, carried.partition, key), carried.offset)
         copy = carried.headers(headers, None, None, self._ctx.settings.group_id)
         return Origin(source, carried.partition, carried.offset, carried.timestamp_ms, copy, carried.attempts)
+
+    def forget(self, states: list[PartitionState]) -> None:
+        """Partitions revoked or lost: their records' copies still waiting behind a key's earlier copy are not
+        written (the records are redelivered to the next owner); a copy already out is not taken back."""
+        gone = {state.key for state in states}
+        for queue in self._chains.values():
+            if len(queue) > 1 and any((letter.topic, letter.partition) in gone for letter in queue):
+                head = queue.popleft()
+                kept = [letter for letter in queue if (letter.topic, letter.partition) not in gone]
+                queue.clear()
+                queue.extend([head, *kept])
 
     # -- key order ------------------------------------------------------------------------------------
 
@@ -109,35 +126,53 @@ class TierWrites:
         source, here = self._tiers.place(state.topic)
         headers = list(msg.headers() or ())
         carried = self._carried(state, msg, source, here, headers)
-        self._send(state, msg, carried, headers, tier, due_ms, received, new=here == 0)
+        self._send(state, msg, carried, headers, tier, due_ms, received)
         if self._ctx.debug:
             self._ctx.record_log(None, msg).debug("record follows its key into a retry topic", tier=tier)
 
     # -- the write ------------------------------------------------------------------------------------
 
     def _send(
-        self, state: PartitionState, msg: Any, carried: Carried, headers: Any, tier: int, due_ms: int,
-        received: float, *, new: bool,
-    ) -> None:  # fmt: skip
+        self, state: PartitionState, msg: Any, carried: Carried, headers: Any, tier: int, due_ms: int, received: float
+    ) -> None:
         ctx = self._ctx
         offset = cast(int, msg.offset())
         entered = ctx.metrics.retry.entered.labels(topic=carried.topic, group=ctx.metrics.group, tier=str(tier))
+        key = msg.key()
+        destination = self._tiers.topic(carried.topic, tier)
+        chain = None if self._keys is None or key is None else ((carried.topic, carried.partition, key), destination)
 
         def acked(letter: DeadLetter) -> None:
             state.offsets.finish(letter.offset)
             ctx.tally.since_commit += 1
             entered.inc()
             state.metrics.ack_latency.observe(time.perf_counter() - received)
+            if chain is not None:
+                self._next_in_chain(chain)
 
         state.offsets.begin(offset)
         copy = carried.headers(headers, tier, due_ms, ctx.settings.group_id)
-        key = msg.key()
         letter = DeadLetter(
             state.topic, state.partition, offset, key, msg.value(), msg.timestamp()[1], copy, "retry",
-            carried.attempts, acked, destination=self._tiers.topic(carried.topic, tier),
+            carried.attempts, acked, destination=destination,
         )  # fmt: skip
-        if self._keys is not None and key is not None:
+        if self._keys is not None and chain is not None:
             tiers = self._tiers
             expires = due_ms + tiers.later_delays_ms(tier) + (tiers.last - tier + 1) * self._in_place_ms + _KEY_GRACE_MS
-            self._keys.entered((carried.topic, carried.partition, key), tier, due_ms, expires, new=new)
+            self._keys.entered(chain[0], carried.offset, tier, due_ms, expires)
+            queue = self._chains.setdefault(chain, deque())
+            queue.append(letter)
+            if len(queue) > 1:
+                return  # written once the key's earlier copy to this topic is acknowledged: never stored ahead of it
         self._publisher.send(letter)
+
+    def _next_in_chain(self, chain: tuple[SourceKey, str]) -> None:
+        """A key's copy to a tier topic was acknowledged: write its next one there, if one waits."""
+        queue = self._chains.get(chain)
+        if not queue:
+            return
+        queue.popleft()
+        if queue:
+            self._publisher.send(queue[0])
+        else:
+            del self._chains[chain]
