@@ -41,7 +41,7 @@ test: lint types kafka-jars
 demo: kafka-jars
 	$(BIN)/python scripts/demo.py
 
-# The fault-injection and bad-input suite (soak/README.md), every scenario at full size (about 25 minutes);
+# The fault-injection and bad-input suite (soak/README.md), every scenario at full size (about 50 minutes);
 # the report table lands in soak/results/latest.md. `make test` runs its quick subset (scenarios 1, 3, 5, 12).
 soak: kafka-jars
 	$(BIN)/pytest soak --soak-profile=full --soak-report=soak/results/latest.md
