@@ -97,6 +97,20 @@ def test_held_stays_at_what_is_behind_the_oldest_write_when_writes_overlap_witho
     assert offsets.held() == len(range(out[0] + 1, 50_000))
 
 
+def test_a_record_begun_again_while_pending_keeps_its_place_behind_which_the_others_are_held() -> None:
+    """The throughput modes begin a record when a worker takes it, and again when it is dead-lettered."""
+    offsets = PartitionOffsets()
+    offsets.begin(0)
+    for offset in range(1, 101):
+        offsets.begin(offset)
+        offsets.finish(offset)
+    offsets.begin(0)  # its dead-letter write
+    assert offsets.held() == 100, "the hundred records completed behind it are still held"
+    assert offsets.committable() == 0
+    offsets.finish(0)
+    assert (offsets.held(), offsets.committable()) == (0, 101)
+
+
 def test_held_counts_records_not_offsets_across_gaps() -> None:
     offsets = PartitionOffsets()
     offsets.begin(10)

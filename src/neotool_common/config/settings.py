@@ -23,8 +23,8 @@ variable                          default    meaning
 ``LOG_LEVEL``                     INFO       DEBUG, INFO, WARNING, ERROR
 ``LOG_FORMAT``                    json       json or console
 ``PROGRESS_INTERVAL_MS``          30000      how often the INFO progress line is logged
-``LOG_RECORD_WARNINGS_PER_S``     10         per-record WARNING lines (dead-letters, retry-tier writes) written
-                                             in full each second; the rest are counted in one line (0: all)
+``LOG_RECORD_WARNINGS_PER_S``     10         per-record WARNING lines (dead-letters, retries, failed DLQ writes)
+                                             written in full each second; the rest counted in one line (0: all)
 ``MAX_CONCURRENCY``               class (1)  records handled at once (see :mod:`.throughput`)
 ``ORDERING``                      class      ``partition`` (default), ``key`` or ``unordered``
 ``BATCH_SIZE``                    class      most records in one ``process_batch()`` call (100)

@@ -65,14 +65,15 @@ class CompletionReports:
         metrics.processing.observe(completion.duration)
         metrics.retries.inc()
         error = completion.error
-        self._ctx.record_log(work.message, work.raw).warning(
-            "processing failed; retrying",
-            attempt=completion.attempts,
-            max_attempts=self._ctx.settings.retry.max_attempts,
-            backoff_s=round(completion.backoff, 3),
-            exception_type=qualified(error),
-            error=str(error),
-        )
+        if self._ctx.record_lines.allow("retried in place"):
+            self._ctx.record_log(work.message, work.raw).warning(
+                "processing failed; retrying",
+                attempt=completion.attempts,
+                max_attempts=self._ctx.settings.retry.max_attempts,
+                backoff_s=round(completion.backoff, 3),
+                exception_type=qualified(error),
+                error=str(error),
+            )
 
     def split(self, completion: Completion) -> None:
         first = completion.works[0]

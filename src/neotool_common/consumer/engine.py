@@ -174,12 +174,12 @@ class Engine:
         self._close_clients()
         publisher.drain(left())
         del self.dead_letters
+        ctx.record_lines.tick(ctx.clock.monotonic(), final=True)
         try:
             teardown()  # before the workers close: an async def teardown() runs on their event loop
         finally:
             if self.workers is not None:
                 self.workers.close(max(1.0, left()))
-        ctx.record_lines.tick(ctx.clock.monotonic(), final=True)
         ctx.log.info(
             "consumer stopped",
             records_processed=ctx.tally.processed,

@@ -33,9 +33,15 @@ class PartitionOffsets:
         self._records += 1
 
     def begin(self, offset: int) -> None:
-        """``offset`` will complete later; nothing at or above it is committable until it does."""
-        self._pending[offset] = self._records
-        self._records += 1
+        """``offset`` will complete later; nothing at or above it is committable until it does.
+
+        Begun again while pending (a worker's record, then its dead-letter or retry-tier write), it stays the one
+        record it is: its place among the held records does not move.
+        """
+        pending = self._pending
+        if offset not in pending:
+            pending[offset] = self._records
+            self._records += 1
 
     def finish(self, offset: int) -> None:
         del self._pending[offset]

@@ -39,14 +39,15 @@ class Retries:
         state.retry_attempts = attempt
         self.hold(state, message.offset, backoff, PauseReason.RETRY_BACKOFF)
         state.metrics.retries.inc()
-        self._ctx.record_log(message, msg).warning(
-            "processing failed; retrying",
-            attempt=attempt,
-            max_attempts=policy.max_attempts,
-            backoff_s=round(backoff, 3),
-            exception_type=qualified(exc),
-            error=str(exc),
-        )
+        if self._ctx.record_lines.allow("retried in place"):
+            self._ctx.record_log(message, msg).warning(
+                "processing failed; retrying",
+                attempt=attempt,
+                max_attempts=policy.max_attempts,
+                backoff_s=round(backoff, 3),
+                exception_type=qualified(exc),
+                error=str(exc),
+            )
 
     def hold(self, state: PartitionState, offset: int, wait_s: float, reason: PauseReason) -> None:
         """Seek ``state``'s partition back to ``offset`` and hold it still for ``wait_s`` seconds."""

@@ -47,4 +47,4 @@ class LineBudget:
         """Write the summary of a window that is over (every window, when ``final``)."""
         if self._held and (final or now >= self._window_end):
             held, self._held = dict(self._held), Counter()
-            self._summarize(held, 1.0)
+            self._summarize(held, round(min(1.0, max(0.0, now - self._window_end + 1.0)), 3))
