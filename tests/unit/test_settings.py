@@ -324,6 +324,13 @@ def test_the_prefetch_queue_is_bounded_by_default_and_kafka_config_overrides_it(
     assert RunnerSettings.from_env(env).consumer_config()["queued.max.messages.kbytes"] == "65536"
 
 
+def test_a_full_prefetch_queue_is_fetched_again_soon_not_after_librdkafkas_second() -> None:
+    consumer = RunnerSettings.from_env(MINIMAL).consumer_config()
+    assert consumer["fetch.queue.backoff.ms"] == settings_module.PREFETCH_BACKOFF_MS <= 100
+    env = {**MINIMAL, "KAFKA_CONFIG_FETCH_QUEUE_BACKOFF_MS": "1000"}
+    assert RunnerSettings.from_env(env).consumer_config()["fetch.queue.backoff.ms"] == "1000"
+
+
 # -- the group protocol (classic by default; Kafka 4's consumer protocol, KIP-848, on request) ---------------
 
 
