@@ -407,3 +407,5 @@ def test_key_order_copies_waiting_for_an_earlier_one_are_dropped_when_their_part
 
     stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log]
     assert stored == [0, 0]  # the leader, failed then sent again (a write out is not taken back); no follower
+    assert p.keys is not None
+    assert list(p.keys.waiting[(SOURCE, 0, b"k")].records) == [0], "the dropped follower does not wait in a tier"

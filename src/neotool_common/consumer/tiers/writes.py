@@ -47,7 +47,8 @@ class TierWrites:
         self._redact = redact
         # key order: per key and tier topic, the copies not yet acknowledged, in order; only the first is out, so a
         # failed write sent again after its backoff is never overtaken by a later copy of its key
-        self._chains: dict[tuple[SourceKey, str], deque[DeadLetter]] = {}
+        # (key, tier topic) -> its copies not yet acknowledged, in order, each with its record's source offset
+        self._chains: dict[tuple[SourceKey, str], deque[tuple[DeadLetter, int]]] = {}
         retry = ctx.settings.retry
         self._in_place_ms = int(retry.max_attempts * retry.max_backoff_s * 1000)
 
@@ -112,10 +113,13 @@ class TierWrites:
         """Partitions revoked or lost: their records' copies still waiting behind a key's earlier copy are not
         written (the records are redelivered to the next owner); a copy already out is not taken back."""
         gone = {state.key for state in states}
-        for queue in self._chains.values():
-            if len(queue) > 1 and any((letter.topic, letter.partition) in gone for letter in queue):
+        for (source, _), queue in self._chains.items():
+            if len(queue) > 1 and any((letter.topic, letter.partition) in gone for letter, _ in queue):
                 head = queue.popleft()
-                kept = [letter for letter in queue if (letter.topic, letter.partition) not in gone]
+                kept = [item for item in queue if (item[0].topic, item[0].partition) not in gone]
+                for letter, offset in queue:
+                    if self._keys is not None and (letter.topic, letter.partition) in gone:
+                        self._keys.left(source, offset)  # never written: it does not wait in a tier here
                 queue.clear()
                 queue.extend([head, *kept])
 
@@ -161,7 +165,7 @@ class TierWrites:
             expires = due_ms + tiers.later_delays_ms(tier) + (tiers.last - tier + 1) * self._in_place_ms + _KEY_GRACE_MS
             self._keys.entered(chain[0], carried.offset, tier, due_ms, expires)
             queue = self._chains.setdefault(chain, deque())
-            queue.append(letter)
+            queue.append((letter, carried.offset))
             if len(queue) > 1:
                 return  # written once the key's earlier copy to this topic is acknowledged: never stored ahead of it
         self._publisher.send(letter)
@@ -173,6 +177,6 @@ class TierWrites:
             return
         queue.popleft()
         if queue:
-            self._publisher.send(queue[0])
+            self._publisher.send(queue[0][0])
         else:
             del self._chains[chain]
