@@ -324,6 +324,15 @@ def test_the_prefetch_queue_is_bounded_by_default_and_kafka_config_overrides_it(
     assert RunnerSettings.from_env(env).consumer_config()["queued.max.messages.kbytes"] == "65536"
 
 
+def test_the_dead_letter_producer_batches_for_longer_unless_kafka_config_says_otherwise() -> None:
+    assert RunnerSettings.from_env(MINIMAL).dlq_producer_config()["linger.ms"] == settings_module.DLQ_LINGER_MS > 5
+    env = {**MINIMAL, "KAFKA_CONFIG_LINGER_MS": "7"}
+    assert RunnerSettings.from_env(env).dlq_producer_config()["linger.ms"] == "7"
+    env = {**MINIMAL, "KAFKA_CONFIG_QUEUE_BUFFERING_MAX_MS": "9"}  # librdkafka's other name for it
+    config = RunnerSettings.from_env(env).dlq_producer_config()
+    assert (config["queue.buffering.max.ms"], config.get("linger.ms")) == ("9", 5), "the platform's, as before"
+
+
 def test_a_full_prefetch_queue_is_fetched_again_soon_not_after_librdkafkas_second() -> None:
     consumer = RunnerSettings.from_env(MINIMAL).consumer_config()
     assert consumer["fetch.queue.backoff.ms"] == settings_module.PREFETCH_BACKOFF_MS <= 100
