@@ -12,8 +12,9 @@ Redaction happens before rendering, so no renderer and no test capture ever sees
 - every value given to :func:`register_secret` is replaced by ``***`` wherever it appears inside a string,
   exception text included.
 
-Cost per call: levels below the configured one return at once (the bound logger's methods are no-ops); the
-loggers are cached on first use; an emitted event runs through eight small processors.
+Cost per call: levels below the configured one return at once (the bound logger's methods are no-ops); a
+module's logger (``get_logger(__name__)``) finds the configuration again at each call, so that one configured
+later, or again, applies to it; an emitted event runs through eight small processors.
 
 This module configures structlog and routes the standard library into it; masking lives in :mod:`~.redaction`,
 rendering in :mod:`~.rendering`, trace ids in :mod:`~.traceparent`.
@@ -124,7 +125,10 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: TextIO | N
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         context_class=dict,
         logger_factory=NamedWriteLoggerFactory(stream),
-        cache_logger_on_first_use=True,
+        # Not cached: a module's logger (``structlog.get_logger(__name__)`` at import) cached on its first use
+        # would keep that configuration's level, stream and processors after configure_logging() or
+        # reset_logging() ran again. Bound loggers (the runner's, bound once at start) are unaffected.
+        cache_logger_on_first_use=False,
     )
     _route_stdlib(level_no, stream)
 

@@ -26,8 +26,13 @@ class EventSink:
         if captured is not None:
             captured.append(event_dict)
             raise structlog.DropEvent
-        assert self.renderer is not None, "configure_logging() was not called"
-        return self.renderer(logger, method_name, event_dict)
+        renderer = self.renderer
+        if renderer is None:
+            # Logging was configured and then undone (reset_logging(), in tests): a logger cached on first use
+            # while it was configured still runs these processors, towards the stream that configuration wrote
+            # to. Its events go nowhere, as they would have gone to that closed stream.
+            raise structlog.DropEvent
+        return renderer(logger, method_name, event_dict)
 
 
 class NamedWriteLogger(structlog.WriteLogger):

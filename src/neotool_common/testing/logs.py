@@ -10,7 +10,7 @@
 
 Each event is a dict with ``timestamp``, ``level``, ``event`` and the bound context, after the same processors
 as production (redaction included) and before rendering. Events from the standard library's ``logging`` are
-captured too. Loggers cached before the capture started are captured as well.
+captured too. Loggers made before the capture started are captured as well.
 """
 
 from __future__ import annotations
