@@ -131,6 +131,14 @@ def test_an_unwritable_dlq_holds_commits_at_the_poison_record_raises_the_alarm_a
         )
         before = scrape_metrics(port)
         fleet.watch(lambda: dlq_failures(scenario.ledger) >= 3, "a third failed write")
+        # The lag gauge is refreshed every LAG_REFRESH_S (5 s); the third failure can come just before a refresh.
+        fleet.watch(
+            lambda: (
+                metric(scrape_metrics(port), "neotool_consumer_lag_records", partition="0") >= ends[0] - poison_offset
+            ),
+            "the lag gauge counting the records held behind the poison record",
+            timeout=30,
+        )
         during = scrape_metrics(port)
         held = committed_offsets(bootstrap, scenario.group, topic, 2)[0]
         failing_for = time.monotonic()
