@@ -140,10 +140,10 @@ class DeadLetters:
         if state is not None:
             state.metrics.dlq_write_failures.inc()
         tier = letter.reason == "retry"  # a write to a retry tier's topic (consumer/tiers/writes.py)
-        refused = {"needs": f"WRITE on topic {letter.dlq_topic}"} if "TOPIC_AUTHORIZATION_FAILED" in error else {}
         kind = "retry-topic" if tier else "dead-letter"
         if not self._ctx.record_lines.allow(f"{kind} write failed"):
             return
+        refused = {"needs": f"WRITE on topic {letter.dlq_topic}"} if "TOPIC_AUTHORIZATION_FAILED" in error else {}
         self._ctx.log.warning(
             f"{kind} write failed; will retry, committing nothing past this record",
             **{"retry_topic" if tier else "dlq_topic": letter.dlq_topic},

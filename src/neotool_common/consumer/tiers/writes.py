@@ -115,10 +115,11 @@ class TierWrites:
         gone = {state.key for state in states}
         for (source, _), queue in self._chains.items():
             if len(queue) > 1 and any((letter.topic, letter.partition) in gone for letter, _ in queue):
-                head = queue.popleft()
-                kept = [item for item in queue if (item[0].topic, item[0].partition) not in gone]
+                head, kept = queue.popleft(), []
                 for letter, offset in queue:
-                    if self._keys is not None and (letter.topic, letter.partition) in gone:
+                    if (letter.topic, letter.partition) not in gone:
+                        kept.append((letter, offset))
+                    elif self._keys is not None:
                         self._keys.left(source, offset)  # never written: it does not wait in a tier here
                 queue.clear()
                 queue.extend([head, *kept])
