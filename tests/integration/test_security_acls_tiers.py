@@ -93,6 +93,7 @@ def test_without_write_on_its_tier_the_write_is_resent_commits_wait_and_it_recov
         user.grant([write_topic(tier)])
         wait_until(lambda: "a" in [m.record_id for m in runner.processed], what="a, through the tier, once granted")
         wait_until(lambda: committed_offsets_as(admin, group, topic, 1)[0] == len(IDS), what="the source commit")
+        wait_until(lambda: committed_offsets_as(admin, group, tier, 1)[0] == 1, what="the tier commit: drained")
     first = refused(events)[0]
     assert (first["retry_topic"], first["needs"], first["offset"]) == (tier, f"WRITE on topic {tier}", 0)
     assert "Topic authorization failed" in first["error"]
