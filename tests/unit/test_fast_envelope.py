@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from neotool_common.errors import DecodeError, InvalidRecordError, SchemaValidationError
-from neotool_common.records.fast import FastEnvelope
+from neotool_common.records.fast import RFC_3339, FastEnvelope
 from neotool_common.records.payload_struct import payload_struct
 from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeReader, load_schema
 from soak.corpus import bad_records, tricky_good_records
@@ -28,8 +29,16 @@ BATCH = "0190b0d8-7c2a-7b3e-9f10-2d4c5e6f7a8b"
 HEAD = b'{"batch_id":"%s","record_id":"r-1","ingested_at":"2024-05-01T00:00:00.5Z","payload":' % BATCH.encode()
 
 
+# The same envelope as its own encoding (msgspec's: compact, in order, six fraction digits): the canonical route.
+CANONICAL_HEAD = HEAD.replace(b".5Z", b".500000Z")
+
+
 def value(payload: bytes) -> bytes:
     return HEAD + payload + b"}"
+
+
+def canonical(payload: bytes) -> bytes:
+    return CANONICAL_HEAD + payload + b"}"
 
 
 def same(a: Any, b: Any) -> bool:
@@ -62,6 +71,71 @@ def assert_sound(raw: bytes) -> tuple[Any, ...] | None:
 def test_the_common_envelope_takes_the_fast_path_with_the_strict_paths_values() -> None:
     raw = value('{"name":"Zürich 🏦","n":12345678901234,"f":-0.5,"ok":true,"none":null,"l":[{}],"neg":-0}'.encode())
     assert assert_sound(raw) is not None
+
+
+def test_the_shipped_schema_enables_the_canonical_route() -> None:
+    assert load_schema(ENVELOPE_SCHEMA)["properties"]["ingested_at"]["pattern"] == RFC_3339
+    assert FAST._decode_canonical is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(canonical(b"{}"), id="empty payload"),
+        pytest.param(canonical('{"name":"Zürich 🏦","n":-12,"f":0.5,"ok":false,"none":null}'.encode()), id="flat"),
+        pytest.param(canonical(b'{"l":[1,2.5,{"k":[]}],"o":{"p":{}}}'), id="nested"),
+        pytest.param(CANONICAL_HEAD.replace(b".500000Z", b"+05:30") + b"{}}", id="an offset"),
+        pytest.param(CANONICAL_HEAD.replace(b".500000Z", b"Z").replace(b"2024", b"0001") + b"{}}", id="year 1"),
+    ],
+)
+def test_a_value_that_is_its_own_encoding_takes_the_canonical_route(raw: bytes) -> None:
+    assert FAST._canonical(raw) is not None
+    assert assert_sound(raw) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(value(b"{}"), id="five fraction digits fewer"),
+        pytest.param(CANONICAL_HEAD.replace(b".500000Z", b".500Z") + b"{}}", id="milliseconds"),
+        pytest.param(CANONICAL_HEAD.replace(b".500000Z", b"+00:00") + b"{}}", id="UTC as an offset"),
+        pytest.param(CANONICAL_HEAD.replace(b".500000Z", b"z") + b"{}}", id="lower-case z"),
+        pytest.param(CANONICAL_HEAD.replace(b"T", b" ") + b"{}}", id="a space for T"),
+        pytest.param(canonical(b'{"n":1e5}'), id="a number not in its shortest form"),
+        pytest.param(canonical(b'{"a": 1}'), id="white space"),
+        pytest.param(
+            b'{"record_id":"r-1","batch_id":"%s","ingested_at":"2024-05-01T00:00:00Z","payload":{}}' % BATCH.encode(),
+            id="members in another order",
+        ),
+    ],
+)
+def test_other_layouts_of_a_valid_envelope_take_the_counting_route(raw: bytes) -> None:
+    assert FAST._canonical(raw) is None
+    assert assert_sound(raw) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(CANONICAL_HEAD.replace(b".500000Z", b"") + b"{}}", id="no offset"),
+        pytest.param(CANONICAL_HEAD.replace(b"2024-05-01", b"2024-02-30") + b"{}}", id="no such day"),
+        pytest.param(canonical(b'{"a":1,"a":1}'), id="a duplicate"),
+        pytest.param(CANONICAL_HEAD.replace(b'"r-1"', b'""') + b"{}}", id="an empty record_id"),
+    ],
+)
+def test_what_the_schema_rejects_never_passes_the_canonical_route(raw: bytes) -> None:
+    assert FAST._canonical(raw) is None or FAST.read(raw) is None
+    assert FAST.read(raw) is None
+    assert isinstance(strict(raw), InvalidRecordError)
+
+
+def test_a_custom_ingested_at_pattern_keeps_to_the_counting_route() -> None:
+    schema = load_schema(ENVELOPE_SCHEMA)
+    stricter = {**schema["properties"]["ingested_at"], "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"}
+    custom = FastEnvelope({**schema, "properties": {**schema["properties"], "ingested_at": stricter}}, 1 << 20, 64)
+    assert custom._decode_canonical is None
+    assert custom.read(canonical(b"{}")) is None  # the fraction breaks this pattern: the canonical route would pass it
+    assert custom.read(CANONICAL_HEAD.replace(b".500000Z", b"Z") + b"{}}") is not None
 
 
 @pytest.mark.parametrize(
@@ -128,18 +202,22 @@ def test_random_floats_decode_exactly_as_the_strict_path() -> None:
         assert_sound(value(b'{"n":' + text.encode() + b"}"))
 
 
-def test_nesting_at_the_limit_is_fast_and_beyond_it_is_rejected() -> None:
+@pytest.mark.parametrize("wrap", [value, canonical], ids=["counting route", "canonical route"])
+def test_nesting_at_the_limit_is_fast_and_beyond_it_is_rejected(wrap: Callable[[bytes], bytes]) -> None:
     # The envelope is level 1, the payload level 2: 63 nested objects from the payload on reach the limit of 64.
     inner = 63
-    deep = value(b'{"a":' * inner + b"1" + b"}" * inner)
+    deep = wrap(b'{"a":' * inner + b"1" + b"}" * inner)
     assert not isinstance(strict(deep), InvalidRecordError)
     assert assert_sound(deep) is not None
-    deeper = value(b'{"a":' * (inner + 1) + b"1" + b"}" * (inner + 1))
+    deeper = wrap(b'{"a":' * (inner + 1) + b"1" + b"}" * (inner + 1))
     assert FAST.read(deeper) is None
     assert isinstance(strict(deeper), DecodeError)
-    arrays = value(b'{"a":' + b"[" * 63 + b"]" * 63 + b"}")
+    arrays = wrap(b'{"a":' + b"[" * 63 + b"]" * 63 + b"}")
     assert FAST.read(arrays) is None
     assert isinstance(strict(arrays), DecodeError)
+    braces_in_text = wrap(b'{"a":"' + b"{[" * 40 + b'"}')  # not nested at all: the strict path says so
+    assert FAST.read(braces_in_text) is None
+    assert not isinstance(strict(braces_in_text), InvalidRecordError)
 
 
 def test_the_batch_id_is_checked_once_per_value_and_a_changed_one_again() -> None:
@@ -200,10 +278,12 @@ def test_seeded_mutations_of_envelopes_are_sound() -> None:
     rng = random.Random(7)
     base = value(b'{"name":"A \\"B\\"","address":{"city":"X","zip":"01234"},"l":[1,2.5,-3e2,true,null],"n":12}')
     plain = value(b'{"name":"A B","address":{"city":"X","zip":"01234"},"l":[1,2.5,-3e2,true,null],"n":12}')
+    encoded = canonical(b'{"name":"A B","address":{"city":"X","zip":"01234"},"l":[1,2.5,-300.0,true,null],"n":12}')
+    assert FAST._canonical(encoded) is not None
     alphabet = b'{}[]":,\\ \t\n0123456789.eE+-tfnaulr\x00\xff\xc3\xa9'
     fast = 0
     for _ in range(20_000):
-        raw = bytearray(rng.choice([base, plain]))
+        raw = bytearray(rng.choice([base, plain, encoded]))
         for _ in range(rng.randint(1, 3)):
             where = rng.randrange(len(raw))
             kind = rng.randrange(4)
