@@ -192,6 +192,19 @@ def test_integers_beyond_64_bits_and_overflows_defer_to_the_strict_path(number: 
         assert fast[3]["n"] == int(number)
 
 
+@pytest.mark.parametrize("wrap", [value, canonical], ids=["counting route", "canonical route"])
+def test_an_integer_a_double_cannot_hold_leaves_the_fast_path_for_the_strict_one_which_refuses_it(
+    wrap: Callable[[bytes], bytes],
+) -> None:
+    largest = int(1.7976931348623157e308)  # the largest double, as an integer: the strict path keeps it exactly
+    assert not isinstance(strict(wrap(b'{"n":%d}' % largest)), InvalidRecordError)
+    assert_sound(wrap(b'{"n":%d}' % largest))  # 309 digits too: left to the strict path, which accepts it
+    for number in (2**1024 - 2**970, -(2**1024), 10**400):
+        raw = wrap(b'{"n":%d}' % number)
+        assert FAST.read(raw) is None
+        assert isinstance(strict(raw), DecodeError)
+
+
 @pytest.mark.parametrize("number", [b"-0", b"-0.0", b"0e0", b"1E5", b"1e-400", b"0.1000000000000000055511151231257827"])
 def test_numbers_decode_to_the_strict_paths_value_and_type(number: bytes) -> None:
     assert_sound(value(b'{"n":' + number + b"}"))

@@ -25,7 +25,9 @@ in their shortest form, ``ingested_at`` as ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` with
 take a shorter route (:meth:`FastEnvelope._canonical`): the value is decoded with ``ingested_at`` as an
 aware datetime (in C) and encoded again, and when the encoding is the value byte for byte, the value holds
 no duplicate key (an encoding has none) and its ``ingested_at`` is in the form above, which the envelope
-schema's pattern accepts and from which ``datetime.fromisoformat`` reads the same moment and offset. Two byte
+schema's pattern accepts and from which ``datetime.fromisoformat`` reads the same moment and offset. msgspec
+keeps integers exact, as the strict path does, except that the strict path refuses one beyond a double's range:
+a value long enough to hold such an integer is searched for a run of 309 digits first. Two byte
 searches bound the depth (a flat payload has two ``{`` and no ``[``); only a nested one is counted. The route
 costs one encoding instead of four byte counts, a regular expression and a date parse; any other value
 takes the counting route above, as before.
@@ -55,6 +57,16 @@ Fields = tuple[str, str, datetime, Any]
 # Values remembered per payload pattern before the memory starts over.
 _REMEMBERED = 4096
 
+
+# The strict path (orjson) refuses an integer a double cannot hold, the shortest of which has 309 digits; msgspec
+# keeps it, and so does its encoding. No shorter value than this envelope can hold one: a shorter value skips the
+# search for a run of 309 digits (in the text with every digit mapped to "0").
+_HUGE_DIGITS = 309
+_SHORTEST_WITH_HUGE = len(
+    b'{"batch_id":"","record_id":"","ingested_at":"0001-01-01T00:00:00Z","payload":{"":' + b"1" * _HUGE_DIGITS + b"}}"
+)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_HUGE_RUN = b"0" * _HUGE_DIGITS
 
 # The envelope schema's ``ingested_at`` pattern, for which the canonical route's argument is made (see above).
 RFC_3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
@@ -131,7 +143,9 @@ class FastEnvelope:
             envelope = self._decode_canonical(value)  # type: ignore[misc]
         except (msgspec.DecodeError, RecursionError):  # ValidationError too: a naive ingested_at, say
             return None
-        if self._encode(envelope) != value:
+        if self._encode(envelope) != value or (
+            len(value) >= _SHORTEST_WITH_HUGE and _HUGE_RUN in value.translate(_DIGITS_TO_ZERO)
+        ):
             return None
         if (_BRACKET in value or value.find(_BRACE, value.find(_BRACE, 1) + 1) != -1) and (
             value.count(_BRACE) + value.count(_BRACKET) > self._max_depth
