@@ -244,6 +244,14 @@ def test_the_batch_id_is_checked_once_per_value_and_a_changed_one_again() -> Non
     assert FAST.read(value(b"{}").replace(BATCH.encode(), BATCH.encode() + b"\n")) is None
 
 
+@pytest.mark.parametrize("wrap", [value, canonical], ids=["counting route", "canonical route"])
+def test_an_empty_batch_id_is_checked_by_a_reader_that_has_not_seen_a_valid_one(wrap: Callable[[bytes], bytes]) -> None:
+    fresh = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64)
+    raw = wrap(b"{}").replace(BATCH.encode(), b"")
+    assert fresh.read(raw) is None
+    assert isinstance(strict(raw), SchemaValidationError)
+
+
 @pytest.mark.parametrize(
     ("record_id", "fast"),
     [("", False), ("é" * 512, True), ("é" * 513, False), ("x", True)],

@@ -118,7 +118,7 @@ class FastEnvelope:
         patterns = () if payload is None else payload.patterns
         self._patterns = tuple((name, search, set[str]()) for name, search in patterns)
         self.validates_payload = payload is not None
-        self._last_batch_id = ""  # never a valid batch id
+        self._last_batch_id: str | None = None  # the last batch id that matched (none yet: "" must be checked too)
 
     def read(self, value: bytes) -> Fields | None:
         if len(value) > self._max_bytes or _BACKSLASH in value:
