@@ -71,6 +71,8 @@ class Batches:
             # were not completed: kept as carried over, their partitions' positions are not committed.
             self.carry_over(messages[index:])
             raise
+        finally:
+            self._ctx.metrics.flush()
 
     def carry_over(self, unhandled: list[KafkaMessage]) -> None:
         """Keep the records a batch did not reach for the next turn of the loop, which polls first.

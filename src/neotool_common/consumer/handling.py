@@ -124,8 +124,8 @@ class RecordHandler:
             check_not_awaitable(result, "process()")
         finished = time.perf_counter()
         metrics = state.metrics
-        metrics.processing.observe(finished - started)
-        metrics.ack_latency.observe(finished - received)
+        metrics.processing.defer(finished - started)  # counted once the batch is handled (Batches.handle)
+        metrics.ack_latency.defer(finished - received)
         state.offsets.done(offset)
         state.processed_unflushed += 1
         state.last_ingested_at = message.ingested_at
