@@ -26,13 +26,11 @@ class Batches:
         ctx: RunContext,
         handle_record: Callable[[PartitionState, KafkaMessage, float], None],
         on_error: Callable[[KafkaError, str | None], None],  # an error consume() returned, and its topic
-        stopping: Callable[[], bool],
         budget_s: float,
     ) -> None:
         self._ctx = ctx
         self._handle_record = handle_record
         self._on_error = on_error
-        self._stopping = stopping
         self._budget_s = budget_s
         self._carried: list[KafkaMessage] = []
 
@@ -46,23 +44,30 @@ class Batches:
         return carried + messages
 
     def handle(self, messages: list[KafkaMessage]) -> None:
-        partitions: dict[Any, PartitionState] = self._ctx.partitions  # keyed by (topic, partition), no cast per record
+        ctx = self._ctx  # ctx.stopping: a stop request or a fatal client error, read before each record
+        partitions: dict[Any, PartitionState] = ctx.partitions  # keyed by (topic, partition), no cast per record
         handle = self._handle_record
         on_error = self._on_error
-        stopping = self._stopping
-        received = time.perf_counter()
+        clock = time.perf_counter
+        received = clock()
         deadline = received + self._budget_s
         index = 0
+        state: PartitionState | None = None
+        # the partition of the run of records being handled (consume() returns runs of one partition)
+        topic: str | None = None
+        partition: int | None = -1
         try:
             for index, msg in enumerate(messages):
-                if stopping() or time.perf_counter() > deadline:
+                if ctx.stopping or clock() > deadline:
                     self.carry_over(messages[index:])
                     return
                 error = msg.error()
                 if error is not None:
                     on_error(error, msg.topic())
                     continue
-                state = partitions.get((msg.topic(), msg.partition()))
+                if msg.partition() != partition or msg.topic() != topic:  # the assignment changes only in consume()
+                    topic, partition = msg.topic(), msg.partition()
+                    state = partitions.get((topic, partition))
                 if state is None or state.blocked:
                     continue  # revoked, or waiting out a retry: the record will be fetched again
                 handle(state, msg, received)
@@ -72,7 +77,7 @@ class Batches:
             self.carry_over(messages[index:])
             raise
         finally:
-            self._ctx.metrics.flush()
+            ctx.metrics.flush()
 
     def carry_over(self, unhandled: list[KafkaMessage]) -> None:
         """Keep the records a batch did not reach for the next turn of the loop, which polls first.
