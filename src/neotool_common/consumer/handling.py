@@ -9,8 +9,9 @@ group (:mod:`.replay_scope`) are not even read: their offsets complete at once.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from operator import call
+from time import perf_counter
 from typing import Any, cast
 
 from confluent_kafka import Message as KafkaMessage
@@ -19,7 +20,7 @@ from neotool_common.concurrency.dispatch import check_not_awaitable
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.deadletters import DeadLetters
 from neotool_common.consumer.partition import PartitionState
-from neotool_common.consumer.raw import headers_of
+from neotool_common.consumer.raw import raise_undecodable
 from neotool_common.consumer.replay_scope import ReplayScope
 from neotool_common.consumer.retries import Retries
 from neotool_common.consumer.workers import ParallelProcessing
@@ -60,7 +61,11 @@ class RecordHandler:
 
     def _message(self, state: PartitionState, msg: KafkaMessage, received: float) -> Message | None:
         try:
-            headers = headers_of(msg)
+            try:
+                listed: Any = call(msg.headers)  # raw.headers_of, inline: see there why through operator.call
+            except (UnicodeDecodeError, SystemError) as exc:
+                raise_undecodable(exc)
+            headers = tuple(listed) if listed else ()
             if headers:
                 other = self._scope.other_group(headers)
                 if other is not None:
@@ -72,7 +77,7 @@ class RecordHandler:
                 headers,
                 state.topic,
                 state.partition,
-                cast(int, msg.offset()),
+                msg.offset(),  # type: ignore[arg-type]  # a record's is never None; no cast() call per record
                 msg.timestamp()[1],
             )
         except InvalidRecordError as exc:
@@ -109,20 +114,20 @@ class RecordHandler:
         the workers for the throughput modes' quick records).
         """
         offset = message.offset
-        attempt = state.attempt_of(offset)
-        started = time.perf_counter()
+        attempt = 1 if offset != state.retry_offset else state.attempt_of(offset)  # one call less per record
+        started = perf_counter()
         try:
             result = self._process(message)
         except InvalidRecordError as exc:
-            state.metrics.processing.observe(time.perf_counter() - started)
+            state.metrics.processing.observe(perf_counter() - started)
             self._dead_letters.route(state, msg, exc, exc.reason, attempt, received, message)
             return None
         except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
-            failed(state, msg, message, exc, attempt, received, time.perf_counter() - started)
+            failed(state, msg, message, exc, attempt, received, perf_counter() - started)
             return None
         if result is not None:
             check_not_awaitable(result, "process()")
-        finished = time.perf_counter()
+        finished = perf_counter()
         metrics = state.metrics
         metrics.processing.defer(finished - started)  # counted once the batch is handled (Batches.handle)
         metrics.ack_latency.defer(finished - received)
