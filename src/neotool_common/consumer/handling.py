@@ -115,19 +115,22 @@ class RecordHandler:
         """
         offset = message.offset
         attempt = 1 if offset != state.retry_offset else state.attempt_of(offset)  # one call less per record
+        ctx = self._ctx  # ctx.perf_now: the batch's budget is checked against the reading after process()
         started = perf_counter()
         try:
             result = self._process(message)
         except InvalidRecordError as exc:
-            state.metrics.processing.observe(perf_counter() - started)
+            ctx.perf_now = ended = perf_counter()
+            state.metrics.processing.observe(ended - started)
             self._dead_letters.route(state, msg, exc, exc.reason, attempt, received, message)
             return None
         except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
-            failed(state, msg, message, exc, attempt, received, perf_counter() - started)
+            ctx.perf_now = ended = perf_counter()
+            failed(state, msg, message, exc, attempt, received, ended - started)
             return None
         if result is not None:
             check_not_awaitable(result, "process()")
-        finished = perf_counter()
+        ctx.perf_now = finished = perf_counter()
         metrics = state.metrics
         metrics.processing.defer(finished - started)  # counted once the batch is handled (Batches.handle)
         metrics.ack_latency.defer(finished - received)
@@ -138,7 +141,7 @@ class RecordHandler:
             state.clear_retry()
         self._circuit.consecutive = 0
         if self._debug:
-            self._ctx.record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
+            ctx.record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
         return finished - started
 
     def _failed(
