@@ -41,8 +41,8 @@ class ClientEvents:
         """The clients' ``error_cb`` (runs inside ``consume()``/``poll()``)."""
         if err.code() in AUTHENTICATION_ERRORS:
             fatal = self.authentication.failed(err)
-            if fatal is not None and self.fatal is None:
-                self.fatal = fatal
+            if fatal is not None:
+                self._fail(fatal)
             return
         if err.code() in _DISCONNECTED:
             self._ctx.health.set_connected(False)
@@ -69,11 +69,12 @@ class ClientEvents:
         if needed is not None:
             if err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and topic:
                 needed = f"READ on topic {topic} ({self._kind_of(topic)})"
-            if self.fatal is None:
-                self.fatal = FatalClientError(
+            self._fail(
+                FatalClientError(
                     f"not authorized ({err.name()}): {err.str()}; the principal needs {needed} "
                     "(docs/operating.md, Security)"
                 )
+            )
             return
         repeat = self._repeats.admit(("consume", err.code()))
         if repeat is not None:
@@ -84,13 +85,17 @@ class ClientEvents:
 
     def failed(self, err: KafkaError) -> None:
         """Remember the first fatal error; the loop stops at its next turn and :meth:`raise_if_fatal` ends it."""
-        if self.fatal is None:
-            self.fatal = FatalClientError(f"fatal Kafka client error ({err.name()}): {err.str()}")
+        self._fail(FatalClientError(f"fatal Kafka client error ({err.name()}): {err.str()}"))
 
     def producer_failed(self, text: str) -> None:
         """The dead-letter producer failed for good (with WRITE on no topic, say, it never gets a producer id)."""
+        self._fail(FatalClientError(text))
+
+    def _fail(self, error: FatalClientError) -> None:
+        """The first fatal error is the one raised; no record is begun after it (``ctx.stopping``)."""
         if self.fatal is None:
-            self.fatal = FatalClientError(text)
+            self.fatal = error
+        self._ctx.stopping = True
 
     def raise_if_fatal(self) -> None:
         if self.fatal is not None:

@@ -48,6 +48,10 @@ class RunContext:
     partitions: dict[Key, PartitionState] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
     closing: bool = False  # inside close(): the revoke it runs must not wait out the DLQ a second time
+    stopping: bool = False  # a stop was requested or the client failed for good: no further record is begun
+    # The poll thread's latest time.perf_counter(): taken after each process() call, and at least every
+    # CLOCK_EVERY records of a batch (consumer/batches.py), whose time budget is checked against it.
+    perf_now: float = 0.0
     ownership: Ownership = field(init=False)  # the assignment as other threads see it
     record_lines: LineBudget = field(init=False)  # LOG_RECORD_WARNINGS_PER_S: the per-record WARNING lines
 

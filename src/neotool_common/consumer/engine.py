@@ -100,10 +100,10 @@ class Engine:
     def stop(self, reason: str = "stop() called") -> None:
         """Safe from a signal handler: only sets flags; the loop logs the request when it sees it."""
         self.stop_reason = self.stop_reason or reason
-        self.stop_requested = True
+        self.stop_requested = self.ctx.stopping = True
 
     def _stopping(self) -> bool:
-        return self.stop_requested or self.events.fatal is not None
+        return self.ctx.stopping  # set by stop() and by a fatal client error (ClientEvents)
 
     def _connect(self) -> None:
         ctx = self.ctx
@@ -130,7 +130,7 @@ class Engine:
             self.workers.bind(self.flow, self.dead_letters, self.handler.run)
         handle = gate_for(ctx, self.retries, self.dead_letters, self.handler.handle_record, self._handlers.redact)
         budget_s = min(ctx.settings.commit.interval_s, ctx.health.max_poll_interval_s / 2)
-        self.batches = Batches(ctx, handle, self.events.on_message_error, self._stopping, budget_s)
+        self.batches = Batches(ctx, handle, self.events.on_message_error, budget_s)
         self.rebalance = Rebalance(
             ctx, self.flow, self.commits, self.dead_letters, self.retries, self.workers, self._forget
         )

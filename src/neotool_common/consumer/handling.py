@@ -1,7 +1,7 @@
 """One record, from the client's message to a completed, retried or dead-lettered offset.
 
-The sequential path (:meth:`RecordHandler.handle`) runs ``process()`` on the poll thread; the throughput
-modes (:meth:`RecordHandler.submit`) validate here and hand the record to the workers (:mod:`.workers`).
+Each record is read here (:attr:`RecordHandler.handle_record`); the sequential path then runs ``process()`` on
+the poll thread (:meth:`RecordHandler.run`), the throughput modes hand the record to the workers (:mod:`.workers`).
 Records that cannot be decoded or break the schemas never reach ``process()``: they are dead-lettered with
 ``dlq.reason`` ``decode`` or ``validation`` and the failing JSON path. Records replayed for another consumer
 group (:mod:`.replay_scope`) are not even read: their offsets complete at once.
@@ -9,8 +9,9 @@ group (:mod:`.replay_scope`) are not even read: their offsets complete at once.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from operator import call
+from time import perf_counter
 from typing import Any, cast
 
 from confluent_kafka import Message as KafkaMessage
@@ -19,7 +20,7 @@ from neotool_common.concurrency.dispatch import check_not_awaitable
 from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.deadletters import DeadLetters
 from neotool_common.consumer.partition import PartitionState
-from neotool_common.consumer.raw import headers_of
+from neotool_common.consumer.raw import raise_undecodable
 from neotool_common.consumer.replay_scope import ReplayScope
 from neotool_common.consumer.retries import Retries
 from neotool_common.consumer.workers import ParallelProcessing
@@ -33,6 +34,8 @@ __all__ = ["FailurePolicy", "RecordHandler"]
 # What to do with a record whose process() raised a transient error: (state, msg, message, exc, attempt,
 # received, duration).
 FailurePolicy = Callable[[PartitionState, KafkaMessage, Message, Exception, int, float, float], None]
+Handle = Callable[[PartitionState, KafkaMessage, float], None]  # a record as the batch hands it over
+Then = Callable[[PartitionState, KafkaMessage, Message, float], object]  # a read record: run it, or hand it over
 
 
 class RecordHandler:
@@ -50,34 +53,46 @@ class RecordHandler:
         self._process = process
         self._dead_letters = dead_letters
         self._retries = retries
-        self._workers = workers
         self._circuit = ctx.circuit
         self._debug = ctx.debug
         self._scope = ReplayScope(ctx.settings.group_id)
         self._skipping: set[str] = set()  # topics where a replay for another group was skipped (said once each)
-        self._retry_here: FailurePolicy = self._failed  # bound once: handle() runs per record
-        self.handle_record = self.handle if workers is None else self.submit
+        # The sequential runner runs process() here; the throughput modes hand the records to the workers.
+        self.handle_record: Handle = self._reading(self.run if workers is None else workers.submit)
 
-    def _message(self, state: PartitionState, msg: KafkaMessage, received: float) -> Message | None:
-        try:
-            headers = headers_of(msg)
-            if headers:
-                other = self._scope.other_group(headers)
-                if other is not None:
-                    self._skip(state, msg, other)
-                    return None
-            return self._read(
-                msg.value(),
-                msg.key(),
-                headers,
-                state.topic,
-                state.partition,
-                cast(int, msg.offset()),
-                msg.timestamp()[1],
-            )
-        except InvalidRecordError as exc:
-            self._dead_letters.route(state, msg, exc, exc.reason, 1, received)
-            return None
+    def _reading(self, then: Then) -> Handle:
+        """The function each record is handed to: read it (headers, replay scope, envelope), then ``then`` it.
+
+        A record that cannot be read is dead-lettered (``decode`` or ``validation``); a replay for another group
+        is skipped. One function, its parts bound once: it runs per record.
+        """
+        read, scope, dead_letters, skip = self._read, self._scope, self._dead_letters, self._skip
+
+        def handle(state: PartitionState, msg: KafkaMessage, received: float) -> None:
+            try:
+                try:
+                    listed: Any = call(msg.headers)  # raw.headers_of, inline: see there why through operator.call
+                except (UnicodeDecodeError, SystemError) as exc:
+                    raise_undecodable(exc)
+                headers = tuple(listed) if listed else ()
+                if headers and (other := scope.other_group(headers)) is not None:
+                    skip(state, msg, other)
+                    return
+                message = read(
+                    msg.value(),
+                    msg.key(),
+                    headers,
+                    state.topic,
+                    state.partition,
+                    msg.offset(),  # type: ignore[arg-type]  # a record's is never None; no cast() call per record
+                    msg.timestamp()[1],
+                )
+            except InvalidRecordError as exc:
+                dead_letters.route(state, msg, exc, exc.reason, 1, received)
+                return
+            then(state, msg, message, received)
+
+        return handle
 
     def _skip(self, state: PartitionState, msg: KafkaMessage, group: bytes) -> None:
         """A copy replayed for ``group``: committable at once, unprocessed, counted; logged at DEBUG."""
@@ -95,37 +110,40 @@ class RecordHandler:
                 "record replayed for another group skipped", replay_group=group[:255].decode("utf-8", "replace")
             )
 
-    def handle(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
-        message = self._message(state, msg, received)
-        if message is not None:
-            self.run(state, msg, message, received, self._retry_here)
-
     def run(
-        self, state: PartitionState, msg: KafkaMessage, message: Message, received: float, failed: FailurePolicy
+        self,
+        state: PartitionState,
+        msg: KafkaMessage,
+        message: Message,
+        received: float,
+        failed: FailurePolicy | None = None,
     ) -> float | None:
         """Run ``process()`` here, on the poll thread; its duration, or None when it raised.
 
-        An invalid record is dead-lettered at once; any other failure goes to ``failed`` (a retry here, or in
-        the workers for the throughput modes' quick records).
+        An invalid record is dead-lettered at once; any other failure goes to ``failed`` (the workers', for the
+        throughput modes' quick records), by default a retry here.
         """
         offset = message.offset
-        attempt = state.attempt_of(offset)
-        started = time.perf_counter()
+        attempt = 1 if offset != state.retry_offset else state.attempt_of(offset)  # one call less per record
+        ctx = self._ctx  # ctx.perf_now: the batch's budget is checked against the reading after process()
+        started = perf_counter()
         try:
             result = self._process(message)
         except InvalidRecordError as exc:
-            state.metrics.processing.observe(time.perf_counter() - started)
+            ctx.perf_now = ended = perf_counter()
+            state.metrics.processing.observe(ended - started)
             self._dead_letters.route(state, msg, exc, exc.reason, attempt, received, message)
             return None
         except Exception as exc:  # noqa: BLE001 - every other failure is transient by contract
-            failed(state, msg, message, exc, attempt, received, time.perf_counter() - started)
+            ctx.perf_now = ended = perf_counter()
+            (failed or self._failed)(state, msg, message, exc, attempt, received, ended - started)
             return None
         if result is not None:
             check_not_awaitable(result, "process()")
-        finished = time.perf_counter()
+        ctx.perf_now = finished = perf_counter()
         metrics = state.metrics
-        metrics.processing.observe(finished - started)
-        metrics.ack_latency.observe(finished - received)
+        metrics.processing.defer(finished - started)  # counted once the batch is handled (Batches.handle)
+        metrics.ack_latency.defer(finished - received)
         state.offsets.done(offset)
         state.processed_unflushed += 1
         state.last_ingested_at = message.ingested_at
@@ -133,7 +151,7 @@ class RecordHandler:
             state.clear_retry()
         self._circuit.consecutive = 0
         if self._debug:
-            self._ctx.record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
+            ctx.record_log(message, msg).debug("record processed", attempt=attempt, duration_s=finished - started)
         return finished - started
 
     def _failed(
@@ -151,10 +169,3 @@ class RecordHandler:
             self._dead_letters.route(state, msg, exc, DlqReason.RETRIES_EXHAUSTED, attempt, received, message)
             return
         self._retries.schedule(state, msg, message, exc, attempt)
-
-    def submit(self, state: PartitionState, msg: KafkaMessage, received: float) -> None:
-        """The throughput modes: validate on the poll thread, then hand the record to the workers."""
-        message = self._message(state, msg, received)
-        if message is not None:
-            assert self._workers is not None
-            self._workers.submit(state, msg, message, received)

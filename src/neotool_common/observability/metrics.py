@@ -3,20 +3,18 @@
 All metrics live in a registry the runner is given (``CollectorRegistry()`` per runner in tests; the
 process default otherwise), so several runners in one process never collide. Label children are created
 once per topic or partition, outside the per-record path; per-record counts are added once per poll batch;
-histograms on the per-record path use :class:`FastHistogram`, which costs a bisect and two additions.
+histograms are :class:`~neotool_common.observability.histogram.FastHistogram`: the per-record path defers its
+values and :meth:`ConsumerMetrics.flush` counts them once per batch.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from neotool_common.deadletter.headers import DlqReason
+from neotool_common.observability.histogram import FastHistogram
 
 __all__ = [
     "BATCH_STATES",
@@ -24,7 +22,6 @@ __all__ = [
     "PAUSE_REASONS",
     "BatchMetrics",
     "ConsumerMetrics",
-    "FastHistogram",
     "TopicMetrics",
 ]
 
@@ -65,54 +62,6 @@ METRIC_NAMES: Final = frozenset(
         "neotool_consumer_retry_lateness_seconds",
     }
 )
-
-
-class FastHistogram(Collector):
-    """A labelled histogram for a single writer thread: ``child(*labels).observe(v)`` without locks.
-
-    Scrapes read the counts while the poll thread writes them; a scrape can see a sum one observation
-    ahead of its count, which Prometheus' rate() functions tolerate.
-    """
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
-        self.bounds = tuple(buckets)
-        self._children: dict[tuple[str, ...], _HistogramChild] = {}
-
-    def child(self, *labelvalues: str) -> _HistogramChild:
-        found = self._children.get(labelvalues)
-        if found is None:
-            found = self._children[labelvalues] = _HistogramChild(self.bounds)
-        return found
-
-    def collect(self) -> Iterable[Metric]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for labels, child in list(self._children.items()):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*self.bounds, float("inf")), list(child.counts), strict=True):
-                cumulative += count
-                buckets.append((_le(bound), cumulative))
-            family.add_metric(list(labels), buckets, child.total)
-        yield family
-
-
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
-class _HistogramChild:
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
 
 
 # Why a record was committed past without being processed: the reason label of neotool_consumer_records_skipped.
@@ -272,6 +221,11 @@ class ConsumerMetrics:
 
     def rebalance(self, kind: str) -> None:
         self.rebalances.labels(group=self.group, kind=kind).inc()
+
+    def flush(self) -> None:
+        """Count the values the per-record path deferred (on the poll thread, once a batch is handled)."""
+        self.processing.flush()
+        self.ack_latency.flush()
 
 
 class BatchMetrics:
