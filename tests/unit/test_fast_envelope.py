@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 import math
 import random
+import struct
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from neotool_common.errors import DecodeError, InvalidRecordError, SchemaValidationError
@@ -322,6 +326,56 @@ def test_seeded_mutations_of_envelopes_are_sound() -> None:
                 del raw[where]
         fast += assert_sound(bytes(raw)) is not None
     assert fast > 500  # the mutations that are still valid envelopes mostly stay on the fast path
+
+
+def _random_text(rng: random.Random) -> str:
+    alphabet = "aZ09 {}[]:,/é\u2028\u007f\ufeff🏦\U0010fffd"
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+
+
+def _random_json(rng: random.Random, depth: int) -> Any:
+    kind = rng.randrange(9 if depth < 70 else 6)
+    if kind == 0:
+        return rng.choice([0, -1, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**308, 2**1024])
+    if kind == 1:
+        number = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+        return 0.0 if math.isnan(number) or math.isinf(number) else number
+    if kind == 2:
+        return rng.choice([True, False, None])
+    if kind in (3, 4, 5):
+        return _random_text(rng)
+    if kind in (6, 7):
+        return {_random_text(rng): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))}
+    return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+
+
+def _random_moment(rng: random.Random) -> datetime:
+    offset = timezone(timedelta(minutes=rng.randint(-1439, 1439))) if rng.random() < 0.5 else UTC
+    moment = datetime(rng.randint(1, 9999), rng.randint(1, 12), rng.randint(1, 28), rng.randint(0, 23))
+    return moment.replace(microsecond=rng.choice([0, rng.randrange(1_000_000)]), tzinfo=offset)
+
+
+def test_random_envelopes_written_by_an_encoder_are_sound_on_the_canonical_route() -> None:
+    rng = random.Random(23)
+    canonical_route = 0
+    for _ in range(3000):
+        payload = {_random_text(rng): _random_json(rng, 3) for _ in range(rng.randint(0, 4))}
+        if rng.random() < 0.05:  # a chain reaching past the depth limit
+            for _ in range(rng.randint(60, 66)):
+                payload = {"a": payload}
+        record_id = "é" * rng.choice([0, 1, 511, 512, 513]) if rng.random() < 0.1 else f"r-{rng.randrange(10**6)}"
+        batch_id = rng.choice([BATCH, BATCH.upper(), str(uuid.uuid4()), str(uuid.uuid1()), ""])
+        raw = msgspec.json.encode(
+            {"batch_id": batch_id, "record_id": record_id, "ingested_at": _random_moment(rng), "payload": payload}
+        )
+        fast = FAST.read(raw)
+        if fast is not None:
+            expected = strict(raw)
+            assert not isinstance(expected, InvalidRecordError), raw
+            assert same(fast, expected), raw
+            assert fast[2].utcoffset() == expected[2].utcoffset()
+        canonical_route += FAST._canonical(raw) is not None
+    assert canonical_route > 1000
 
 
 # -- a payload schema the fast path decides itself (records/payload_struct.py) ---------------------------------

@@ -16,8 +16,9 @@ The proofs, for a value with no backslash (so no escape at all):
   holds ``count('"') / 2`` strings. The decoded payload, re-encoded compactly, holds the same strings
   except those of members a duplicate key replaced, and its strings contain no ``"`` either. The envelope's
   own members add 14 quotes (four keys, three text values). Equal counts prove that no member was dropped.
-* *No integer lost digits*: msgspec keeps integers exact, and the re-encoding (orjson) refuses integers
-  beyond 64 bits; the strict path keeps those exact too, so both give the same value.
+* *No integer lost digits, none beyond a double*: msgspec keeps integers exact, and the re-encoding (orjson)
+  refuses integers beyond 64 bits; the strict path keeps those exact too, so both give the same value. (The
+  canonical route below has no orjson: it looks for a run of 309 digits instead.)
 * *Depth*: the brackets of the re-encoded payload bound its nesting from above.
 
 Most values are written by an encoder like msgspec's own: compact, members in the envelope's order, numbers
