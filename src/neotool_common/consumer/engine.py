@@ -102,9 +102,6 @@ class Engine:
         self.stop_reason = self.stop_reason or reason
         self.stop_requested = self.ctx.stopping = True
 
-    def _stopping(self) -> bool:
-        return self.ctx.stopping  # set by stop() and by a fatal client error (ClientEvents)
-
     def _connect(self) -> None:
         ctx = self.ctx
         consumer_config = ctx.settings.consumer_config()
@@ -214,7 +211,7 @@ class Engine:
         workers = self.workers
         batches = self.batches
         self._last_progress = clock.monotonic()
-        while not self._stopping():
+        while not ctx.stopping:  # set by stop() and by a fatal client error (ClientEvents)
             now = clock.monotonic()
             if retries.waiting:
                 retries.resume_due(now)

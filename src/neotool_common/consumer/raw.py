@@ -9,15 +9,12 @@ from confluent_kafka import Message as KafkaMessage
 
 from neotool_common.errors import DecodeError
 
-__all__ = ["HEADERS_PATH", "Headers", "dlq_copy_headers", "headers_of", "qualified", "raise_undecodable"]
+__all__ = ["HEADERS_PATH", "dlq_copy_headers", "headers_of", "qualified", "raise_undecodable"]
 
 HEADERS_PATH = "$headers"  # the dlq.path of a record whose header names cannot be decoded
 
 
-Headers = tuple[tuple[str, bytes | None], ...]
-
-
-def headers_of(msg: KafkaMessage) -> Headers:
+def headers_of(msg: KafkaMessage) -> tuple[tuple[str, bytes | None], ...]:
     """The record's headers; a ``DecodeError`` at ``$headers`` when a header name is not UTF-8.
 
     confluent-kafka (2.16) does not raise the ``UnicodeDecodeError`` of such a name from ``headers()``: it

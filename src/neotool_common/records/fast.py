@@ -44,6 +44,7 @@ from typing import Annotated, Any
 import msgspec
 import orjson
 
+from neotool_common.records.decoding import DIGITS_TO_ZERO
 from neotool_common.records.payload_struct import PayloadStruct
 
 __all__ = ["FastEnvelope"]
@@ -66,7 +67,6 @@ _HUGE_DIGITS = 309
 _SHORTEST_WITH_HUGE = len(
     b'{"batch_id":"","record_id":"","ingested_at":"0001-01-01T00:00:00Z","payload":{"":' + b"1" * _HUGE_DIGITS + b"}}"
 )
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _HUGE_RUN = b"0" * _HUGE_DIGITS
 
 # The envelope schema's ``ingested_at`` pattern, for which the canonical route's argument is made (see above).
@@ -145,7 +145,7 @@ class FastEnvelope:
         except (msgspec.DecodeError, RecursionError):  # ValidationError too: a naive ingested_at, say
             return None
         if self._encode(envelope) != value or (
-            len(value) >= _SHORTEST_WITH_HUGE and _HUGE_RUN in value.translate(_DIGITS_TO_ZERO)
+            len(value) >= _SHORTEST_WITH_HUGE and _HUGE_RUN in value.translate(DIGITS_TO_ZERO)
         ):
             return None
         if (_BRACKET in value or value.find(_BRACE, value.find(_BRACE, 1) + 1) != -1) and (
