@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from neotool_common.deadletter.headers import DLQ_ERROR_HEADERS, DLQ_REPLAY_COUNT
-from neotool_common.deadletter.publisher import DlqPolicy, describe_failure, format_trace
+from neotool_common.deadletter.publisher import DlqPolicy, describe_failure
+from neotool_common.deadletter.trace import format_trace
 from neotool_common.errors import PoisonMessageError, SchemaValidationError
 
 NOW = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC).timestamp()

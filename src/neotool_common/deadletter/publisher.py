@@ -10,12 +10,9 @@ commits nothing past it. Header names: :mod:`.headers`.
 from __future__ import annotations
 
 import heapq
-import linecache
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import FrameType
 from typing import Any, Protocol
 
 from neotool_common.clock import Clock
@@ -34,6 +31,7 @@ from neotool_common.deadletter.headers import (
     DLQ_REASON,
     dlq_topic_for,
 )
+from neotool_common.deadletter.trace import format_trace
 from neotool_common.policies.retry import RetryPolicy
 
 __all__ = ["DeadLetter", "DeadLetterPublisher", "DlqPolicy"]
@@ -86,39 +84,6 @@ class DeadLetter:
     @property
     def dlq_topic(self) -> str:
         return self.destination or dlq_topic_for(self.topic)
-
-
-def _frame(frame: FrameType, lineno: int) -> str:
-    code = frame.f_code
-    line = linecache.getline(code.co_filename, lineno, frame.f_globals).strip()
-    return f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n' + (f"    {line}\n" if line else "")
-
-
-def format_trace(error: BaseException) -> str:
-    """The traceback as Python prints it, causes included, without the column carets.
-
-    Python 3.11 finds the carets by parsing each frame's source line, which made one dead-letter cost more
-    than a thousand processed records; the frames themselves are what the on-call engineer reads. The frames
-    are walked here rather than by ``traceback.extract_tb``, which also computes every frame's column positions
-    and checks each source file on disk (``linecache.checkcache``, a ``stat`` per file) for every trace.
-    """
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = "".join(_frame(frame, lineno) for frame, lineno in traceback.walk_tb(current.__traceback__))
-        kind = type(current)
-        name = (
-            kind.__qualname__
-            if kind.__module__ in ("builtins", "__main__")
-            else f"{kind.__module__}.{kind.__qualname__}"
-        )
-        header = "Traceback (most recent call last):\n" if frames else ""
-        parts.append(f"{header}{frames}{name}: {current}\n")
-        cause = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-        current = cause
-    return "\nThe above exception was the cause of this one:\n\n".join(reversed(parts))
 
 
 def describe_failure(
