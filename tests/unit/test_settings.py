@@ -324,13 +324,20 @@ def test_the_prefetch_queue_is_bounded_by_default_and_kafka_config_overrides_it(
     assert RunnerSettings.from_env(env).consumer_config()["queued.max.messages.kbytes"] == "65536"
 
 
-def test_the_dead_letter_producer_batches_for_longer_unless_kafka_config_says_otherwise() -> None:
-    assert RunnerSettings.from_env(MINIMAL).dlq_producer_config()["linger.ms"] == settings_module.DLQ_LINGER_MS > 5
+def test_the_dead_letter_producer_batches_for_as_long_as_the_standard_allows_unless_kafka_config_says_otherwise() -> (
+    None
+):
+    config = RunnerSettings.from_env(MINIMAL).dlq_producer_config()
+    assert 5 < config["linger.ms"] == settings_module.DLQ_LINGER_MS <= 10, "platform standard §4.3: linger.ms <= 10"
+    assert config["compression.type"] == settings_module.DLQ_COMPRESSION in ("zstd", "snappy"), "§4.3's codecs"
     env = {**MINIMAL, "KAFKA_CONFIG_LINGER_MS": "7"}
     assert RunnerSettings.from_env(env).dlq_producer_config()["linger.ms"] == "7"
     env = {**MINIMAL, "KAFKA_CONFIG_QUEUE_BUFFERING_MAX_MS": "9"}  # librdkafka's other name for it
     config = RunnerSettings.from_env(env).dlq_producer_config()
     assert (config["queue.buffering.max.ms"], config.get("linger.ms")) == ("9", 5), "the platform's, as before"
+    for name in ("COMPRESSION_TYPE", "COMPRESSION_CODEC"):
+        config = RunnerSettings.from_env({**MINIMAL, f"KAFKA_CONFIG_{name}": "zstd"}).dlq_producer_config()
+        assert (config.get("compression.type"), config.get(name.lower().replace("_", "."))) == ("zstd", "zstd")
 
 
 def test_a_full_prefetch_queue_is_fetched_again_soon_not_after_librdkafkas_second() -> None:
