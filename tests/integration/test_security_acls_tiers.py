@@ -103,6 +103,10 @@ def test_without_write_on_its_tier_the_write_is_resent_commits_wait_and_it_recov
     first = refused(events)[0]
     assert (first["retry_topic"], first["needs"], first["offset"]) == (tier, f"WRITE on topic {tier}", 0)
     assert "Topic authorization failed" in first["error"]
+    count = runner.registry.get_sample_value
+    labels = {"group": group, "topic": topic}
+    assert (count("neotool_consumer_retry_tier_write_failures_total", {**labels, "tier": "1"}) or 0) >= 1
+    assert count("neotool_consumer_dlq_write_failures_total", labels) in (None, 0.0), "not the DLQ's alert"
     assert [m.record_id for m in runner.processed] == [*IDS[1:], "a"], "every record once"
     assert read_topic_as(admin, dlq_topic_for(topic)) == []
     assert len(read_topic_as(admin, tier)) == 1, "the tier copy written once"

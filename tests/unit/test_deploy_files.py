@@ -36,6 +36,7 @@ ALERT_NAMES = {
     "NeotoolConsumerCircuitOpen",
     "NeotoolConsumerCommitFailures",
     "NeotoolConsumerDeadLetterWritesFailing",
+    "NeotoolConsumerRetryTierWritesFailing",
     "NeotoolConsumerPartitionStuck",
     "NeotoolConsumerBatchOverdue",
     "NeotoolConsumerRetriesLate",

@@ -51,6 +51,7 @@ class Parts:
     dead_letters: DeadLetters
     gate: Handle
     keys: WaitingKeys | None
+    registry: CollectorRegistry
     holds: list[tuple[str, int, int, float]] = field(default_factory=list)
     handled: list[tuple[str, int]] = field(default_factory=list)
 
@@ -80,7 +81,8 @@ def parts(key_order: bool = False) -> Parts:
         {**env, "RETRY_TOPIC_DELAYS_MS": "1000,5000", "RETRY_TOPIC_KEY_ORDER": str(key_order).lower()}
     )
     clock = Clock()
-    metrics = ConsumerMetrics(CollectorRegistry(), "g")
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry, "g")
     log = structlog.get_logger("test")
     ctx = RunContext(settings, clock, metrics, HealthState(300, clock=clock.monotonic),
                      CircuitBreaker(settings.circuit), log)  # fmt: skip
@@ -100,7 +102,7 @@ def parts(key_order: bool = False) -> Parts:
         state.offsets.done(msg.offset())
 
     gate = TierGate(ctx, tiers, hold, writes, keys, handle).handler()
-    made = Parts(ctx, clock, producer, dead_letters, gate, keys)
+    made = Parts(ctx, clock, producer, dead_letters, gate, keys, registry)
     return made
 
 
@@ -388,6 +390,29 @@ def test_key_order_a_follower_is_written_only_after_its_keys_earlier_copy_to_tha
     stored = [int(dict(c.headers or ())[rh.RETRY_ORIGINAL_OFFSET] or b"-1") for c in p.producer.log[1:]]
     assert stored == [0, 1]  # after the failed first write: the leader, then its follower
     assert p.state(SOURCE).offsets.committable() == 2
+
+
+def test_a_failed_tier_write_is_counted_by_source_and_tier_not_as_a_failed_dead_letter_write() -> None:
+    # The DLQ's alert (NeotoolConsumerDeadLetterWritesFailing, "cannot write to <topic>.dlq") fired for a tier that
+    # refused writes: the on-call engineer was sent to a DLQ that was fine.
+    p = parts()
+    p.producer.failing = {TIER_2, f"{SOURCE}.dlq"}
+    p.exhausted(message(SOURCE, 0))  # to tier 1: written
+    p.settle()
+    copy = p.producer.log[0]
+    p.exhausted(_copy(p, 0, offset=7))  # from tier 1 to tier 2: refused
+    p.exhausted(FakeMessage(TIER_2, 0, 8, copy.value, copy.key, copy.headers))  # after the last tier, the DLQ: refused
+    p.dead_letters.publisher.poll()
+
+    def count(name: str, **labels: str) -> float | None:
+        return p.registry.get_sample_value(name, {"group": "g", **labels})
+
+    tier_failures = "neotool_consumer_retry_tier_write_failures_total"
+    assert count(tier_failures, topic=SOURCE, tier="2") == 1
+    assert count(tier_failures, topic=SOURCE, tier="1") is None
+    dlq_failures = "neotool_consumer_dlq_write_failures_total"
+    assert count(dlq_failures, topic=TIER_2) == 1, "the dead-letter write, as before"
+    assert (count(dlq_failures, topic=SOURCE) or 0) + (count(dlq_failures, topic=TIER_1) or 0) == 0
 
 
 def test_key_order_copies_waiting_for_an_earlier_one_are_dropped_when_their_partition_is_revoked_or_lost() -> None:

@@ -51,6 +51,8 @@ class Diverter(Protocol):
 
     def forget(self, states: list[PartitionState]) -> None: ...
 
+    def write_failed(self, letter: DeadLetter) -> None: ...
+
 
 class DeadLetters:
     def __init__(
@@ -136,10 +138,11 @@ class DeadLetters:
         ctx.circuit.dead_lettered()
 
     def _write_failed(self, letter: DeadLetter, error: str) -> None:
-        state = self._ctx.partitions.get((letter.topic, letter.partition))
-        if state is not None:
-            state.metrics.dlq_write_failures.inc()
         tier = letter.reason == "retry"  # a write to a retry tier's topic (consumer/tiers/writes.py)
+        if tier and self.tiers is not None:
+            self.tiers.write_failed(letter)  # counted by tier: the DLQ's alert is not about it
+        elif (state := self._ctx.partitions.get((letter.topic, letter.partition))) is not None:
+            state.metrics.dlq_write_failures.inc()
         kind = "retry-topic" if tier else "dead-letter"
         if not self._ctx.record_lines.allow(f"{kind} write failed"):
             return

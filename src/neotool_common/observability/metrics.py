@@ -106,6 +106,11 @@ class _RetryMetrics:
             "neotool_consumer_retry_tier_left", "Records released from a retry tier", (*topic_group, "tier"),
             registry=registry,
         )  # fmt: skip
+        # writes to a retry tier that failed (each is sent again, without limit), by source topic and tier
+        self.write_failures = Counter(
+            "neotool_consumer_retry_tier_write_failures", "Retry tier writes that failed (and are re-sent)",
+            (*topic_group, "tier"), registry=registry,
+        )  # fmt: skip
         # how long after its due time a retry record was released to the handler, by source topic
         self.lateness = FastHistogram(
             "neotool_consumer_retry_lateness_seconds", "Retry release after due time", topic_group, _LATENESS_BUCKETS

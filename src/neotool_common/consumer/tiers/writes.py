@@ -124,6 +124,12 @@ class TierWrites:
                 queue.clear()
                 queue.extend([head, *kept])
 
+    def write_failed(self, letter: DeadLetter) -> None:
+        """A write to a tier failed (it is sent again): counted by its source topic and tier."""
+        source, tier = self._tiers.place(letter.dlq_topic)
+        ctx = self._ctx
+        ctx.metrics.retry.write_failures.labels(topic=source, group=ctx.metrics.group, tier=str(tier)).inc()
+
     # -- key order ------------------------------------------------------------------------------------
 
     def follow(self, state: PartitionState, msg: Any, received: float, tier: int, due_ms: int) -> None:
