@@ -18,6 +18,8 @@ import promql_parser as promql
 import pytest
 import yaml
 
+from neotool_common.observability.metrics import METRIC_NAMES
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CATALOGUE: dict[str, dict[str, Any]] = yaml.safe_load((DEPLOY / "metrics.yml").read_text())["metrics"]
 DASHBOARD: dict[str, Any] = json.loads((DEPLOY / "grafana" / "neotool-consumer.json").read_text())
@@ -162,6 +164,10 @@ def rules() -> list[dict[str, Any]]:
 
 
 # --- the catalogue ------------------------------------------------------------------------------------------------
+
+
+def test_the_catalogue_is_what_the_runner_exports_by_name() -> None:
+    assert set(CATALOGUE) == METRIC_NAMES
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import sys
 import traceback
+import types
 
 import pytest
 
@@ -52,5 +54,31 @@ def test_the_memory_of_frames_is_bounded() -> None:
         exec(compile(f"def f():\n    raise OSError({index})\n", f"<generated {index}>", "exec"), namespace)
         with pytest.raises(OSError, match=str(index)) as raised:
             namespace["f"]()  # type: ignore[operator]
-        assert format_trace(raised.value).endswith(f"OSError: {index}\n")
+        text = format_trace(raised.value)
+        assert f'"<generated {index}>"' in text, "this code's frame, never one whose id was reused"
+        assert text.endswith(f"OSError: {index}\n")
     assert 0 < len(trace._frames_text) <= trace._REMEMBERED
+
+
+def test_a_traceback_built_by_hand_with_another_line_at_the_same_instruction_is_another_trace() -> None:
+    frame = sys._getframe()
+    here = frame.f_lineno
+    at_one = ValueError("x").with_traceback(types.TracebackType(None, frame, 0, here - 2))
+    at_other = ValueError("x").with_traceback(types.TracebackType(None, frame, 0, here - 1))
+    assert f"line {here - 2}," in format_trace(at_one)
+    assert f"line {here - 1}," in format_trace(at_other)
+
+
+def test_a_run_of_frames_longer_than_is_kept_is_formatted_each_time() -> None:
+    def deep(level: int) -> None:
+        if level == 0:
+            raise RecursionError("deep")
+        deep(level - 1)
+
+    trace._frames_text.clear()
+    with pytest.raises(RecursionError) as raised:
+        deep(trace._LONGEST_KEPT + 5)
+    text = format_trace(raised.value)
+    assert text.count(", in deep\n") == trace._LONGEST_KEPT + 6, "every frame, as before"
+    assert text.endswith("RecursionError: deep\n")
+    assert trace._frames_text == {}

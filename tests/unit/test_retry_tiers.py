@@ -411,8 +411,8 @@ def test_a_failed_tier_write_is_counted_by_source_and_tier_not_as_a_failed_dead_
     assert count(tier_failures, topic=SOURCE, tier="2") == 1
     assert count(tier_failures, topic=SOURCE, tier="1") is None
     dlq_failures = "neotool_consumer_dlq_write_failures_total"
-    assert count(dlq_failures, topic=TIER_2) == 1, "the dead-letter write, as before"
-    assert (count(dlq_failures, topic=SOURCE) or 0) + (count(dlq_failures, topic=TIER_1) or 0) == 0
+    assert count(dlq_failures, topic=SOURCE) == 1, "the dead-letter write, by the topic whose DLQ refused it"
+    assert (count(dlq_failures, topic=TIER_1) or 0) + (count(dlq_failures, topic=TIER_2) or 0) == 0
 
 
 def test_key_order_copies_waiting_for_an_earlier_one_are_dropped_when_their_partition_is_revoked_or_lost() -> None:

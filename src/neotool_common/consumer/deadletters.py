@@ -20,7 +20,7 @@ from neotool_common.consumer.context import RunContext
 from neotool_common.consumer.flow import PartitionFlow, PauseReason
 from neotool_common.consumer.partition import PartitionState
 from neotool_common.consumer.raw import dlq_copy_headers, qualified
-from neotool_common.deadletter.headers import dlq_topic_for
+from neotool_common.deadletter.headers import DLQ_SUFFIX, dlq_topic_for
 from neotool_common.deadletter.publisher import DeadLetter, DeadLetterPublisher, Headers, describe_failure
 from neotool_common.records.message import Message
 
@@ -141,8 +141,8 @@ class DeadLetters:
         tier = letter.reason == "retry"  # a write to a retry tier's topic (consumer/tiers/writes.py)
         if tier and self.tiers is not None:
             self.tiers.write_failed(letter)  # counted by tier: the DLQ's alert is not about it
-        elif (state := self._ctx.partitions.get((letter.topic, letter.partition))) is not None:
-            state.metrics.dlq_write_failures.inc()
+        else:  # by the topic whose DLQ refused it: a record read from a tier goes to its source topic's DLQ
+            self._ctx.metrics.topic(letter.dlq_topic.removesuffix(DLQ_SUFFIX)).dlq_write_failures.inc()
         kind = "retry-topic" if tier else "dead-letter"
         if not self._ctx.record_lines.allow(f"{kind} write failed"):
             return

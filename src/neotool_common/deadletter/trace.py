@@ -20,9 +20,13 @@ from types import CodeType, FrameType, TracebackType
 __all__ = ["format_trace"]
 
 _REMEMBERED = 512
-# (id of each frame's code object, the instruction it was at) -> (the code objects, kept alive so that no id is
-# reused; the text). By id: hashing a code object hashes its bytecode and constants. By instruction, which
-# determines the line: ``tb_lineno`` is computed from it, by a search of the code's line table.
+# A run longer than this (a RecursionError's, say) is formatted each time, not kept: a few hundred such texts would
+# weigh more than the runner's whole prefetch queue, and only the trace's last 8,000 characters are sent anyway.
+_LONGEST_KEPT = 64
+# (id of each frame's code object, the instruction it was at, its line) -> (the code objects, kept alive so that no
+# id is reused; the text). By id: hashing a code object hashes its bytecode and constants. The line as well as the
+# instruction: a traceback built by hand (``types.TracebackType``, as libraries that rebuild tracebacks do) sets
+# both, independently.
 _frames_text: dict[tuple[int, ...], tuple[tuple[CodeType, ...], str]] = {}
 
 
@@ -50,13 +54,15 @@ def _frames(tb: TracebackType | None) -> str:
     key: list[int] = []
     walked: list[TracebackType] = []
     while tb is not None:
-        key += (id(tb.tb_frame.f_code), tb.tb_lasti)  # the instruction: tb_lineno is looked up in a table
+        key += (id(tb.tb_frame.f_code), tb.tb_lasti, tb.tb_lineno)
         walked.append(tb)
         tb = tb.tb_next
     known = _frames_text.get(tuple(key))
     if known is not None:
         return known[1]
     text = "".join(_frame(tb.tb_frame, tb.tb_lineno) for tb in walked)
+    if len(walked) > _LONGEST_KEPT:
+        return text
     if len(_frames_text) >= _REMEMBERED:
         _frames_text.clear()
     _frames_text[tuple(key)] = (tuple(tb.tb_frame.f_code for tb in walked), text)

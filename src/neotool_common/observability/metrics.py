@@ -59,6 +59,7 @@ METRIC_NAMES: Final = frozenset(
         "neotool_consumer_batch_announcements_total",
         "neotool_consumer_retry_tier_entered_total",
         "neotool_consumer_retry_tier_left_total",
+        "neotool_consumer_retry_tier_write_failures_total",
         "neotool_consumer_retry_lateness_seconds",
     }
 )
