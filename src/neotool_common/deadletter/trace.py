@@ -51,21 +51,21 @@ def format_trace(error: BaseException) -> str:
 
 
 def _frames(tb: TracebackType | None) -> str:
-    key: list[int] = []
+    parts: list[int] = []
     walked: list[TracebackType] = []
     while tb is not None:
-        key += (id(tb.tb_frame.f_code), tb.tb_lasti, tb.tb_lineno)
+        parts += (id(tb.tb_frame.f_code), tb.tb_lasti, tb.tb_lineno)
         walked.append(tb)
         tb = tb.tb_next
-    known = _frames_text.get(tuple(key))
+    key = tuple(parts)
+    known = _frames_text.get(key)
     if known is not None:
         return known[1]
     text = "".join(_frame(tb.tb_frame, tb.tb_lineno) for tb in walked)
-    if len(walked) > _LONGEST_KEPT:
-        return text
-    if len(_frames_text) >= _REMEMBERED:
-        _frames_text.clear()
-    _frames_text[tuple(key)] = (tuple(tb.tb_frame.f_code for tb in walked), text)
+    if len(walked) <= _LONGEST_KEPT:
+        if len(_frames_text) >= _REMEMBERED:
+            _frames_text.clear()
+        _frames_text[key] = (tuple(tb.tb_frame.f_code for tb in walked), text)
     return text
 
 
