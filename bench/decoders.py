@@ -38,7 +38,7 @@ def _candidates() -> list[tuple[str, str, Callable[[bytes], Any]]]:
     compiled._validate_fast_payload = compiled._validate_payload
     strict = JsonObjectDecoder()
     counting = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64)
-    counting._decode_canonical = None  # every value on the counting route, as before the canonical one
+    counting._decode_flat = None  # every value on the counting route, as before the canonical one
 
     def read(reader: EnvelopeReader) -> Callable[[bytes], Any]:
         return lambda value: reader.read(value, None, (), "t", 0, 0, None)

@@ -22,6 +22,7 @@ import msgspec
 import pytest
 
 from neotool_common.errors import DecodeError, InvalidRecordError, SchemaValidationError
+from neotool_common.records.decoding import JsonObjectDecoder
 from neotool_common.records.fast import RFC_3339, FastEnvelope
 from neotool_common.records.payload_struct import payload_struct
 from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeReader, load_schema
@@ -79,7 +80,7 @@ def test_the_common_envelope_takes_the_fast_path_with_the_strict_paths_values() 
 
 def test_the_shipped_schema_enables_the_canonical_route() -> None:
     assert load_schema(ENVELOPE_SCHEMA)["properties"]["ingested_at"]["pattern"] == RFC_3339
-    assert FAST._decode_canonical is not None
+    assert FAST._decode_flat is not None
 
 
 @pytest.mark.parametrize(
@@ -141,7 +142,7 @@ def test_a_custom_ingested_at_pattern_keeps_to_the_counting_route() -> None:
     schema = load_schema(ENVELOPE_SCHEMA)
     stricter = {**schema["properties"]["ingested_at"], "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$"}
     custom = FastEnvelope({**schema, "properties": {**schema["properties"], "ingested_at": stricter}}, 1 << 20, 64)
-    assert custom._decode_canonical is None
+    assert custom._decode_flat is None
     assert custom.read(canonical(b"{}")) is None  # the fraction breaks this pattern: the canonical route would pass it
     assert custom.read(CANONICAL_HEAD.replace(b".500000Z", b"Z") + b"{}}") is not None
 
@@ -223,8 +224,12 @@ def test_random_floats_decode_exactly_as_the_strict_path() -> None:
         assert_sound(value(b'{"n":' + text.encode() + b"}"))
 
 
+@pytest.mark.parametrize("flat_first", [True, False], ids=["flat decoder first", "nested decoder first"])
 @pytest.mark.parametrize("wrap", [value, canonical], ids=["counting route", "canonical route"])
-def test_nesting_at_the_limit_is_fast_and_beyond_it_is_rejected(wrap: Callable[[bytes], bytes]) -> None:
+def test_nesting_at_the_limit_is_fast_and_beyond_it_is_rejected(
+    wrap: Callable[[bytes], bytes], flat_first: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FAST, "_flat_first", flat_first)  # whichever decoder the last payload needed
     # The envelope is level 1, the payload level 2: 63 nested objects from the payload on reach the limit of 64.
     inner = 63
     deep = wrap(b'{"a":' * inner + b"1" + b"}" * inner)
@@ -239,6 +244,29 @@ def test_nesting_at_the_limit_is_fast_and_beyond_it_is_rejected(wrap: Callable[[
     braces_in_text = wrap(b'{"a":"' + b"{[" * 40 + b'"}')  # not nested at all: the strict path says so
     assert FAST.read(braces_in_text) is None
     assert not isinstance(strict(braces_in_text), InvalidRecordError)
+
+
+def test_the_canonical_route_starts_with_the_decoder_the_last_payload_needed() -> None:
+    reader = FastEnvelope(load_schema(ENVELOPE_SCHEMA), max_bytes=1_048_576, max_depth=64)
+    flat, nested = canonical(b'{"a":1,"b":"x"}'), canonical(b'{"a":[1,{"b":null}]}')
+    steps = [(flat, True), (nested, False), (nested, False), (flat, True), (flat, True), (nested, False)]
+    for raw, flat_first_after in steps:
+        fields = reader.read(raw)
+        assert fields is not None
+        assert reader._canonical(raw) is not None
+        expected = strict(raw)
+        assert not isinstance(expected, InvalidRecordError)
+        assert same(fields, expected), raw
+        assert reader._flat_first is flat_first_after, raw
+
+
+def test_a_depth_limit_below_a_flat_payloads_leaves_every_value_to_the_strict_path() -> None:
+    # A flat payload is level 2: with a limit of 1 the strict path rejects every envelope, and so must the fast one.
+    shallow = FastEnvelope(load_schema(ENVELOPE_SCHEMA), max_bytes=1_048_576, max_depth=1)
+    for raw in (canonical(b"{}"), canonical(b'{"a":1}'), value(b"{}")):
+        assert shallow.read(raw) is None, raw
+        with pytest.raises(DecodeError, match="nested deeper than 1 levels"):
+            JsonObjectDecoder(max_depth=1).decode(raw)
 
 
 def test_the_batch_id_is_checked_once_per_value_and_a_changed_one_again() -> None:

@@ -28,10 +28,16 @@ aware datetime (in C) and encoded again, and when the encoding is the value byte
 no duplicate key (an encoding has none) and its ``ingested_at`` is in the form above, which the envelope
 schema's pattern accepts and from which ``datetime.fromisoformat`` reads the same moment and offset. msgspec
 keeps integers exact, as the strict path does, except that the strict path refuses one beyond a double's range:
-a value long enough to hold such an integer is searched for a run of 309 digits first. Two byte
-searches bound the depth (a flat payload has two ``{`` and no ``[``); only a nested one is counted. The route
+a value long enough to hold such an integer is searched for a run of 309 digits first. The route
 costs one encoding instead of four byte counts, a regular expression and a date parse; any other value
 takes the counting route above, as before.
+
+*Depth* on the canonical route: most payloads are flat, and a flat one is decoded as such, an object of
+strings, numbers, booleans and nulls (a payload struct is flat too): its type proves the depth, 2, with no
+search. A nested payload fails that type and is decoded as any object; then two byte searches tell whether it
+is nested (a flat payload has two ``{`` and no ``[``) and only a nested one is counted. The reader starts with
+whichever of the two decoders the last record on this route needed, so a stream of nested payloads does not
+pay for a failed decoding each.
 """
 
 from __future__ import annotations
@@ -72,6 +78,10 @@ _HUGE_RUN = b"0" * _HUGE_DIGITS
 # The envelope schema's ``ingested_at`` pattern, for which the canonical route's argument is made (see above).
 RFC_3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 _AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
+# A flat payload's members; int before float keeps integers integers, as the strict path does.
+_SCALAR = str | int | float | bool | None
+# The envelope (level 1) and a flat payload (level 2): the depth the flat decoder proves.
+_FLAT_DEPTH = 2
 
 
 def _envelope(payload: Any, moment: Any = str) -> Any:
@@ -109,11 +119,14 @@ class FastEnvelope:
         self._max_depth = max_depth
         payload_type = dict[str, Any] if payload is None else payload.struct
         self._decode = msgspec.json.Decoder(_envelope(payload_type)).decode
-        self._decode_canonical = (
-            msgspec.json.Decoder(_envelope(payload_type, _AWARE)).decode
-            if members["ingested_at"]["pattern"] == RFC_3339
-            else None
+        # The canonical route: a payload decoded as flat (a struct's is), else as any object (None: a struct).
+        canonical = members["ingested_at"]["pattern"] == RFC_3339 and max_depth >= _FLAT_DEPTH
+        flat_type = dict[str, _SCALAR] if payload is None else payload.struct
+        self._decode_flat = msgspec.json.Decoder(_envelope(flat_type, _AWARE)).decode if canonical else None
+        self._decode_nested = (
+            msgspec.json.Decoder(_envelope(payload_type, _AWARE)).decode if canonical and payload is None else None
         )
+        self._flat_first = True  # False while the last payload on the canonical route was nested
         self._encode = msgspec.json.Encoder().encode
         self._to_dict = None if payload is None else msgspec.to_builtins
         patterns = () if payload is None else payload.patterns
@@ -124,7 +137,7 @@ class FastEnvelope:
     def read(self, value: bytes) -> Fields | None:
         if len(value) > self._max_bytes or _BACKSLASH in value:
             return None
-        fields = self._canonical(value) if self._decode_canonical is not None else None
+        fields = self._canonical(value) if self._decode_flat is not None else None
         if fields is None:
             fields = self._counted(value)
             if fields is None:
@@ -140,20 +153,39 @@ class FastEnvelope:
 
     def _canonical(self, value: bytes) -> Fields | None:
         """The shorter route, for a value that is its own encoding; None sends it on the counting route."""
-        try:
-            envelope = self._decode_canonical(value)  # type: ignore[misc]
-        except (msgspec.DecodeError, RecursionError):  # ValidationError too: a naive ingested_at, say
-            return None
+        envelope = None
+        if self._flat_first:
+            try:
+                envelope = self._decode_flat(value)  # type: ignore[misc]
+            except (msgspec.DecodeError, RecursionError):  # ValidationError too: a nested payload, a naive time
+                envelope = None
+        if envelope is None:
+            envelope = self._nested(value)
+            if envelope is None:
+                return None
         if self._encode(envelope) != value or (
             len(value) >= _SHORTEST_WITH_HUGE and _HUGE_RUN in value.translate(DIGITS_TO_ZERO)
         ):
             return None
-        if (_BRACKET in value or value.find(_BRACE, value.find(_BRACE, 1) + 1) != -1) and (
-            value.count(_BRACE) + value.count(_BRACKET) > self._max_depth
-        ):
-            return None  # perhaps too deep (brackets inside strings count too): the strict path decides
         payload = envelope.payload if self._to_dict is None else self._to_dict(envelope.payload)
         return envelope.record_id, envelope.batch_id, envelope.ingested_at, payload
+
+    def _nested(self, value: bytes) -> Any:
+        """The envelope with its payload as any object, its depth bounded by the brackets; None for the strict path.
+
+        Whether this payload was nested decides which decoder the next value on this route meets first.
+        """
+        if self._decode_nested is None:
+            return None  # a payload struct is flat: what its decoder refused, the strict path words
+        try:
+            envelope = self._decode_nested(value)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        nested = _BRACKET in value or value.find(_BRACE, value.find(_BRACE, 1) + 1) != -1
+        self._flat_first = not nested
+        if nested and value.count(_BRACE) + value.count(_BRACKET) > self._max_depth:
+            return None  # perhaps too deep (brackets inside strings count too): the strict path decides
+        return envelope
 
     def _counted(self, value: bytes) -> Fields | None:
         """The counting route: any layout, ``ingested_at`` held to the schema's pattern here."""
