@@ -260,6 +260,26 @@ def test_the_canonical_route_starts_with_the_decoder_the_last_payload_needed() -
         assert reader._flat_first is flat_first_after, raw
 
 
+def test_a_flat_value_the_flat_decoder_refused_is_not_decoded_again_as_a_nested_one() -> None:
+    reader = FastEnvelope(load_schema(ENVELOPE_SCHEMA), max_bytes=1_048_576, max_depth=64)
+    nested_decodings: list[bytes] = []
+    decode_nested = reader._decode_nested
+    assert decode_nested is not None
+
+    def counted(raw: bytes) -> Any:
+        nested_decodings.append(raw)
+        return decode_nested(raw)
+
+    reader._decode_nested = counted
+    no_record_id = CANONICAL_HEAD.replace(b'"record_id":"r-1",', b"") + b'{"a":1}}'  # poison, and flat
+    assert reader._canonical(no_record_id) is None
+    assert nested_decodings == [], "nothing nested in the text: the general decoder would refuse it too"
+    nested_poison = CANONICAL_HEAD.replace(b'"record_id":"r-1",', b"") + b'{"a":[1]}}'
+    assert reader._canonical(nested_poison) is None
+    assert nested_decodings == [nested_poison]
+    assert isinstance(strict(no_record_id), SchemaValidationError)
+
+
 def test_a_depth_limit_below_a_flat_payloads_leaves_every_value_to_the_strict_path() -> None:
     # A flat payload is level 2: with a limit of 1 the strict path rejects every envelope, and so must the fast one.
     shallow = FastEnvelope(load_schema(ENVELOPE_SCHEMA), max_bytes=1_048_576, max_depth=1)

@@ -160,7 +160,7 @@ class FastEnvelope:
             except (msgspec.DecodeError, RecursionError):  # ValidationError too: a nested payload, a naive time
                 envelope = None
         if envelope is None:
-            envelope = self._nested(value)
+            envelope = self._nested(value, tried_flat=self._flat_first)
             if envelope is None:
                 return None
         if self._encode(envelope) != value or (
@@ -170,18 +170,20 @@ class FastEnvelope:
         payload = envelope.payload if self._to_dict is None else self._to_dict(envelope.payload)
         return envelope.record_id, envelope.batch_id, envelope.ingested_at, payload
 
-    def _nested(self, value: bytes) -> Any:
+    def _nested(self, value: bytes, tried_flat: bool) -> Any:
         """The envelope with its payload as any object, its depth bounded by the brackets; None for the strict path.
 
         Whether this payload was nested decides which decoder the next value on this route meets first.
         """
         if self._decode_nested is None:
             return None  # a payload struct is flat: what its decoder refused, the strict path words
+        nested = _BRACKET in value or value.find(_BRACE, value.find(_BRACE, 1) + 1) != -1
+        if tried_flat and not nested:
+            return None  # no nesting in the text: what the flat decoder refused (a poison record), this one would
         try:
             envelope = self._decode_nested(value)
         except (msgspec.DecodeError, RecursionError):
             return None
-        nested = _BRACKET in value or value.find(_BRACE, value.find(_BRACE, 1) + 1) != -1
         self._flat_first = not nested
         if nested and value.count(_BRACE) + value.count(_BRACKET) > self._max_depth:
             return None  # perhaps too deep (brackets inside strings count too): the strict path decides
