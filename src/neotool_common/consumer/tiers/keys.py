@@ -17,6 +17,7 @@ records another member resolved expires once every tier it could still pass thro
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 
 __all__ = ["Place", "SourceKey", "Waiting", "WaitingKeys"]
@@ -34,6 +35,9 @@ class Place:
 class Waiting:
     records: dict[int, Place]  # source offset -> where, of the key's records this process has not seen leave
     expires_ms: int
+    # The same offsets in order: a hot key may have thousands waiting, and each of its records asks for the newest
+    # below its own (a bisection, not a scan of them all).
+    offsets: list[int]
 
 
 class WaitingKeys:
@@ -51,22 +55,25 @@ class WaitingKeys:
         if waiting.expires_ms <= now_ms:
             del self.waiting[source]
             return None
-        below = [o for o in waiting.records if o < offset]
-        return waiting.records[max(below)] if below else None
+        index = bisect_left(waiting.offsets, offset)
+        return waiting.records[waiting.offsets[index - 1]] if index else None
 
     def entered(self, source: SourceKey, offset: int, tier: int, due_ms: int, expires_ms: int) -> None:
         """The key's record at source ``offset`` went into ``tier`` (from the source partition or another tier)."""
         waiting = self.waiting.get(source)
         if waiting is None:
-            self.waiting[source] = Waiting({offset: Place(tier, due_ms)}, expires_ms)
+            self.waiting[source] = Waiting({offset: Place(tier, due_ms)}, expires_ms, [offset])
             return
+        if offset not in waiting.records:
+            insort(waiting.offsets, offset)  # most often at the end: records enter in offset order
         waiting.records[offset] = Place(tier, due_ms)
         waiting.expires_ms = max(waiting.expires_ms, expires_ms)
 
     def left(self, source: SourceKey, offset: int) -> None:
         """The key's record at source ``offset`` left the tiers here (processed from one, or dead-lettered)."""
         waiting = self.waiting.get(source)
-        if waiting is not None:
-            waiting.records.pop(offset, None)
-            if not waiting.records:
+        if waiting is not None and waiting.records.pop(offset, None) is not None:
+            offsets = waiting.offsets
+            del offsets[bisect_left(offsets, offset)]
+            if not offsets:
                 del self.waiting[source]
