@@ -518,10 +518,19 @@ def test_missing_required_members_and_duplicates_in_the_payload_leave_the_fast_p
         {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "additionalProperties": False},
         {"type": "object", "properties": {"a": {"type": "string", "format": "email"}}, "additionalProperties": False},
         {"type": "object", "properties": {}, "required": ["a"], "additionalProperties": False},
+        {"type": "object", "properties": {"a": {"type": "integer", "minimum": 0.5}}, "additionalProperties": False},
     ],
 )
 def test_schemas_beyond_the_simple_subset_keep_the_compiled_validator(schema: dict[str, Any]) -> None:
     assert payload_struct(schema) is None
+
+
+@pytest.mark.parametrize("bound", [{"minimum": 0.5}, {"maximum": 1e300}, {"exclusiveMaximum": 10.0}])
+@pytest.mark.parametrize("kind", ["integer", "number"])
+def test_a_bound_that_is_not_an_integer_is_left_to_the_compiled_schema(kind: str, bound: dict[str, float]) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": kind, **bound}}, "additionalProperties": False}
+    assert payload_struct(schema) is None  # msgspec takes only integer bounds on integers
+    assert EnvelopeReader(schema)._validate_fast_payload is not None, "the reader is built, with the compiled schema"
 
 
 def test_seeded_payload_mutations_are_decided_as_the_compiled_schema_decides() -> None:
@@ -540,3 +549,39 @@ def test_seeded_payload_mutations_are_decided_as_the_compiled_schema_decides() -
         rng.shuffle(items)
         accepted += assert_schema_sound(value(json.dumps(dict(items)).encode())) is not None
     assert accepted > 100
+
+
+NUMBERS_AND_NULLS = {
+    "type": "object",
+    "properties": {
+        "ratio": {"type": "number", "minimum": 0, "exclusiveMaximum": 10},
+        "count": {"type": "integer", "minimum": 1},
+        "gone": {"type": "null"},
+    },
+    "required": ["ratio"],
+    "additionalProperties": False,
+}
+
+
+def test_bounded_numbers_and_null_members_are_decided_in_the_struct_as_the_compiled_schema_decides() -> None:
+    struct = payload_struct(NUMBERS_AND_NULLS)
+    assert struct is not None, "numbers with bounds and null members are in the simple subset"
+    reader = EnvelopeReader(NUMBERS_AND_NULLS)  # the consumer starts: a bounded number once made msgspec raise
+    fast = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64, struct)
+    valid = [b'{"ratio":0}', b'{"ratio":9.5}', b'{"ratio":3,"count":1,"gone":null}']
+    invalid = [
+        b'{"ratio":-0.5}', b'{"ratio":10}', b'{"ratio":10.0}', b'{"ratio":1,"count":0}', b'{"ratio":1,"count":1.5}',
+        b'{"ratio":1,"gone":0}', b'{"ratio":true}', b'{"count":2}',
+    ]  # fmt: skip
+    for payload in valid + invalid:
+        raw = canonical(payload)
+        try:
+            fields = reader._strict(raw)
+            reader._validate_payload(fields[3])  # type: ignore[misc]
+        except InvalidRecordError:
+            fields = None
+        got = fast.read(raw)
+        assert (got is not None) == (payload in valid), payload
+        assert (fields is not None) == (payload in valid), payload
+        if got is not None and fields is not None:
+            assert same(msgspec.to_builtins(got[3]), fields[3]), payload

@@ -1,7 +1,7 @@
 """A payload JSON Schema as a msgspec struct, for the reader's fast path, when it is simple enough.
 
 Simple enough: a closed object (``additionalProperties: false``) whose members are strings (``pattern``,
-``minLength``, ``maxLength``), integers, numbers (``minimum``, ``maximum`` and the exclusive bounds),
+``minLength``, ``maxLength``), integers, numbers (integer ``minimum``, ``maximum`` and exclusive bounds),
 booleans or nulls, some of them ``required``, and nothing else but annotations. For such a schema msgspec
 accepts only what the compiled schema (fastjsonschema) accepts, with the same values: the patterns are the
 schema's with ECMA-262's ``$`` (as fastjsonschema compiles them), lengths count characters in both, an
@@ -27,7 +27,7 @@ _TOP = _ANNOTATIONS | {"type", "required", "properties", "additionalProperties"}
 _BOUNDS = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt", "exclusiveMaximum": "lt"}
 _STRING = _ANNOTATIONS | {"type", "pattern", "minLength", "maxLength"}
 _NUMBER = _ANNOTATIONS | {"type", *_BOUNDS}
-_PLAIN: dict[str, Any] = {"boolean": bool, "null": None}
+_PLAIN: dict[str, Any] = {"boolean": bool, "null": type(None)}  # not None itself: that means "not simple enough"
 # fastjsonschema turns every "$" not preceded by a backslash into "\Z" (ECMA-262's end of input); so does this.
 _UNESCAPED_DOLLAR = re.compile(r"(?<!\\)\$")
 
@@ -82,14 +82,21 @@ def _member_type(member: object) -> Any:
     if kind == "string" and not set(member) - _STRING:
         return _string(member)
     if kind in ("integer", "number") and not set(member) - _NUMBER:
-        bounds = {_BOUNDS[key]: member[key] for key in _BOUNDS if key in member}
-        if not all(type(bound) in (int, float) for bound in bounds.values()):
-            return None
-        base: Any = int if kind == "integer" else int | float
-        return Annotated[base, msgspec.Meta(**bounds)] if bounds else base
+        return _number(member, kind)
     if isinstance(kind, str) and kind in _PLAIN and not set(member) - _ANNOTATIONS - {"type"}:
         return _PLAIN[kind]
     return None
+
+
+def _number(member: Mapping[str, Any], kind: str) -> Any:
+    bounds = {_BOUNDS[key]: member[key] for key in _BOUNDS if key in member}
+    if not all(type(bound) is int for bound in bounds.values()):
+        return None  # msgspec takes only integer bounds on integers: the compiled schema decides
+    if not bounds:
+        return int if kind == "integer" else int | float
+    meta = msgspec.Meta(**bounds)
+    # msgspec takes bounds on each numeric type, not on a union of them.
+    return Annotated[int, meta] if kind == "integer" else Annotated[int, meta] | Annotated[float, meta]
 
 
 def _string(member: Mapping[str, Any]) -> Any:
