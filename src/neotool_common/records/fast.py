@@ -34,10 +34,10 @@ takes the counting route above, as before.
 
 *Depth* on the canonical route: most payloads are flat, and a flat one is decoded as such, an object of
 strings, numbers, booleans and nulls (a payload struct is flat too): its type proves the depth, 2, with no
-search. A nested payload fails that type and is decoded as any object; then two byte searches tell whether it
-is nested (a flat payload has two ``{`` and no ``[``) and only a nested one is counted. The reader starts with
-whichever of the two decoders the last record on this route needed, so a stream of nested payloads does not
-pay for a failed decoding each.
+search. Whatever that type refuses is searched for nesting (a flat payload has two ``{`` and no ``[``): a text
+without any is refused by the general decoder too, and goes on; a nested one is decoded as any object and its
+brackets are counted. The reader starts with whichever of the two decoders the last record on this route
+needed, so a stream of nested payloads does not pay for a failed decoding each.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ _HUGE_RUN = b"0" * _HUGE_DIGITS
 # The envelope schema's ``ingested_at`` pattern, for which the canonical route's argument is made (see above).
 RFC_3339 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 _AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
-# A flat payload's members; int before float keeps integers integers, as the strict path does.
+# A flat payload's members (msgspec keeps a JSON integer an int and its digits exact, as the strict path does).
 _SCALAR = str | int | float | bool | None
 # The envelope (level 1) and a flat payload (level 2): the depth the flat decoder proves.
 _FLAT_DEPTH = 2
