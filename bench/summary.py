@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from neotool_common.policies.commit import CommitPolicy
+
 __all__ = [
     "GOALS",
     "Goal",
@@ -58,8 +60,7 @@ GOALS = (
 # The runner commits after COMMIT_INTERVAL_MS or COMMIT_EVERY_RECORDS completed records, whichever comes first (the
 # defaults, which the benchmark runs with): at 220,000 records/s that is 2.2 commits a second, not one. Amortised:
 # no more than 1.5 x the commits that policy asks for at the measured rate.
-COMMIT_INTERVAL_S = 1.0
-COMMIT_EVERY_RECORDS = 100_000
+DEFAULT_COMMITS = CommitPolicy()
 COMMITS_OVER_POLICY_CEILING = 1.5
 # Two runner processes in one group over two partitions against one process.
 SCALING_TARGET = 1.5
@@ -123,7 +124,7 @@ def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict
 
 def policy_commits_per_s(records_per_s: float) -> float:
     """The commits a second the runner's default policy asks for: one a second, or one per 100,000 records."""
-    return max(1 / COMMIT_INTERVAL_S, records_per_s / COMMIT_EVERY_RECORDS)
+    return max(1 / DEFAULT_COMMITS.interval_s, records_per_s / DEFAULT_COMMITS.every_records)
 
 
 def commit_goal(runner: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -151,8 +151,9 @@ class RunnerSettings:
             "topics": reader.topics("KAFKA_TOPICS") or tuple(getattr(defaults_from, "topics", ()) or ()),
             "retry": retry,
             "commit": CommitPolicy(
-                every_records=reader.number("COMMIT_EVERY_RECORDS", 100_000, int, minimum=1),
-                interval_s=reader.number("COMMIT_INTERVAL_MS", 1000, int, minimum=1) / 1000,
+                every_records=reader.number("COMMIT_EVERY_RECORDS", CommitPolicy.every_records, int, minimum=1),
+                interval_s=reader.number("COMMIT_INTERVAL_MS", round(CommitPolicy.interval_s * 1000), int, minimum=1)
+                / 1000,
             ),
             "dlq": DlqPolicy(
                 write_timeout_s=reader.number("DLQ_WRITE_TIMEOUT_MS", 30_000, int, minimum=100, maximum=_MAX_MS) / 1000
