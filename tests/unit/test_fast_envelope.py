@@ -585,3 +585,21 @@ def test_bounded_numbers_and_null_members_are_decided_in_the_struct_as_the_compi
         assert (fields is not None) == (payload in valid), payload
         if got is not None and fields is not None:
             assert same(msgspec.to_builtins(got[3]), fields[3]), payload
+
+
+def test_values_are_remembered_for_members_that_repeat_and_identifiers_are_searched_each_time() -> None:
+    fast = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64, payload_struct(INSTITUTION))
+    members = {member[0]: member for member in fast._patterns}
+    for n in range(2 * 4096 + 10):  # an identifier new every time, the same country and one of two states
+        payload = dict(GOOD_PAYLOAD, institution_id=f"FDIC-{n:07d}", state=("IL", "OR")[n % 2])
+        assert fast.read(canonical(json.dumps(payload, separators=(",", ":")).encode())) is not None
+    assert members["institution_id"][3] is False, "its memory filled with new values only: no longer kept"
+    assert members["country"][3] is True
+    assert members["state"][3] is True
+    assert members["country"][2] == {"US"}
+    assert len(members["institution_id"][2]) < 4096
+    for bad in ("fdic-1", "FDIC-" + "9" * 21):  # searched, not remembered: a bad one is still refused
+        payload = dict(GOOD_PAYLOAD, institution_id=bad)
+        raw = canonical(json.dumps(payload, separators=(",", ":")).encode())
+        assert fast.read(raw) is None
+        assert isinstance(strict_with_schema(raw), SchemaValidationError)

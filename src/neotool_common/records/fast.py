@@ -130,7 +130,9 @@ class FastEnvelope:
         self._encode = msgspec.json.Encoder().encode
         self._to_dict = None if payload is None else msgspec.to_builtins
         patterns = () if payload is None else payload.patterns
-        self._patterns = tuple((name, search, set[str]()) for name, search in patterns)
+        # [name, search, values it matched, remembering them?, checks when they were last forgotten] per member
+        self._patterns: tuple[list[Any], ...] = tuple([name, search, set[str](), True, 0] for name, search in patterns)
+        self._checks = 0  # payloads whose patterns were checked
         self.validates_payload = payload is not None
         self._last_batch_id: str | None = None  # the last batch id that matched (none yet: "" must be checked too)
 
@@ -207,16 +209,32 @@ class FastEnvelope:
 
     def _matched(self, payload: dict[str, Any]) -> bool:
         """The payload's text members match their patterns (values seen to match before are not searched again)."""
-        for name, search, matched in self._patterns:
+        self._checks += 1
+        for member in self._patterns:
+            name, search, matched, remember, _ = member
             text = payload.get(name)
-            if text is None or text in matched:
-                continue  # an absent optional member
+            if text is None or (remember and text in matched):
+                continue  # an absent optional member, or a value seen to match
             if search(text) is None:
                 return False
-            if len(matched) >= _REMEMBERED:
-                matched.clear()
-            matched.add(text)
+            if remember:
+                matched.add(text)
+                if len(matched) >= _REMEMBERED:
+                    self._forget(member)
         return True
+
+    def _forget(self, member: list[Any]) -> None:
+        """A member's memory is full: start it again, or stop remembering when most of its values were new.
+
+        Countries, states and cities repeat, and a set lookup costs a fraction of a search; an identifier never
+        does, and remembering it only adds a hash and an insertion to its search. Under half the checks since the
+        memory was last started found their value in it: the member's values are not remembered any more.
+        """
+        checks = self._checks - member[4]
+        member[2].clear()
+        member[4] = self._checks
+        if checks < 2 * _REMEMBERED:
+            member[3] = False
 
     def _moment(self, text: str) -> datetime | None:
         if self._ingested_at(text) is None:
