@@ -123,7 +123,7 @@ def goal_results(rounds: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict
 
 
 def policy_commits_per_s(records_per_s: float) -> float:
-    """The commits a second the runner's default policy asks for: one a second, or one per 100,000 records."""
+    """The commits a second the runner's default policy asks for: one per interval, or per so many records."""
     return max(1 / DEFAULT_COMMITS.interval_s, records_per_s / DEFAULT_COMMITS.every_records)
 
 
@@ -133,7 +133,8 @@ def commit_goal(runner: Mapping[str, Any] | None) -> dict[str, Any]:
     rate = None if runner is None else runner.get("records_per_s")
     value = None if measured is None or rate is None else measured["median"] / policy_commits_per_s(rate["median"])
     verdict = _verdict(
-        "commits amortised (commits/s over the policy's: one per 1 s or per 100,000 records, whichever first)",
+        f"commits amortised (commits/s over the policy's: one per {DEFAULT_COMMITS.interval_s:g} s or per "
+        f"{DEFAULT_COMMITS.every_records:,} records, whichever first)",
         value,
         COMMITS_OVER_POLICY_CEILING,
         higher_is_better=False,

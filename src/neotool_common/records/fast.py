@@ -130,8 +130,8 @@ class FastEnvelope:
         self._encode = msgspec.json.Encoder().encode
         self._to_dict = None if payload is None else msgspec.to_builtins
         patterns = () if payload is None else payload.patterns
-        # [name, search, values it matched, remembering them?, checks when they were last forgotten] per member
-        self._patterns: tuple[list[Any], ...] = tuple([name, search, set[str](), True, 0] for name, search in patterns)
+        # [name, search, the values it matched (None: not remembered), checks when they were last forgotten]
+        self._patterns: tuple[list[Any], ...] = tuple([name, search, set[str](), 0] for name, search in patterns)
         self._checks = 0  # payloads whose patterns were checked
         self.validates_payload = payload is not None
         self._last_batch_id: str | None = None  # the last batch id that matched (none yet: "" must be checked too)
@@ -211,13 +211,13 @@ class FastEnvelope:
         """The payload's text members match their patterns (values seen to match before are not searched again)."""
         self._checks += 1
         for member in self._patterns:
-            name, search, matched, remember, _ = member
+            name, search, matched, _ = member
             text = payload.get(name)
-            if text is None or (remember and text in matched):
+            if text is None or (matched is not None and text in matched):
                 continue  # an absent optional member, or a value seen to match
             if search(text) is None:
                 return False
-            if remember:
+            if matched is not None:
                 matched.add(text)
                 if len(matched) >= _REMEMBERED:
                     self._forget(member)
@@ -230,11 +230,9 @@ class FastEnvelope:
         does, and remembering it only adds a hash and an insertion to its search. Under half the checks since the
         memory was last started found their value in it: the member's values are not remembered any more.
         """
-        checks = self._checks - member[4]
-        member[2].clear()
-        member[4] = self._checks
-        if checks < 2 * _REMEMBERED:
-            member[3] = False
+        checks = self._checks - member[3]
+        member[2] = set[str]() if checks >= 2 * _REMEMBERED else None
+        member[3] = self._checks
 
     def _moment(self, text: str) -> datetime | None:
         if self._ingested_at(text) is None:
