@@ -1,10 +1,11 @@
-# Every target does its own set-up: a fresh clone needs only Python 3.11+, Java 17+ and Maven.
+# Every target does its own set-up: a fresh clone needs only Python 3.11+ (with its headers), a C compiler,
+# Java 17+ and Maven.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install kafka-jars lint types test unit demo soak bench clean
+.PHONY: all install native kafka-jars lint types test unit demo soak bench clean
 
 all: test
 
@@ -15,7 +16,15 @@ $(STAMP): pyproject.toml examples/institution-enhancement/pyproject.toml
 	$(BIN)/pip install --quiet -e examples/institution-enhancement
 	touch $(STAMP)
 
-install: $(STAMP)
+# The record fast path compiled with mypyc (scripts/build_native.py, docs/throughput.md), built again whenever
+# fast.py changes; a build older than fast.py is never run (records/native.py), and the tests require a current one.
+NATIVE := src/neotool_common/records/_fast_native$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+$(NATIVE): $(STAMP) src/neotool_common/records/fast.py scripts/build_native.py
+	$(BIN)/python scripts/build_native.py
+
+native: $(NATIVE)
+
+install: $(STAMP) $(NATIVE)
 
 # Resolves the Kafka broker jars from Maven Central once (cached under ~/.cache/neotool-common).
 kafka-jars: $(STAMP)
@@ -30,15 +39,15 @@ types: $(STAMP)
 	$(BIN)/mypy src
 	$(BIN)/mypy examples/institution-enhancement/src
 
-unit: $(STAMP)
+unit: $(NATIVE)
 	$(BIN)/pytest tests/unit
 
 # Two workers, each with its own broker: most of the suite waits on brokers and processes, not on the CPU.
 PYTEST_WORKERS ?= 2
-test: lint types kafka-jars
+test: lint types kafka-jars $(NATIVE)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
-demo: kafka-jars
+demo: kafka-jars $(NATIVE)
 	$(BIN)/python scripts/demo.py
 
 # The fault-injection and bad-input suite (soak/README.md), every scenario at full size (about 50 minutes);
@@ -63,7 +72,7 @@ $(PEERS_STAMP): bench/requirements-peers.txt
 $(BIN)/py-spy: $(STAMP)
 	$(BIN)/pip install --quiet "py-spy>=0.3.14"
 
-bench: kafka-jars $(PEERS_STAMP) $(BIN)/py-spy
+bench: kafka-jars $(NATIVE) $(PEERS_STAMP) $(BIN)/py-spy
 	$(BIN)/python -m bench.run --records $(BENCH_RECORDS) --rounds 3 --rss-check --scaling --profile runner,runner-schema,runner-pydantic,runner-poison,runner-tier-fail \
 		--note "$(BENCH_NOTE)"
 
@@ -78,3 +87,4 @@ bench-smoke: kafka-jars
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache
+	rm -f src/neotool_common/records/_fast_native*.so

@@ -122,7 +122,7 @@ class KafkaConsumerRunner:
         handlers = Handlers.of(self, KafkaConsumerRunner)
         _check_async_hooks(type(self), handlers.is_async)
         check_key_order(self.settings, handlers)
-        reader = EnvelopeReader(self.payload_schema, self.payload_model)
+        reader = EnvelopeReader(self.payload_schema, self.payload_model, fast_path=self.settings.record_decoder)
         self._engine = Engine(self._ctx, handlers, reader, self.registry, consumer_factory, producer_factory)
         for secret in (self.settings.connection.sasl_password, self.settings.connection.ssl_key_password):
             if secret is not None:

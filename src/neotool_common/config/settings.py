@@ -53,6 +53,8 @@ from neotool_common.policies.commit import CommitPolicy
 from neotool_common.policies.retry import RetryPolicy
 from neotool_common.policies.retry_topics import RetryTopicPolicy
 from neotool_common.policies.throughput import ThroughputPolicy
+from neotool_common.records.native import CHOICES as DECODER_CHOICES
+from neotool_common.records.native import SETTING as DECODER_SETTING
 
 __all__ = ["RunnerSettings"]
 
@@ -107,6 +109,7 @@ class RunnerSettings:
     log_format: str = "json"
     progress_interval_s: float = 30.0
     record_warnings_per_s: int = 10
+    record_decoder: str = "auto"  # which build of the record fast path runs (records/native.py)
     poll_timeout_s: float = 0.2
     batch_size: int = 1000
 
@@ -125,6 +128,8 @@ class RunnerSettings:
             raise ConfigurationError("LOG_LEVEL", f"must be one of {', '.join(_LEVELS)}")
         if self.log_format not in _FORMATS:
             raise ConfigurationError("LOG_FORMAT", f"must be one of {', '.join(_FORMATS)}")
+        if self.record_decoder not in DECODER_CHOICES:
+            raise ConfigurationError(DECODER_SETTING, f"must be one of {', '.join(DECODER_CHOICES)}")
 
     def _check_passthrough(self) -> None:
         for name, variable in _HAS_OWN_VARIABLE.items():
@@ -172,6 +177,7 @@ class RunnerSettings:
             "log_format": (reader.text("LOG_FORMAT") or "json").lower(),
             "progress_interval_s": reader.number("PROGRESS_INTERVAL_MS", 30_000, int, minimum=100) / 1000,
             "record_warnings_per_s": reader.number("LOG_RECORD_WARNINGS_PER_S", 10, int, minimum=0),
+            "record_decoder": (reader.text(DECODER_SETTING) or "auto").lower(),
             "throughput": reader.collect(lambda: throughput_policy(reader, defaults_from), ThroughputPolicy()),
             "retry_topics": reader.collect(lambda: retry_topic_policy(reader, defaults_from), RetryTopicPolicy()),
         }

@@ -70,7 +70,10 @@ class Engine:
     def run(self, setup: Callable[[], None], teardown: Callable[[], None]) -> None:
         """Consume until :meth:`stop`; raises what ended the run (circuit open, a fatal client error, ...)."""
         self._connect()
-        self.ctx.log.info("consumer starting", **effective_settings(self.ctx.settings))
+        # record_decoder: the fast path's build in use (compiled, or interpreted and why), not just the setting
+        self.ctx.log.info(
+            "consumer starting", **effective_settings(self.ctx.settings), record_decoder=self._reader.fast_path
+        )
         server = self._start_health_server()
         ctx = self.ctx
         try:

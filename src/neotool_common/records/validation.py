@@ -26,8 +26,9 @@ import pydantic
 
 from neotool_common.errors import ConfigurationError, SchemaValidationError
 from neotool_common.records.decoding import JsonObjectDecoder
-from neotool_common.records.fast import FastEnvelope, Fields, ecma_pattern
+from neotool_common.records.fast import Fields, ecma_pattern
 from neotool_common.records.message import Message
+from neotool_common.records.native import fast_envelope_type
 from neotool_common.records.payload_struct import payload_struct
 
 __all__ = ["ENVELOPE_SCHEMA", "EnvelopeReader", "EnvelopeShortcut", "SchemaSource", "load_schema"]
@@ -125,7 +126,9 @@ class EnvelopeReader:
         payload_schema: SchemaSource | None = None,
         payload_model: type[pydantic.BaseModel] | None = None,
         decoder: JsonObjectDecoder | None = None,
+        fast_path: str = "auto",
     ) -> None:
+        """``fast_path``: which build of the fast path runs (:mod:`.native`); :attr:`fast_path` says which did."""
         if payload_schema is not None and payload_model is not None:
             raise ConfigurationError("payload_schema", "declare payload_schema or payload_model, not both")
         decoder = decoder or JsonObjectDecoder()
@@ -139,7 +142,8 @@ class EnvelopeReader:
         )
         self._payload_model = payload_model
         struct = payload_struct(payload) if payload is not None else None
-        fast = FastEnvelope(envelope_schema, decoder.max_bytes, decoder.max_depth, struct)
+        envelope_type, self.fast_path = fast_envelope_type(fast_path)
+        fast = envelope_type(envelope_schema, decoder.max_bytes, decoder.max_depth, struct)
         self._fast = fast.read
         # With a struct, the fast path has checked the payload schema too; the compiled one is for the strict path.
         self._validate_fast_payload = None if fast.validates_payload else self._validate_payload

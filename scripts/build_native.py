@@ -1,0 +1,63 @@
+"""Compile the record fast path (``src/neotool_common/records/fast.py``) with mypyc, beside its source.
+
+The compiled module, ``neotool_common.records._fast_native``, is ``fast.py`` as it is plus the SHA-256 of
+that source; :mod:`neotool_common.records.native` uses it only while the digests agree, so a ``fast.py``
+edited after the build falls back to the interpreted module instead of running stale code. The compiler
+works on a copy of ``src/`` in a temporary directory: nothing but the extension modules lands in the tree.
+``make install`` and ``make test`` run this script (it needs a C compiler); so does the Dockerfile.
+
+    python scripts/build_native.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+RECORDS = Path("neotool_common", "records")
+NAME = "_fast_native"
+
+
+def main() -> int:
+    source = (SRC / RECORDS / "fast.py").read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for old in (SRC / RECORDS).glob(f"{NAME}*{suffix}"):
+        old.unlink()
+    with tempfile.TemporaryDirectory(prefix="neotool-native-") as build:
+        tree = Path(build, "src")
+        shutil.copytree(SRC, tree, ignore=shutil.ignore_patterns("__pycache__", "*.so", "schemas"))
+        stamp = f'\nSOURCE_DIGEST = "{digest}"  # the SHA-256 of fast.py, written by scripts/build_native.py\n'
+        (tree / RECORDS / f"{NAME}.py").write_bytes(source + stamp.encode())
+        done = subprocess.run(
+            [sys.executable, "-m", "mypyc", "--config-file", str(ROOT / "pyproject.toml"), str(RECORDS / f"{NAME}.py")],
+            cwd=tree,
+            env=dict(os.environ, MYPYPATH=str(tree)),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout + done.stderr)
+            print(f"build_native: mypyc failed with exit code {done.returncode}", file=sys.stderr)
+            return 1
+        built = sorted((tree / RECORDS).glob(f"{NAME}*{suffix}"))
+        for extension in built:
+            shutil.copy2(extension, SRC / RECORDS / extension.name)
+    if not built:
+        print("build_native: mypyc wrote no extension module", file=sys.stderr)
+        return 1
+    print(f"build_native: {', '.join(p.name for p in built)} from fast.py {digest[:12]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
