@@ -90,6 +90,16 @@ VARIANTS = (
         "bench.variants.runner",
         env=(("KAFKA_CONFIG_QUEUED_MAX_MESSAGES_KBYTES", "65536"),),
     ),
+    # Not in the issue: the runner with the record fast path as fast.py (RECORD_DECODER=interpreted), against 3,
+    # which runs the compiled build (scripts/build_native.py, docs/throughput.md "The compiled fast path").
+    Variant(
+        "3i",
+        "runner-interpreted",
+        "as 3 with the record fast path interpreted (RECORD_DECODER=interpreted), not compiled",
+        Interpreter.MAIN,
+        "bench.variants.runner",
+        env=(("RECORD_DECODER", "interpreted"),),
+    ),
     Variant(
         "3t",
         "runner-tier",

@@ -27,6 +27,7 @@ from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer_base import KafkaConsumerRunner
 from neotool_common.observability.logs import configure_logging
 from neotool_common.records.message import Message
+from neotool_common.records.native import fast_envelope_type
 from neotool_common.testing.kafka import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,6 +201,7 @@ def main() -> None:
         "processed": runner.seen,
         "dead_lettered": dead,
         "commits_total": int(runner.commits()),
+        "record_decoder": fast_envelope_type(settings.record_decoder)[1],  # the fast path's build that ran
     }
     if isinstance(runner, FailOnceConsumer):  # processed: calls of process() that returned, from either topic
         extra.update(processed=runner.seen - runner.failed + runner.returned, tier_failed=runner.failed)
@@ -208,6 +210,8 @@ def main() -> None:
     name = "runner-group" if grouped else "runner-poison" if args.invalid else NAMES[payload]
     if settings.retry_topics.enabled:
         name = "runner-tier-fail" if failing else "runner-tier"
+    if settings.record_decoder == "interpreted":
+        name = "runner-interpreted"
     if grouped and not meter.started:  # a member the group gave no record to (the other one was faster)
         args.out.write_text(json.dumps({"variant": name, "counted": 0, **meter.extra}))
         return
