@@ -2,21 +2,6 @@
 # The institution-enhancement consumer, built from this repository:
 #     docker build -t institution-enhancement:0.1.0 .
 # Batch Workflow Standard §4.5: neotool-common is installed first, then the consumer package.
-# 0. The runtime as a wheel, with its record fast path compiled (scripts/build_native.py, docs/throughput.md):
-#    the compiler and mypy stay in this stage. src/neotool_common/schemas links to ../../schemas, so both are copied.
-FROM python:3.11-slim-bookworm AS build
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
-    && rm -rf /var/lib/apt/lists/*
-WORKDIR /build
-COPY pyproject.toml README.md ./
-COPY schemas schemas
-COPY src src
-COPY scripts/build_native.py scripts/build_native.py
-RUN pip install --no-cache-dir ".[dev]" \
-    && python scripts/build_native.py \
-    && pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
-
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,10 +14,24 @@ RUN groupadd --system --gid 10001 consumer \
     && useradd --system --uid 10001 --gid consumer --no-create-home --shell /usr/sbin/nologin consumer \
     && install -d -o consumer -g consumer /var/lib/institution-enhancement
 
-# 1. The runtime, from the build stage's wheel. RECORD_DECODER=compiled: the consumer refuses to start (exit 2)
-#    if the compiled fast path is missing, rather than run slower unnoticed.
-COPY --from=build /wheels /tmp/wheels
-RUN pip install --no-cache-dir /tmp/wheels/*.whl && rm -rf /tmp/wheels
+# 1. The runtime, its record fast path compiled (scripts/build_native.py; docs/throughput.md, "The compiled fast
+#    path"): the compiler and mypy are installed, used and removed in this one step, so the image keeps neither.
+#    RECORD_DECODER=compiled: a consumer in this image refuses to start (exit 2) without the compiled build.
+#    src/neotool_common/schemas links to ../../schemas, so both are copied.
+COPY pyproject.toml README.md /tmp/neotool-common/
+COPY schemas /tmp/neotool-common/schemas
+COPY src /tmp/neotool-common/src
+COPY scripts/build_native.py scripts/native-requirements.txt /tmp/neotool-common/scripts/
+# The compiler comes and goes in this step; its version is the base image's Debian release's.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir /tmp/neotool-common -r /tmp/neotool-common/scripts/native-requirements.txt \
+    && python /tmp/neotool-common/scripts/build_native.py \
+    && pip install --no-cache-dir --no-deps --force-reinstall /tmp/neotool-common \
+    && pip uninstall -y mypy types-jsonschema \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* /tmp/neotool-common
 ENV RECORD_DECODER=compiled
 
 # 2. The consumer package, which depends on the neotool-common installed above.

@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml examples/institution-enhancement/pyproject.toml
 	touch $(STAMP)
 
 # The record fast path compiled with mypyc (scripts/build_native.py, docs/throughput.md), built again whenever
-# fast.py changes; a build older than fast.py is never run (records/native.py), and the tests require a current one.
+# its sources change; a build from other sources is never used (records/native.py), and the tests require a current
+# one. The suffix is $(PYTHON)'s, the interpreter the virtualenv is made with.
 NATIVE := src/neotool_common/records/_fast_native$(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
-$(NATIVE): $(STAMP) src/neotool_common/records/fast.py scripts/build_native.py
+NATIVE_SOURCES := $(addprefix src/neotool_common/records/,fast.py decoding.py payload_struct.py native.py)
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES) scripts/build_native.py
 	$(BIN)/python scripts/build_native.py
 
 native: $(NATIVE)
@@ -52,7 +54,7 @@ demo: kafka-jars $(NATIVE)
 
 # The fault-injection and bad-input suite (soak/README.md), every scenario at full size (about 50 minutes);
 # the report table lands in soak/results/latest.md. `make test` runs its quick subset (scenarios 1, 3, 5, 12).
-soak: kafka-jars
+soak: kafka-jars $(NATIVE)
 	$(BIN)/pytest soak --soak-profile=full --soak-report=soak/results/latest.md
 
 # Benchmarks (bench/README.md): the peer frameworks go into their own virtualenv, never into the project's.
@@ -78,11 +80,11 @@ bench: kafka-jars $(NATIVE) $(PEERS_STAMP) $(BIN)/py-spy
 
 # The throughput modes (docs/throughput.md): I/O-bound and no-op handlers, sequential against key-ordered,
 # unordered and async; results in bench/results/throughput-modes.{md,json}.
-bench-modes: kafka-jars
+bench-modes: kafka-jars $(NATIVE)
 	$(BIN)/python -m bench.throughput_modes
 
 # The harness on 2,000 records with the in-tree variants only (also part of `make test`).
-bench-smoke: kafka-jars
+bench-smoke: kafka-jars $(NATIVE)
 	$(BIN)/pytest tests/integration/test_bench_smoke.py
 
 clean:

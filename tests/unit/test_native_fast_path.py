@@ -7,12 +7,14 @@ value and in the state each keeps between values.
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.records import envelope_values
 
 from neotool_common.config.settings import RunnerSettings
 from neotool_common.errors import ConfigurationError
@@ -73,19 +75,56 @@ def _values(rng: random.Random, count: int) -> list[bytes]:
     return values
 
 
+def _institutions(rng: random.Random, count: int) -> list[bytes]:
+    """The example's payloads (valid by its schema), each spoilt in one way or another a third of the time."""
+    values = []
+    for key_and_value in envelope_values(count, poison=True, seed=rng.randrange(1 << 30)):
+        raw = key_and_value[1]
+        roll = rng.random()
+        if roll < 0.05:
+            raw = raw.replace(b'"country":"US"', b'"country":"us"')  # breaks a pattern
+        elif roll < 0.1:
+            raw = raw.replace(b'"total_assets_usd":', b'"total_assets_usd":-')  # below its minimum
+        elif roll < 0.15:
+            raw = raw.replace(b'"state":', b'"swift_bic":"DEUTDEFF500","state":')  # an optional member
+        elif roll < 0.2:
+            raw = raw.replace(b'"website":"https://', b'"website":"https:// ')
+        elif roll < 0.25:
+            raw = raw.replace(b'"name":', b'"nickname":"x","name":')  # not in the schema
+        elif roll < 0.3:
+            raw = raw.replace(b'"routing_number":"', b'"routing_number":"', 1).replace(b'","country"', b'0","country"')
+        values.append(raw)
+    return values
+
+
+def _state(reader: fast.FastEnvelope) -> tuple[Any, ...]:
+    """What a reader keeps between values: the decoder it tries first, the last batch id, the pattern memory."""
+    patterns = tuple((name, None if seen is None else frozenset(seen), at) for name, _, seen, at in reader._patterns)
+    return reader._flat_first, reader._last_batch_id, reader._checks, patterns
+
+
 @pytest.mark.parametrize(
-    ("max_depth", "with_struct"), [(64, False), (3, False), (1, False), (64, True)], ids=["64", "3", "1", "struct"]
+    ("max_depth", "with_struct", "accepted"),
+    [(64, False, 0.3), (3, False, 0.1), (1, False, 0.0), (64, True, 0.5)],
+    ids=["64", "3", "1", "struct"],
 )
-def test_the_compiled_build_reads_every_value_as_the_interpreted_one(max_depth: int, with_struct: bool) -> None:
+def test_the_compiled_build_reads_every_value_as_the_interpreted_one(
+    max_depth: int, with_struct: bool, accepted: float
+) -> None:
     schema = load_schema(PAYLOAD_SCHEMA / "institution.v1.json") if with_struct else None
     struct = payload_struct(schema) if schema is not None else None
     built = compiled_type()(ENVELOPE, 1_048_576, max_depth, struct)
     interpreted = fast.FastEnvelope(ENVELOPE, 1_048_576, max_depth, struct)
     rng = random.Random(max_depth * 2 + with_struct)
-    for raw in _values(rng, 3000):
+    values = _institutions(rng, 12_000) if with_struct else _values(rng, 3000)  # enough to fill a pattern memory
+    read = 0
+    for raw in values:
         answers = built.read(raw), interpreted.read(raw)
         assert same(*answers), raw
-        assert built._flat_first == interpreted._flat_first, raw  # the same decoder first for the next value
+        assert _state(built) == _state(interpreted), raw
+        read += answers[0] is not None
+    assert read >= accepted * len(values)  # both routes were taken, not only the way to the strict path
+    assert not accepted or read < len(values)
 
 
 def test_the_compiled_build_is_current_and_the_runner_reads_with_it() -> None:
@@ -95,20 +134,22 @@ def test_the_compiled_build_is_current_and_the_runner_reads_with_it() -> None:
     assert compiled_type() is not fast.FastEnvelope
 
 
-def test_a_compiled_build_older_than_fast_py_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("edited", native.SOURCES)
+def test_a_compiled_build_from_other_sources_is_not_used(monkeypatch: pytest.MonkeyPatch, edited: str) -> None:
     original = Path.read_bytes
+    source = Path(fast.__file__).with_name(edited)
 
-    def edited(path: Path) -> bytes:
+    def read_bytes(path: Path) -> bytes:
         text = original(path)
-        return text + b"# edited after the build\n" if path == Path(fast.__file__) else text
+        return text + b"# edited after the build\n" if path == source else text
 
     native.compiled_status.cache_clear()
-    monkeypatch.setattr(Path, "read_bytes", edited)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
     try:
         reader = EnvelopeReader()
-        assert reader.fast_path.startswith("interpreted: the compiled build is older than fast.py")
+        assert reader.fast_path.startswith("interpreted: the compiled build was made from other sources than")
         assert type(reader._fast.__self__) is fast.FastEnvelope
-        with pytest.raises(ConfigurationError, match="RECORD_DECODER: compiled, but the compiled build is older"):
+        with pytest.raises(ConfigurationError, match="RECORD_DECODER: compiled, but the compiled build was made"):
             EnvelopeReader(fast_path="compiled")
     finally:
         monkeypatch.undo()
@@ -124,3 +165,34 @@ def test_record_decoder_chooses_the_build_and_refuses_an_unknown_choice() -> Non
     assert type(EnvelopeReader(fast_path="interpreted")._fast.__self__) is fast.FastEnvelope
     with pytest.raises(ConfigurationError, match="RECORD_DECODER: must be one of auto, compiled, interpreted"):
         RunnerSettings.from_env({**BASE_ENV, "RECORD_DECODER": "fast"})
+
+
+def test_a_compiled_build_that_does_not_load_is_not_used_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def refuse(name: str, package: str | None = None) -> Any:
+        if name == native.COMPILED_MODULE:
+            raise ImportError("undefined symbol: PyFoo_Bar")  # a build for another interpreter, say
+        return real(name, package)
+
+    native.compiled_status.cache_clear()
+    monkeypatch.setattr(importlib, "import_module", refuse)
+    try:
+        assert EnvelopeReader().fast_path == (
+            "interpreted: the compiled build does not load: ImportError: undefined symbol: PyFoo_Bar"
+        )
+    finally:
+        monkeypatch.undo()
+        native.compiled_status.cache_clear()
+
+
+def test_a_bytearray_is_read_as_bytes_would_be() -> None:
+    """The compiled build takes bytes only; what else it is given, the strict path reads (to the same fields)."""
+    raw = bytearray(value(b'{"a":1}'))
+    message = EnvelopeReader().read(raw, None, (), "t", 0, 7, None)  # type: ignore[arg-type]
+    expected = EnvelopeReader(fast_path="interpreted").read(bytes(raw), None, (), "t", 0, 7, None)
+    assert (message.record_id, message.payload, message.ingested_at) == (
+        expected.record_id,
+        expected.payload,
+        expected.ingested_at,
+    )

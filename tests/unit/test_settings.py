@@ -53,6 +53,7 @@ def full_env(pem: str) -> dict[str, str]:
         "CIRCUIT_WINDOW": "400",
         "MAX_PENDING_PER_PARTITION": "64",
         "LOG_RECORD_WARNINGS_PER_S": "25",
+        "RECORD_DECODER": "Interpreted",
         "SHUTDOWN_GRACE_MS": "1500",
         "AUTH_FAILURE_EXIT_MS": "45000",
         "METRICS_PORT": "9100",
@@ -103,7 +104,7 @@ def test_every_variable_is_parsed(pem: str) -> None:
     assert settings.auth_failure_exit_s == 45
     assert (settings.metrics_port, settings.metrics_host) == (9100, "127.0.0.1")
     assert (settings.log_level, settings.log_format, settings.progress_interval_s) == ("DEBUG", "console", 5)
-    assert settings.record_warnings_per_s == 25
+    assert (settings.record_warnings_per_s, settings.record_decoder) == (25, "interpreted")
     assert settings.throughput == ThroughputPolicy(32, Ordering.KEY, 250, 0.005, 4000)
     assert settings.retry_topics == RetryTopicPolicy((30_000, 300_000), key_order=True)
     connection = settings.connection

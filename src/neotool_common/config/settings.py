@@ -25,6 +25,8 @@ variable                          default    meaning
 ``PROGRESS_INTERVAL_MS``          30000      how often the INFO progress line is logged
 ``LOG_RECORD_WARNINGS_PER_S``     10         per-record WARNING lines (dead-letters, retries, failed DLQ writes)
                                              written in full each second; the rest counted in one line (0: all)
+``RECORD_DECODER``                auto       the fast path's build: ``auto``, ``compiled`` (or exit 2) or
+                                             ``interpreted`` (see :mod:`neotool_common.records.native`)
 ``MAX_CONCURRENCY``               class (1)  records handled at once (see :mod:`.throughput`)
 ``ORDERING``                      class      ``partition`` (default), ``key`` or ``unordered``
 ``BATCH_SIZE``                    class      most records in one ``process_batch()`` call (100)

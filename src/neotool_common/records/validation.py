@@ -158,7 +158,10 @@ class EnvelopeReader:
         offset: int,
         timestamp_ms: int | None,
     ) -> Message:
-        fields = self._fast(value) if value is not None else None
+        try:  # free unless raised: a value that is not bytes (None, say) is the strict path's to word
+            fields = self._fast(value)  # type: ignore[arg-type]
+        except TypeError:  # the compiled build checks the type; fast.py's len() and `in` raise it too
+            fields = None
         validate = self._validate_fast_payload
         if fields is None:
             fields = self._strict(value)
