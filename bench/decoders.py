@@ -23,7 +23,7 @@ from bench.machine import describe
 from bench.records import envelope_values
 from bench.variants.runner import PAYLOAD_SCHEMA, Institution
 from neotool_common.records.decoding import JsonObjectDecoder
-from neotool_common.records.fast import FastEnvelope
+from neotool_common.records.native import fast_envelope_type
 from neotool_common.records.validation import ENVELOPE_SCHEMA, EnvelopeReader, load_schema
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -31,14 +31,19 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _candidates() -> list[tuple[str, str, Callable[[bytes], Any]]]:
     plain = EnvelopeReader()
+    build = plain.fast_path  # the fast path's build every row below runs, but the two "interpreted" ones
     schema = EnvelopeReader(PAYLOAD_SCHEMA)
     model = EnvelopeReader(payload_model=Institution)
-    compiled = EnvelopeReader(PAYLOAD_SCHEMA)  # the same schema, checked by fastjsonschema after a dict decode
-    compiled._fast = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64).read
-    compiled._validate_fast_payload = compiled._validate_payload
+    envelope, _ = fast_envelope_type()
+    by_validator = EnvelopeReader(PAYLOAD_SCHEMA)  # the same schema, checked by fastjsonschema after a dict decode
+    by_validator._fast = envelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64).read
+    by_validator._validate_fast_payload = by_validator._validate_payload
     strict = JsonObjectDecoder()
-    counting = FastEnvelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64)
+    counting = envelope(load_schema(ENVELOPE_SCHEMA), 1_048_576, 64)
     counting._decode_flat = None  # every value on the counting route, as before the canonical one
+
+    interpreted = EnvelopeReader(fast_path="interpreted")
+    interpreted_schema = EnvelopeReader(PAYLOAD_SCHEMA, fast_path="interpreted")
 
     def read(reader: EnvelopeReader) -> Callable[[bytes], Any]:
         return lambda value: reader.read(value, None, (), "t", 0, 0, None)
@@ -50,25 +55,30 @@ def _candidates() -> list[tuple[str, str, Callable[[bytes], Any]]]:
         ("strict decoder", "JsonObjectDecoder: orjson plus the guards in Python (the strict path)", strict.decode),
         ("strict path", "strict decoder and envelope checks (what the fast path defers to)", plain._strict),
         ("fast path, counting route", "FastEnvelope: msgspec struct, byte-count proofs, ingested_at", counting.read),
-        ("fast path", "FastEnvelope.read: these values are their own encoding (the canonical route)", plain._fast),
+        ("fast path", f"FastEnvelope.read ({build}): values that are their own encoding", plain._fast),
         ("EnvelopeReader.read", "the reader as the runner calls it: fast path and the Message", read(plain)),
+        ("EnvelopeReader.read, interpreted", "the same, RECORD_DECODER=interpreted", read(interpreted)),
         ("+ payload schema", "EnvelopeReader with institution.v1.json (checked in the struct)", read(schema)),
-        ("+ payload schema, compiled", "the same schema by the compiled validator (fastjsonschema)", read(compiled)),
+        ("+ payload schema, interpreted", "the same, RECORD_DECODER=interpreted", read(interpreted_schema)),
+        ("+ payload schema, fastjsonschema", "the same schema by its compiled validator", read(by_validator)),
         ("+ pydantic model", "EnvelopeReader with the same rules as a pydantic model", read(model)),
     ]
 
 
 def measure(values: list[bytes], repeat: int) -> list[dict[str, Any]]:
-    rows = []
-    for name, what, decode in _candidates():
-        best = float("inf")
-        for _ in range(repeat):
+    """Each pass runs every candidate once, in turn: a slower stretch of the shared machine slows them all."""
+    candidates = _candidates()
+    best = [float("inf")] * len(candidates)
+    for _ in range(repeat):
+        for index, (_, _, decode) in enumerate(candidates):
             started = time.process_time()
             for value in values:
                 decode(value)
-            best = min(best, time.process_time() - started)
-        rows.append({"name": name, "what": what, "us_per_record": best * 1e6 / len(values)})
-    return rows
+            best[index] = min(best[index], time.process_time() - started)
+    return [
+        {"name": name, "what": what, "us_per_record": seconds * 1e6 / len(values)}
+        for (name, what, _), seconds in zip(candidates, best, strict=True)
+    ]
 
 
 def render(rows: list[dict[str, Any]], records: int, repeat: int, load: list[float]) -> str:
@@ -100,7 +110,7 @@ def main() -> None:
     (args.out_dir / "decoders.json").write_text(json.dumps({"rows": rows, "load_average": load}, indent=2) + "\n")
     (args.out_dir / "decoders.md").write_text(render(rows, args.records, args.repeat, load))
     for row in rows:
-        print(f"{row['name']:<22} {row['us_per_record']:6.2f} us/record")
+        print(f"{row['name']:<34} {row['us_per_record']:6.2f} us/record")
 
 
 if __name__ == "__main__":

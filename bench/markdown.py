@@ -185,7 +185,9 @@ def _stages(document: Mapping[str, Any]) -> list[str]:
         "thread's py-spy samples (500 Hz), each sample going to the innermost frame that names a stage; time in C "
         "counts for the function that called it. *client* is `consume()` and the record's accessors; *decode* "
         "the fast path (msgspec and its proofs) or the strict decoder; *validate* `ingested_at`, the payload "
-        "schema or model; *bookkeeping* the batch loop, the record handler, offsets and the `Message`.",
+        "schema or model; *bookkeeping* the batch loop, the record handler, offsets and the `Message`. The "
+        "compiled fast path has no Python frames: its time, its payload checks included, is the reader's own "
+        "(`EnvelopeReader.read`), counted as *decode*, with the `Message` it builds.",
         "",
         "| variant | " + " | ".join(STAGE_COLUMNS) + " | total CPU |",
         "|---|" + "---|" * (len(STAGE_COLUMNS) + 1),

@@ -52,7 +52,6 @@ GOALS = (
     # The runner bounds librdkafka's prefetch queue to a quarter of its default (docs/throughput.md, "Memory"): at
     # most 5% of records/s is what that bound may cost.
     Goal("runner's 16 MiB prefetch (3) >= 0.95 x librdkafka's 64 MiB (3m)", "runner", "runner-prefetch64", 0.95),
-    Goal("compiled fast path (3) >= 1.0 x interpreted (3i)", "runner", "runner-interpreted", 1.0),
     Goal("runner (3) ahead of FastStream (5)", "runner", "faststream", 1.0, strictly_above=True),
     Goal("runner (3) ahead of arroyo (6)", "runner", "arroyo", 1.0, strictly_above=True),
     Goal("runner (3) ahead of arroyo tuned (6b)", "runner", "arroyo-tuned", 1.0, strictly_above=True),

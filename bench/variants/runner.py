@@ -210,7 +210,7 @@ def main() -> None:
     name = "runner-group" if grouped else "runner-poison" if args.invalid else NAMES[payload]
     if settings.retry_topics.enabled:
         name = "runner-tier-fail" if failing else "runner-tier"
-    if settings.record_decoder == "interpreted":
+    if settings.record_decoder == "interpreted" and name == "runner":
         name = "runner-interpreted"
     if grouped and not meter.started:  # a member the group gave no record to (the other one was faster)
         args.out.write_text(json.dumps({"variant": name, "counted": 0, **meter.extra}))
