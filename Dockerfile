@@ -15,7 +15,7 @@ RUN groupadd --system --gid 10001 consumer \
     && install -d -o consumer -g consumer /var/lib/institution-enhancement
 
 # 1. The runtime, its record fast path compiled (scripts/build_native.py; docs/throughput.md, "The compiled fast
-#    path"): the compiler and mypy are installed, used and removed in this one step, so the image keeps neither.
+#    path"): the compiler, mypy and what mypy pulls in are installed, used and removed in this one step.
 #    RECORD_DECODER=compiled: a consumer in this image refuses to start (exit 2) without the compiled build.
 #    src/neotool_common/schemas links to ../../schemas, so both are copied.
 COPY pyproject.toml README.md /tmp/neotool-common/
@@ -29,7 +29,7 @@ RUN apt-get update \
     && pip install --no-cache-dir /tmp/neotool-common -r /tmp/neotool-common/scripts/native-requirements.txt \
     && python /tmp/neotool-common/scripts/build_native.py \
     && pip install --no-cache-dir --no-deps --force-reinstall /tmp/neotool-common \
-    && pip uninstall -y mypy types-jsonschema \
+    && pip uninstall -y mypy types-jsonschema librt ast-serialize pathspec mypy-extensions \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* /tmp/neotool-common
 ENV RECORD_DECODER=compiled

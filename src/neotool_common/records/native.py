@@ -1,7 +1,7 @@
 """Which build of the record fast path runs: the compiled one when it is installed and current, else ``fast.py``.
 
 ``scripts/build_native.py`` compiles :mod:`neotool_common.records.fast` with mypyc into
-``neotool_common.records._fast_native``, stamped with the SHA-256 of the source it was built from. The compiled
+``neotool_common.records._fast_native``, stamped with the SHA-256 of the sources it was built from. The compiled
 build is the same code, so it decides exactly as the interpreted one does (``tests/unit/test_native_fast_path.py``
 holds them to each other); it only runs the glue between msgspec's calls in C. It is used only while its stamp
 matches the sources on disk (:data:`SOURCES`: ``fast.py`` and the two modules whose types it was compiled

@@ -160,7 +160,7 @@ class EnvelopeReader:
     ) -> Message:
         try:  # free unless raised: a value that is not bytes (None, say) is the strict path's to word
             fields = self._fast(value)  # type: ignore[arg-type]
-        except TypeError:  # the compiled build checks the type; fast.py's len() and `in` raise it too
+        except TypeError:  # the compiled build takes bytes only (fast.py's len() raises it for None)
             fields = None
         validate = self._validate_fast_payload
         if fields is None:
