@@ -92,7 +92,7 @@ def _institutions(rng: random.Random, count: int) -> list[bytes]:
         elif roll < 0.25:
             raw = raw.replace(b'"name":', b'"nickname":"x","name":')  # not in the schema
         elif roll < 0.3:
-            raw = raw.replace(b'"routing_number":"', b'"routing_number":"', 1).replace(b'","country"', b'0","country"')
+            raw = raw.replace(b'","country"', b'0","country"')  # a routing number of ten digits
         values.append(raw)
     return values
 

@@ -55,8 +55,8 @@ from neotool_common.policies.commit import CommitPolicy
 from neotool_common.policies.retry import RetryPolicy
 from neotool_common.policies.retry_topics import RetryTopicPolicy
 from neotool_common.policies.throughput import ThroughputPolicy
-from neotool_common.records.native import CHOICES as DECODER_CHOICES
 from neotool_common.records.native import SETTING as DECODER_SETTING
+from neotool_common.records.native import check_choice as check_decoder_choice
 
 __all__ = ["RunnerSettings"]
 
@@ -130,8 +130,7 @@ class RunnerSettings:
             raise ConfigurationError("LOG_LEVEL", f"must be one of {', '.join(_LEVELS)}")
         if self.log_format not in _FORMATS:
             raise ConfigurationError("LOG_FORMAT", f"must be one of {', '.join(_FORMATS)}")
-        if self.record_decoder not in DECODER_CHOICES:
-            raise ConfigurationError(DECODER_SETTING, f"must be one of {', '.join(DECODER_CHOICES)}")
+        check_decoder_choice(self.record_decoder)
 
     def _check_passthrough(self) -> None:
         for name, variable in _HAS_OWN_VARIABLE.items():

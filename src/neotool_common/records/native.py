@@ -22,7 +22,7 @@ from pathlib import Path
 from neotool_common.errors import ConfigurationError
 from neotool_common.records import fast
 
-__all__ = ["CHOICES", "SETTING", "SOURCES", "compiled_status", "fast_envelope_type", "source_digest"]
+__all__ = ["CHOICES", "SETTING", "SOURCES", "check_choice", "compiled_status", "fast_envelope_type", "source_digest"]
 
 SETTING = "RECORD_DECODER"
 CHOICES = ("auto", "compiled", "interpreted")
@@ -65,14 +65,19 @@ def compiled_status() -> tuple[type[fast.FastEnvelope] | None, str]:
     return envelope, "compiled"
 
 
+def check_choice(choice: str) -> None:
+    """:class:`ConfigurationError` naming ``RECORD_DECODER`` unless ``choice`` is one of :data:`CHOICES`."""
+    if choice not in CHOICES:
+        raise ConfigurationError(SETTING, f"must be one of {', '.join(CHOICES)}, not {choice!r}")
+
+
 def fast_envelope_type(choice: str = "auto") -> tuple[type[fast.FastEnvelope], str]:
     """The ``FastEnvelope`` class for ``choice`` (one of :data:`CHOICES`), and which build it is.
 
     :class:`ConfigurationError` naming ``RECORD_DECODER`` for an unknown choice, or ``compiled`` without a
     current compiled build.
     """
-    if choice not in CHOICES:
-        raise ConfigurationError(SETTING, f"must be one of {', '.join(CHOICES)}, not {choice!r}")
+    check_choice(choice)
     if choice == "interpreted":
         return fast.FastEnvelope, "interpreted"
     compiled, why = compiled_status()
