@@ -63,7 +63,7 @@ PEERS         := bench/.venv-peers
 PEERS_STAMP   := $(PEERS)/.installed
 BENCH_RECORDS ?= 1000000
 BENCH_NOTE    ?=
-.PHONY: bench-smoke bench-modes
+.PHONY: bench-smoke bench-modes bench-instructions
 
 $(PEERS_STAMP): bench/requirements-peers.txt
 	$(PYTHON) -m venv $(PEERS)
@@ -82,6 +82,11 @@ bench: kafka-jars $(NATIVE) $(PEERS_STAMP) $(BIN)/py-spy
 # unordered and async; results in bench/results/throughput-modes.{md,json}.
 bench-modes: kafka-jars $(NATIVE)
 	$(BIN)/python -m bench.throughput_modes
+
+# Instructions a record, counted by valgrind's callgrind (no broker, and no noise from other work on the machine):
+# bench/results/instructions.{md,json}. Needs valgrind.
+bench-instructions: $(NATIVE)
+	$(BIN)/python -m bench.instructions
 
 # The harness on 2,000 records with the in-tree variants only (also part of `make test`).
 bench-smoke: kafka-jars $(NATIVE)
