@@ -7,10 +7,11 @@ acknowledged by :class:`~neotool_common.testing.fakes.FakeProducer`. It runs twi
 --tool=callgrind``, over ``--small`` and ``--large`` records (the same ``--large`` ones built each time); the
 difference over ``large - small`` is what one record costs, start-up and shutdown cancelling out. The client's
 own work (fetching, librdkafka's threads, the dead-letter producer) is not in it: this is what the framework does
-for a record. Nor are the dead-lettering records' WARNING lines (``LOG_RECORD_WARNINGS_PER_S=0``): at full speed a
-second's allowance of them is spread over thousands of dead letters, under valgrind over fifty times fewer. The
-lag monitor's offsets are answered in memory too (:class:`MemoryOffsets`). The instructions are split by where
-they ran (:data:`GROUPS`). Writes
+for a record. Nor are the dead-lettering records' WARNING lines: at full speed ``LOG_RECORD_WARNINGS_PER_S``' ten
+a second are spread over thousands of dead letters, so the run writes none (and counts them, as the runner does).
+Time is :class:`StepClock`'s, so that once-a-second work comes as often per record as at full speed; the lag
+monitor's offsets are answered in memory (:class:`MemoryOffsets`). The instructions are split by where they ran
+(:data:`GROUPS`; *Python* is libpython and any other extension module not named there). Writes
 ``bench/results/instructions.md`` and ``instructions.json``.
 """
 
@@ -41,6 +42,7 @@ from neotool_common.config.settings import RunnerSettings
 from neotool_common.consumer import lag
 from neotool_common.consumer.offset_source import NO_OFFSET, Key
 from neotool_common.consumer_base import KafkaConsumerRunner
+from neotool_common.observability.line_budget import LineBudget
 from neotool_common.observability.logs import configure_logging
 from neotool_common.records.message import Message
 from neotool_common.records.native import fast_envelope_type
@@ -86,8 +88,8 @@ class ModelRunner(Runner):
 class MemoryConsumer:
     """The client, for the runner: one partition of records held in memory; stops the runner at their end."""
 
-    def __init__(self, config: dict[str, Any], records: list[Any], stop: Any) -> None:
-        self._records, self._position, self._stop = records, 0, stop
+    def __init__(self, config: dict[str, Any], records: list[Any], limit: int, stop: Any) -> None:
+        self._records, self._limit, self._position, self._stop = records, limit, 0, stop
         self._callbacks: tuple[Any, ...] = ()
 
     def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
@@ -96,7 +98,7 @@ class MemoryConsumer:
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         if self._position == 0 and self._callbacks:
             self._callbacks[0](self, [confluent_kafka.TopicPartition(TOPIC, 0)])
-        batch = self._records[self._position : self._position + num_messages]
+        batch = self._records[self._position : min(self._position + num_messages, self._limit)]
         self._position += len(batch) or 1
         if not batch:
             self._stop()
@@ -109,7 +111,7 @@ class MemoryConsumer:
         return [confluent_kafka.TopicPartition(tp.topic, tp.partition, -1001) for tp in partitions]
 
     def get_watermark_offsets(self, partition: Any, timeout: float = -1, cached: bool = False) -> tuple[int, int]:
-        return 0, len(self._records)
+        return 0, self._limit
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
         return argparse.Namespace(topics={TOPIC: None, TOPIC + ".dlq": None})
@@ -121,6 +123,25 @@ class MemoryConsumer:
         pass
 
     pause = resume = seek = store_offsets = commit
+
+
+class StepClock:
+    """The runner's clock: 1 ms further each time it is read, about 3 ms a poll-loop turn, as at full speed.
+
+    Under valgrind a second passes for fifty times fewer records: once-a-second work (commits, lag, the topic
+    check, the progress line) read from the system clock would weigh fifty times more in a record's count, and
+    vary with the machine's load. On this clock it comes once per the same number of turns in every run.
+    """
+
+    def __init__(self) -> None:
+        self._now = 1_000_000.0
+
+    def monotonic(self) -> float:
+        self._now += 0.001
+        return self._now
+
+    def time(self) -> float:
+        return 1_714_521_600.0 + self.monotonic()
 
 
 class MemoryOffsets:
@@ -148,31 +169,33 @@ def _answered(offsets: dict[Key, int]) -> Future[dict[Key, int]]:
 def run_in_memory(variant: str, records: int, built: int) -> Runner:
     """The runner of ``variant`` over the first ``records`` of ``built`` envelopes; returns it once it stopped."""
     payload, poison, _ = VARIANTS[variant]
-    messages = [  # all ``built`` of them, whatever ``records`` is: both runs of a count build the same
+    # All ``built`` of them, whatever ``records`` is: both runs of a count make, hold and free the same objects.
+    messages = [
         confluent_kafka.Message(
             topic=TOPIC, partition=0, offset=i, key=k, value=v, headers=None, timestamp=(1, 1_714_521_600_000 + i)
         )
         for i, (k, v) in enumerate(envelope_values(built, poison=poison))
-    ][:records]
+    ]
     env = {**os.environ, "KAFKA_BROKERS": "127.0.0.1:9", "KAFKA_TOPICS": TOPIC, "KAFKA_GROUP_ID": "bench"}
     env.update(METRICS_PORT=str(free_port()), METRICS_HOST="127.0.0.1", LOG_LEVEL="INFO", LOG_FORMAT="json")
-    env.update(LOG_RECORD_WARNINGS_PER_S="0")  # a second's lines would cover 50 times fewer records under valgrind
     kind = {"": Runner, "schema": SchemaRunner, "model": ModelRunner}[payload]
     settings = RunnerSettings.from_env(env)
     holder: list[Runner] = []
-    offsets = mock.patch.object(lag.ClusterOffsets, "for_settings", return_value=MemoryOffsets(len(messages)))
+    offsets = mock.patch.object(lag.ClusterOffsets, "for_settings", return_value=MemoryOffsets(records))
     with offsets:  # the lag monitor is made with the runner
         runner = kind(
             settings,
             registry=CollectorRegistry(),
-            consumer_factory=lambda config: MemoryConsumer(config, messages, holder[0].stop),
+            consumer_factory=lambda config: MemoryConsumer(config, messages, records, holder[0].stop),
             producer_factory=FakeProducer,
+            clock=StepClock(),
         )
     holder.append(runner)
-    gc.collect()
     gc.freeze()  # the records held here are not the runner's heap: no collection walks them
+    quiet = mock.patch.object(LineBudget, "allow", return_value=False)  # at full speed, nearly every record's
     try:
-        runner.run()
+        with quiet:
+            runner.run()
     finally:
         gc.unfreeze()
     return runner
@@ -182,6 +205,8 @@ def split(annotated: str) -> dict[str, int]:
     """``callgrind_annotate`` output (self cost a function) as instructions by group, and ``total``."""
     groups: dict[str, int] = {}
     for line in annotated.splitlines():
+        if line.startswith(("-- Auto-annotated source", "-- User-annotated source")):
+            break  # source lines with their costs follow (callgrind_annotate --auto=yes): counted above already
         match = _LINE.match(line)
         if match is None or "PROGRAM TOTALS" in line or ":" not in match.group(2):
             continue
@@ -201,7 +226,7 @@ def _count(variant: str, records: int, built: int, workdir: Path) -> dict[str, i
         check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     annotated = subprocess.run(
-        ["callgrind_annotate", "--threshold=100", str(out)], check=True, capture_output=True, text=True
+        ["callgrind_annotate", "--threshold=100", "--auto=no", str(out)], check=True, capture_output=True, text=True
     ).stdout
     return split(annotated)
 
@@ -216,8 +241,8 @@ def markdown(rows: dict[str, dict[str, float]], small: int, large: int, machine:
         "# Instructions a record",
         "",
         f"Generated by `python -m bench.instructions`: callgrind over {small:,} and {large:,} records held in memory,",
-        "the difference over the records between (bench/instructions.py says how). Instructions, not seconds: the",
-        "same figures on a busy machine as on an idle one. The client's own work is not in them.",
+        "the difference over the records between (bench/instructions.py says how). Instructions, not seconds: they",
+        "repeat within about 1% on a busy machine as on an idle one. The client's own work is not in them.",
         "",
         f"Python {machine['python']}, fast path {fast_envelope_type()[1]}, commit {machine['commit'][:12]}.",
         "",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from bench.instructions import markdown, per_record, run_in_memory, split
-from bench.records import poison_count
+import pytest
+from bench.instructions import StepClock, markdown, per_record, run_in_memory, split
+from bench.records import is_poison, poison_count
 
 ANNOTATED = """\
 --------------------------------------------------------------------------------
@@ -21,6 +22,14 @@ Ir                    file:function
   150 ( 5.00%)  ???:0x0000000004936718 [???]
   100 ( 3.33%)  ???:rd_kafka_message_headers [/venv/lib/python3.11/site-packages/confluent_kafka.libs/librdkafka.so]
   100 ( 3.33%)  ???:orjson_loads [/venv/lib/python3.11/site-packages/orjson/orjson.cpython-311.so]
+
+--------------------------------------------------------------------------------
+-- Auto-annotated source: /build/Python-3.11.7/Objects/abstract.c
+--------------------------------------------------------------------------------
+Ir
+
+  700 ( 0.10%)      return PyObject_GetAttrString(o, name);
+3,000 ( 0.40%)  => /build/Python-3.11.7/Objects/object.c:PyObject_GetAttrString (10x)
 """
 
 
@@ -28,6 +37,7 @@ def test_each_function_counts_for_the_library_it_ran_in() -> None:
     groups = split(ANNOTATED)
     assert groups == {
         "Python": 1_250,  # the eval loop, and a function inlined from a header, named by its source file only
+        # (the annotated source after the table repeats costs already counted: not counted again)
         "msgspec": 500,
         "compiled fast path": 400,
         "regular expressions": 300,  # in libpython, yet not the interpreter's
@@ -58,3 +68,16 @@ def test_the_in_memory_run_reads_every_record_and_dead_letters_the_poison() -> N
     runner = run_in_memory("runner-poison", records, records)
     assert runner.records_dead_lettered == poison_count(records) > 0
     assert runner.records_processed + runner.records_dead_lettered == records
+
+
+def test_the_smaller_run_reads_only_its_share_of_the_records_both_runs_hold() -> None:
+    runner = run_in_memory("runner-poison", 1_000, 1_500)
+    assert runner.records_processed + runner.records_dead_lettered == 1_000
+    assert runner.records_dead_lettered == sum(is_poison(index, 1_500) for index in range(1_000)) > 0
+
+
+def test_time_moves_a_step_each_time_the_runner_reads_it() -> None:
+    clock = StepClock()
+    first, second = clock.monotonic(), clock.monotonic()
+    assert second - first == pytest.approx(0.001)
+    assert clock.time() > second
